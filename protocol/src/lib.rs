@@ -1,0 +1,10 @@
+//! # wsis-protocol
+//!
+//! The pure core of the WSIS federation: identifiers, the canonical encoding, signed governance ops, the
+//! deterministic replay that turns a set of ops into a [`GovState`], verified change envelopes for content
+//! documents, and the stocktaking view. No I/O, no clock, no async runtime: callers pass bytes and time in.
+pub mod cbor;
+pub mod crypto;
+pub mod ids;
+pub mod limits;
+pub mod op;

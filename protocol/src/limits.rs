@@ -1,0 +1,37 @@
+//! Every size the protocol accepts, in one place. Decoders check these before allocating; the node uses the same
+//! numbers for frames and buffers. Changing one is a protocol change.
+
+/// The largest signed governance op, genesis included.
+pub const MAX_OP_BYTES: usize = 256 * 1024;
+/// The largest signed inception record.
+pub const MAX_INCEPTION_BYTES: usize = 2 * 1024;
+/// Causal parents of one op.
+pub const MAX_PARENTS: usize = 64;
+/// Names of federations, organisations, teams; meeting titles.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Free text in ops (modalities).
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// A team code such as `C7.EHEALTH`.
+pub const MAX_TEAM_CODE_BYTES: usize = 16;
+/// Teams in a federation.
+pub const MAX_TEAMS: usize = 64;
+/// Secretariat organisations named in the genesis.
+pub const MAX_SECRETARIAT: usize = 8;
+/// Heads cited by one op or envelope (governance heads or document heads).
+pub const MAX_HEADS: usize = 256;
+/// Teams or sections listed in a procedure.
+pub const MAX_LIST_ITEMS: usize = 64;
+/// A libp2p peer id in binary form.
+pub const MAX_PEER_ID_BYTES: usize = 128;
+/// Entries in one encoded map.
+pub const MAX_MAP_ENTRIES: usize = 32;
+/// Automerge changes in one envelope.
+pub const MAX_CHANGES_PER_ENVELOPE: usize = 4096;
+/// One raw Automerge change.
+pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
+/// One signed envelope (header plus changes).
+pub const MAX_ENVELOPE_BYTES: usize = 8 * 1024 * 1024;
+/// Ops waiting for missing parents, across all peers, in one replica.
+pub const MAX_PARKED_OPS: usize = 10_000;
+/// Timestamps are informational; anything beyond this (year 2200) is refused as malformed.
+pub const MAX_TIMESTAMP_MS: u64 = 7_258_118_400_000;

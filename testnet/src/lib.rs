@@ -1,0 +1,1 @@
+//! wsis-testnet (work in progress).
