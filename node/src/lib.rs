@@ -1,1 +1,6 @@
-//! wsis-node: storage, document engine and networking (work in progress; see issue "node").
+//! # wsis-node
+//!
+//! A node of a WSIS federation: the organisation's identity and data directory ([`identity`]), durable storage on
+//! sled ([`store`]), the verified Automerge document engine ([`engine`]) and libp2p networking ([`net`]).
+pub mod identity;
+pub mod store;
