@@ -5,6 +5,10 @@
 //! documents, and the stocktaking view. No I/O, no clock, no async runtime: callers pass bytes and time in.
 pub mod cbor;
 pub mod crypto;
+pub mod envelope;
+pub mod fixture;
+pub mod gov;
 pub mod ids;
 pub mod limits;
 pub mod op;
+pub mod reference;

@@ -1,0 +1,299 @@
+//! Deterministic federations for tests, benchmarks and simulations.
+//!
+//! [`Org`] is an organisation with a key derived from a seed that signs ops with the right sequence numbers;
+//! [`World`] is a federation under construction: a replica plus the organisations, where every op is signed with
+//! the current heads as parents (or explicit parents, to build concurrent branches) and inserted at once.
+//!
+//! ```
+//! use wsis_protocol::fixture::World;
+//! use wsis_protocol::op::OpKind;
+//!
+//! let mut w = World::wsis(); // ITU and UNESCO as secretariat, the 18 WSIS teams
+//! let ngo = w.add_org("APC", "civil-society", None);
+//! w.admit(ngo);
+//! let team = w.team("C2");
+//! let join = w.op(ngo, OpKind::JoinTeam { team: team.clone() });
+//! assert_eq!(w.gov.validity(&join.id()), Some(Ok(())));
+//! assert_eq!(w.gov.team_members(&team), vec![w.id(ngo)]);
+//! ```
+
+use crate::crypto::SecretKey;
+use crate::gov::Governance;
+use crate::ids::{sha256, FederationId, OpId, OrgId};
+use crate::op::{
+    Country, Genesis, Inception, OpBody, OpKind, Policy, SignedInception, SignedOp,
+    StakeholderType, Team, TeamCode,
+};
+use crate::reference::wsis_teams;
+
+/// An organisation that signs ops.
+#[derive(Debug)]
+pub struct Org {
+    pub secret: SecretKey,
+    pub inception: SignedInception,
+    /// The seq of the next op this organisation signs.
+    pub next_seq: u64,
+}
+
+impl Org {
+    /// An organisation whose key is derived from `seed` (so the same seed gives the same OrgId).
+    pub fn new(seed: u64, name: &str, stakeholder: StakeholderType, country: Option<&str>) -> Org {
+        let secret = SecretKey::from_seed(&sha256(
+            &[b"wsis-fixture-key".as_slice(), &seed.to_be_bytes()].concat(),
+        ));
+        let inception = Inception {
+            name: name.to_string(),
+            stakeholder,
+            country: country.map(|c| Country::new(c).expect("fixture countries are valid")),
+            key: secret.public(),
+            created_ms: 1_700_000_000_000,
+        }
+        .sign(&secret);
+        Org {
+            secret,
+            inception,
+            next_seq: 1,
+        }
+    }
+
+    pub fn id(&self) -> OrgId {
+        self.inception.id()
+    }
+
+    /// Signs an op with the next sequence number.
+    pub fn sign(
+        &mut self,
+        federation: Option<FederationId>,
+        parents: &[OpId],
+        kind: OpKind,
+        timestamp_ms: u64,
+    ) -> SignedOp {
+        let mut parents = parents.to_vec();
+        parents.sort();
+        parents.dedup();
+        let op = OpBody {
+            federation,
+            author: self.id(),
+            key: self.secret.public(),
+            seq: self.next_seq,
+            parents,
+            timestamp_ms,
+            kind,
+        }
+        .sign(&self.secret);
+        self.next_seq += 1;
+        op
+    }
+}
+
+/// The genesis op of a federation convened by `convener` with `secretariat` (the convener included).
+pub fn genesis(
+    convener: &mut Org,
+    secretariat: &[SignedInception],
+    name: &str,
+    teams: Vec<Team>,
+) -> SignedOp {
+    convener.sign(
+        None,
+        &[],
+        OpKind::Genesis(Box::new(Genesis {
+            name: name.to_string(),
+            secretariat: secretariat.to_vec(),
+            nominating_authority: None,
+            teams,
+            policy: Policy::default(),
+        })),
+        1_700_000_000_000,
+    )
+}
+
+/// A federation under construction. Organisations are referred to by their index in `orgs`.
+#[derive(Debug)]
+pub struct World {
+    pub orgs: Vec<Org>,
+    pub gov: Governance,
+    pub federation: FederationId,
+    /// Every op signed so far, in signing order (including ones that were refused or are invalid).
+    pub log: Vec<SignedOp>,
+    clock_ms: u64,
+    next_seed: u64,
+}
+
+impl World {
+    /// ITU (index 0, convener) and UNESCO (index 1) as secretariat; the 18 WSIS teams.
+    pub fn wsis() -> World {
+        World::with_teams(wsis_teams())
+    }
+
+    pub fn with_teams(teams: Vec<Team>) -> World {
+        let mut itu = Org::new(1, "ITU", StakeholderType::InternationalOrganisation, None);
+        let unesco = Org::new(
+            2,
+            "UNESCO",
+            StakeholderType::InternationalOrganisation,
+            None,
+        );
+        let secretariat = [itu.inception.clone(), unesco.inception.clone()];
+        let g = genesis(&mut itu, &secretariat, "WSIS test federation", teams);
+        let gov = Governance::new(g.clone().verify().expect("fixture genesis verifies"))
+            .expect("fixture genesis");
+        World {
+            federation: gov.federation_id(),
+            orgs: vec![itu, unesco],
+            gov,
+            log: vec![g],
+            clock_ms: 1_700_000_000_000,
+            next_seed: 100,
+        }
+    }
+
+    pub fn id(&self, org: usize) -> OrgId {
+        self.orgs[org].id()
+    }
+
+    pub fn team(&self, code: &str) -> TeamCode {
+        TeamCode::new(code).expect("fixture team codes are valid")
+    }
+
+    /// Creates an organisation and publishes its inception; returns its index.
+    pub fn add_org(&mut self, name: &str, stakeholder: &str, country: Option<&str>) -> usize {
+        let st: StakeholderType = stakeholder
+            .parse()
+            .expect("fixture stakeholder types are valid");
+        let org = Org::new(self.next_seed, name, st, country);
+        self.next_seed += 1;
+        self.orgs.push(org);
+        let i = self.orgs.len() - 1;
+        let rec = self.orgs[i].inception.clone();
+        self.op(i, OpKind::OrgInception(rec));
+        i
+    }
+
+    /// The secretariat (ITU) admits an organisation.
+    pub fn admit(&mut self, org: usize) -> SignedOp {
+        let id = self.id(org);
+        self.op(0, OpKind::Admit { org: id })
+    }
+
+    /// Signs with the replica's current heads as parents, inserts, returns the op.
+    pub fn op(&mut self, org: usize, kind: OpKind) -> SignedOp {
+        let heads = self.gov.heads();
+        self.op_at(org, &heads, kind)
+    }
+
+    /// Signs with explicit parents (to build concurrent branches), inserts, returns the op.
+    pub fn op_at(&mut self, org: usize, parents: &[OpId], kind: OpKind) -> SignedOp {
+        let op = self.sign_at(org, parents, kind);
+        // Refusals are part of what tests look at; they inspect `gov` afterwards.
+        let _ = self
+            .gov
+            .insert(op.clone().verify().expect("fixture ops verify"));
+        op
+    }
+
+    /// Signs without inserting.
+    pub fn sign_at(&mut self, org: usize, parents: &[OpId], kind: OpKind) -> SignedOp {
+        self.clock_ms += 1_000;
+        let op = self.orgs[org].sign(Some(self.federation), parents, kind, self.clock_ms);
+        self.log.push(op.clone());
+        op
+    }
+}
+
+/// Multi-step procedures of the mechanism, as the tests and simulations need them.
+impl World {
+    /// A recommendation meeting convened by ITU where `voters` attend and vote yes on recommending `org` for
+    /// `team`, then ITU nominates. Returns (motion, nomination).
+    pub fn recommend_and_nominate(
+        &mut self,
+        team: &str,
+        org: usize,
+        voters: &[usize],
+    ) -> (SignedOp, SignedOp) {
+        use crate::op::{MeetingKind, MotionKind};
+        let team = self.team(team);
+        let meeting = self.op(
+            0,
+            OpKind::Convene {
+                meeting: MeetingKind::Recommendation,
+                year: 2026,
+                title: format!("Recommendation for {team}"),
+            },
+        );
+        for &v in voters {
+            self.op(
+                v,
+                OpKind::Attend {
+                    meeting: meeting.id(),
+                },
+            );
+        }
+        let target = self.id(org);
+        let motion = self.op(
+            0,
+            OpKind::Motion {
+                meeting: meeting.id(),
+                motion: MotionKind::Recommend {
+                    team: team.clone(),
+                    org: target,
+                },
+            },
+        );
+        for &v in voters {
+            self.op(
+                v,
+                OpKind::Ballot {
+                    motion: motion.id(),
+                    yes: true,
+                },
+            );
+        }
+        let nomination = self.op(
+            0,
+            OpKind::Nominate {
+                team,
+                org: target,
+                recommendation: motion.id(),
+            },
+        );
+        (motion, nomination)
+    }
+
+    /// A coordinators' meeting convened by ITU; returns the Convene op.
+    pub fn coordinators_meeting(&mut self) -> SignedOp {
+        self.op(
+            0,
+            OpKind::Convene {
+                meeting: crate::op::MeetingKind::Coordinators,
+                year: 2026,
+                title: "Meeting of the coordinators".into(),
+            },
+        )
+    }
+
+    /// A motion in `meeting` proposed by ITU, with yes-ballots from `voters`. Returns the motion.
+    pub fn pass_motion(
+        &mut self,
+        meeting: &SignedOp,
+        motion: crate::op::MotionKind,
+        voters: &[usize],
+    ) -> SignedOp {
+        let m = self.op(
+            0,
+            OpKind::Motion {
+                meeting: meeting.id(),
+                motion,
+            },
+        );
+        for &v in voters {
+            self.op(
+                v,
+                OpKind::Ballot {
+                    motion: m.id(),
+                    yes: true,
+                },
+            );
+        }
+        m
+    }
+}

@@ -1,0 +1,801 @@
+//! The governance replica: the signed op DAG of one federation and its deterministic replay.
+//!
+//! # Model
+//!
+//! Ops form a DAG through their `parents`. Each author's ops form a chain: an op with sequence number `n` has the
+//! same author's op `n - 1` in its history (the *chain rule*, checked when the op is inserted). Thanks to the chain
+//! rule a per-op vector clock `vc[author] = highest seq seen` answers "is A in the history of X?" in O(1):
+//! `X.vc[A.author] >= A.seq`.
+//!
+//! Insertion is **structural**: the signature verifies, the op belongs to this federation, its parents are known
+//! (otherwise it is parked, bounded), its key is its author's inception key, and it obeys the chain rule. An op
+//! that fails these is refused and never stored. Everything else is **validity**, decided by the replay and
+//! recorded per op; invalid ops stay in the DAG (others may have built on them) but have no effect.
+//!
+//! Validity of an op is a function of the op, its causal history, and a small set of facts about the whole op set
+//! that the concurrency rules of the trust model need (concurrent revocations, rival nominations, equivocations,
+//! passed checkpoints). Because every query the rules make is filtered to the op's history or uses those
+//! whole-set facts, the result does not depend on the order in which ops were inserted. When an insertion changes
+//! one of the facts, the whole DAG is re-evaluated (until the facts are stable); otherwise an insertion costs one
+//! evaluation.
+//!
+//! See `docs/protocol.md` for the rules of every op kind and `docs/ARCHITECTURE.md` for the invariants.
+
+mod eval;
+mod query;
+
+pub use query::{
+    ApprovedRecord, ChairBench, DocumentInfo, DocumentScope, MeetingInfo, MotionInfo, OrgInfo,
+    SlotHolder, StateSummary, SubmissionInfo, SubmissionSubject, WriteDenied,
+};
+
+use crate::crypto::PublicKey;
+use crate::ids::{FederationId, OpId, OrgId};
+use crate::limits::{MAX_PARENTS, MAX_PARKED_OPS};
+use crate::op::{Genesis, OpError, OpKind, RevocableRole, SignedInception, SignedOp, TeamCode};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// A signed op whose signature has been verified. Only [`SignedOp::verify`] and [`verify_all`] make one, so
+/// the replay can never be handed an unverified op by mistake.
+#[derive(Debug, Clone)]
+pub struct VerifiedOp(SignedOp);
+
+impl VerifiedOp {
+    pub fn op(&self) -> &SignedOp {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> SignedOp {
+        self.0
+    }
+}
+
+impl SignedOp {
+    /// Verifies the signature, producing the only kind of op the replay accepts.
+    pub fn verify(self) -> Result<VerifiedOp, OpError> {
+        self.verify_signature()?;
+        Ok(VerifiedOp(self))
+    }
+}
+
+/// Verifies many ops on `threads` threads (strict verification, one signature each; see `docs/ARCHITECTURE.md`
+/// for why batch verification is not used). Results are in input order.
+pub fn verify_all(ops: Vec<SignedOp>, threads: usize) -> Vec<Result<VerifiedOp, (OpId, OpError)>> {
+    let threads = threads.clamp(1, 64);
+    if threads == 1 || ops.len() < 64 {
+        return ops.into_iter().map(|op| op.verify_with_id()).collect();
+    }
+    let chunk = ops.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<SignedOp>> = Vec::with_capacity(threads);
+    let mut it = ops.into_iter();
+    loop {
+        let c: Vec<SignedOp> = it.by_ref().take(chunk).collect();
+        if c.is_empty() {
+            break;
+        }
+        chunks.push(c);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    c.into_iter()
+                        .map(|op| op.verify_with_id())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                // A panic inside ed25519 verification would be a bug in the library; surface it.
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
+}
+
+impl SignedOp {
+    fn verify_with_id(self) -> Result<VerifiedOp, (OpId, OpError)> {
+        let id = self.id();
+        self.verify().map_err(|e| (id, e))
+    }
+}
+
+/// Why an op was refused at insertion. Nothing of a refused op is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InsertError {
+    #[error("op belongs to federation {found:?}, this replica is {expected:?}")]
+    WrongFederation {
+        expected: FederationId,
+        found: Option<FederationId>,
+    },
+    #[error("a federation has exactly one genesis")]
+    SecondGenesis,
+    #[error("not a genesis op")]
+    NotGenesis,
+    #[error("op is signed with a key that is not its author's inception key")]
+    KeyMismatch,
+    #[error("chain rule: the author's previous op in this op's history has seq {seen}, this op has seq {seq}")]
+    ChainRule { seen: u64, seq: u64 },
+    #[error("sequence number beyond the supported range")]
+    SeqOutOfRange,
+    #[error("an op cites itself or too many parents")]
+    BadParents,
+    #[error("the parking area is full ({MAX_PARKED_OPS} ops wait for missing parents)")]
+    ParkingFull,
+    #[error(transparent)]
+    Op(#[from] OpError),
+}
+
+/// What happened to an inserted op.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored in the DAG and evaluated; `valid` is its validity right after insertion (it can change later when
+    /// a concurrency rule applies). `released` counts parked ops that this insertion let in.
+    Applied { valid: bool, released: usize },
+    /// Already known.
+    Duplicate,
+    /// Waiting for these parents.
+    Parked { missing: Vec<OpId> },
+}
+
+/// Why a valid-looking op has no effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Invalid {
+    /// Its author signed two different ops with the same sequence number.
+    Equivocation,
+    /// The author is not an admitted member in the op's history.
+    NotMember,
+    /// Only a secretariat organisation may do this.
+    NotSecretariat,
+    /// Only the nominating authority may do this.
+    NotNominatingAuthority,
+    /// The author is not the team's coordinator in the op's history, or lost a contested nomination.
+    NotCoordinator,
+    /// A capability the op needs was revoked concurrently (and the op is not finalised).
+    RevokedConcurrently,
+    /// The team is not one of the federation's teams.
+    UnknownTeam,
+    /// The organisation named is unknown in the op's history.
+    UnknownOrg,
+    /// A meeting, motion, document or head it cites is not in its history.
+    UnknownReference,
+    /// The motion does not belong in this kind of meeting.
+    WrongMeetingKind,
+    /// The author did not attend the meeting.
+    NotAttendee,
+    /// The author is not in the motion's electorate.
+    NotInElectorate,
+    /// The author already voted on this motion.
+    DoubleVote,
+    /// The cited motion had not passed in the op's history, or is not the right motion.
+    MotionNotPassed,
+    /// The team already has a coordinator in the op's history.
+    SlotOccupied,
+    /// Only a government may do this, and only for its own country.
+    NotGovernment,
+    /// The cited document is of the wrong kind, team, country or year.
+    WrongDocument,
+    /// The author is not a member of the team in the op's history.
+    NotTeamMember,
+    /// The author already attended.
+    Duplicate,
+    /// The evidence does not show two conflicting ops by one key.
+    BadEvidence,
+    /// The op targets something that cannot have it (e.g. revoking a secretariat's membership).
+    NotApplicable,
+}
+
+impl Invalid {
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
+/// An op's validity after replay.
+pub type Validity = Result<(), Invalid>;
+
+/// One op in the DAG with what the replay needs about it.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) op: SignedOp,
+    /// Dense index of the author (internal to this replica; never part of any output).
+    pub(crate) org: u32,
+    pub(crate) seq: u32,
+    /// `vc[i]` = highest seq of org `i` in this op's history, this op included.
+    pub(crate) vc: Box<[u32]>,
+    pub(crate) validity: Validity,
+}
+
+/// What the genesis fixed.
+#[derive(Debug, Clone)]
+pub struct FederationInfo {
+    pub id: FederationId,
+    pub name: String,
+    pub secretariat: BTreeSet<OrgId>,
+    pub nominating_authority: Option<OrgId>,
+    pub teams: BTreeMap<TeamCode, String>,
+    pub record_approvals: u8,
+}
+
+/// Whole-set facts the concurrency rules need; re-derived after every change and iterated to a fixpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// Nominations that lost a contest against a concurrent rival.
+    pub(crate) lost_nominations: BTreeSet<u32>,
+    /// Vector clocks of the heads of every passed checkpoint motion.
+    pub(crate) checkpoints: Vec<Box<[u32]>>,
+}
+
+/// The indexes of valid ops that the rules and queries read. Every entry is a node index.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub(crate) admits: HashMap<OrgId, Vec<u32>>,
+    pub(crate) nominations: BTreeMap<TeamCode, Vec<u32>>,
+    pub(crate) team_events: HashMap<(TeamCode, OrgId), Vec<(u32, bool)>>,
+    pub(crate) meetings: HashMap<OpId, u32>,
+    pub(crate) attendance: HashMap<OpId, Vec<(OrgId, u32)>>,
+    pub(crate) approvals: HashMap<OpId, Vec<u32>>,
+    pub(crate) motions: HashMap<OpId, MotionEntry>,
+    pub(crate) motions_of_meeting: HashMap<OpId, Vec<OpId>>,
+    pub(crate) docs: HashMap<OpId, u32>,
+    pub(crate) submissions: Vec<u32>,
+    pub(crate) modalities: BTreeMap<TeamCode, Vec<u32>>,
+    pub(crate) bindings: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MotionEntry {
+    pub(crate) idx: u32,
+    pub(crate) electorate: BTreeSet<OrgId>,
+    /// Valid ballots: (voter, yes, node index).
+    pub(crate) ballots: Vec<(OrgId, bool, u32)>,
+}
+
+/// Ops whose validity does not depend on any state (revocations by the right authority, evidence): collected
+/// over the whole set before evaluation, because the concurrency rules need all of them.
+#[derive(Debug, Default)]
+pub(crate) struct Static {
+    pub(crate) member_revokes: HashMap<OrgId, Vec<u32>>,
+    pub(crate) coordinator_revokes: HashMap<(TeamCode, OrgId), Vec<u32>>,
+    /// (org index, seq) pairs with two or more distinct signed ops, with the evidence that shows it.
+    pub(crate) equivocations: BTreeMap<(u32, u32), Vec<OpId>>,
+}
+
+/// Parked ops, bounded.
+#[derive(Debug, Default)]
+struct Parking {
+    ops: HashMap<OpId, VerifiedOp>,
+    /// missing parent → parked ops waiting for it.
+    waiting: HashMap<OpId, Vec<OpId>>,
+}
+
+/// A replica of one federation's governance: the DAG and its replayed state.
+#[derive(Debug)]
+pub struct Governance {
+    pub(crate) fed: FederationInfo,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) by_id: HashMap<OpId, u32>,
+    pub(crate) org_ids: Vec<OrgId>,
+    pub(crate) org_index: HashMap<OrgId, u32>,
+    pub(crate) inceptions: HashMap<OrgId, SignedInception>,
+    /// Node index of each org's inception op (absent for secretariat orgs, whose inception is in the genesis).
+    pub(crate) inception_op: HashMap<OrgId, u32>,
+    by_author_seq: HashMap<(u32, u32), Vec<u32>>,
+    heads: BTreeSet<OpId>,
+    parking: Parking,
+    pub(crate) statics: Static,
+    pub(crate) facts: Facts,
+    pub(crate) index: Index,
+    /// Full re-evaluations so far (for tests and metrics).
+    pub(crate) recomputations: u64,
+    /// True if the last re-evaluation hit the iteration cap before the facts were stable.
+    pub(crate) unsettled: bool,
+}
+
+/// Iterations of the fact fixpoint before giving up (the result stays deterministic either way).
+const MAX_FIXPOINT_ITERATIONS: usize = 16;
+
+impl Governance {
+    /// Starts a replica from a genesis op (signature verified by the caller through [`VerifiedOp`]).
+    pub fn new(genesis: VerifiedOp) -> Result<Self, InsertError> {
+        let op = genesis.into_inner();
+        let g: &Genesis = match op.kind() {
+            OpKind::Genesis(g) => g,
+            _ => return Err(InsertError::NotGenesis),
+        };
+        let fed = FederationInfo {
+            id: FederationId(op.id().0),
+            name: g.name.clone(),
+            secretariat: g.secretariat.iter().map(|s| s.id()).collect(),
+            nominating_authority: g.nominating_authority,
+            teams: g
+                .teams
+                .iter()
+                .map(|t| (t.code.clone(), t.name.clone()))
+                .collect(),
+            record_approvals: g.policy.record_approvals,
+        };
+        let mut me = Governance {
+            fed,
+            nodes: Vec::new(),
+            by_id: HashMap::new(),
+            org_ids: Vec::new(),
+            org_index: HashMap::new(),
+            inceptions: HashMap::new(),
+            inception_op: HashMap::new(),
+            by_author_seq: HashMap::new(),
+            heads: BTreeSet::new(),
+            parking: Parking::default(),
+            statics: Static::default(),
+            facts: Facts::default(),
+            index: Index::default(),
+            recomputations: 0,
+            unsettled: false,
+        };
+        for s in &g.secretariat {
+            me.inceptions.insert(s.id(), s.clone());
+            me.org_idx(s.id());
+        }
+        let org = me.org_idx(op.author());
+        let mut vc = vec![0u32; me.org_ids.len()].into_boxed_slice();
+        vc[org as usize] = 1;
+        me.by_author_seq.insert((org, 1), vec![0]);
+        me.by_id.insert(op.id(), 0);
+        me.heads.insert(op.id());
+        me.nodes.push(Node {
+            op,
+            org,
+            seq: 1,
+            vc,
+            validity: Ok(()),
+        });
+        Ok(me)
+    }
+
+    /// Starts a replica from genesis bytes, checking the genesis hashes to `expected` on all 32 bytes.
+    pub fn from_genesis_bytes(bytes: &[u8], expected: &FederationId) -> Result<Self, InsertError> {
+        let op = SignedOp::from_bytes(bytes)?;
+        let found = FederationId(op.id().0);
+        if &found != expected {
+            return Err(InsertError::WrongFederation {
+                expected: *expected,
+                found: Some(found),
+            });
+        }
+        Self::new(VerifiedOp(op))
+    }
+
+    pub fn federation(&self) -> &FederationInfo {
+        &self.fed
+    }
+
+    pub fn federation_id(&self) -> FederationId {
+        self.fed.id
+    }
+
+    pub fn genesis(&self) -> &SignedOp {
+        &self.nodes[0].op
+    }
+
+    /// Ops in the DAG (parked ones excluded).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Ops waiting for missing parents.
+    pub fn parked_len(&self) -> usize {
+        self.parking.ops.len()
+    }
+
+    /// Parents that parked ops wait for and that this replica does not have: what to fetch by id.
+    pub fn missing(&self) -> Vec<OpId> {
+        let mut v: Vec<OpId> = self
+            .parking
+            .waiting
+            .keys()
+            .filter(|id| !self.by_id.contains_key(id))
+            .copied()
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The current heads (ops no other op cites), sorted.
+    pub fn heads(&self) -> Vec<OpId> {
+        self.heads.iter().copied().collect()
+    }
+
+    pub fn contains(&self, id: &OpId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    pub fn get(&self, id: &OpId) -> Option<&SignedOp> {
+        self.by_id.get(id).map(|&i| &self.nodes[i as usize].op)
+    }
+
+    /// Validity of an op in the DAG.
+    pub fn validity(&self, id: &OpId) -> Option<Validity> {
+        self.by_id.get(id).map(|&i| self.nodes[i as usize].validity)
+    }
+
+    /// All ops in a topological order (every op after its parents).
+    pub fn ops(&self) -> impl Iterator<Item = &SignedOp> {
+        self.nodes.iter().map(|n| &n.op)
+    }
+
+    /// The ops that are not in the history of `their_heads`, in topological order: what a peer with those heads
+    /// lacks. Heads this replica does not know are ignored (the peer will send those).
+    pub fn ops_missing_from(&self, their_heads: &[OpId]) -> Vec<&SignedOp> {
+        let vc = self.merged_vc(
+            their_heads
+                .iter()
+                .filter_map(|h| self.by_id.get(h).copied()),
+        );
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.le_vc(*i as u32, &vc))
+            .map(|(_, n)| &n.op)
+            .collect()
+    }
+
+    /// The history (ancestors, inclusive) of the given heads, in topological order. Unknown heads are ignored.
+    pub fn history_of(&self, heads: &[OpId]) -> Vec<&SignedOp> {
+        let vc = self.merged_vc(heads.iter().filter_map(|h| self.by_id.get(h).copied()));
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.le_vc(*i as u32, &vc))
+            .map(|(_, n)| &n.op)
+            .collect()
+    }
+
+    /// Re-evaluates every op from scratch. Insertion keeps the state equal to this at all times; the node calls it
+    /// after loading from disk (a cheap self-check), and the tests compare the two.
+    pub fn reevaluate(&mut self) {
+        self.recompute();
+    }
+
+    /// Full re-evaluations performed so far.
+    pub fn recomputations(&self) -> u64 {
+        self.recomputations
+    }
+
+    /// True if the concurrency facts did not settle within the iteration cap (never seen outside adversarial
+    /// constructions; the state is still deterministic).
+    pub fn unsettled(&self) -> bool {
+        self.unsettled
+    }
+
+    /// Verifies and inserts raw op bytes.
+    pub fn insert_bytes(&mut self, bytes: &[u8]) -> Result<Inserted, InsertError> {
+        self.insert(SignedOp::decode(bytes)?.verify()?)
+    }
+
+    /// Inserts a verified op: structural checks, parking if parents are missing, evaluation.
+    pub fn insert(&mut self, op: VerifiedOp) -> Result<Inserted, InsertError> {
+        let id = op.op().id();
+        if self.by_id.contains_key(&id) || self.parking.ops.contains_key(&id) {
+            return Ok(Inserted::Duplicate);
+        }
+        self.precheck(op.op())?;
+        let missing: Vec<OpId> = op
+            .op()
+            .parents()
+            .iter()
+            .filter(|p| !self.by_id.contains_key(p))
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            if self.parking.ops.len() >= MAX_PARKED_OPS {
+                return Err(InsertError::ParkingFull);
+            }
+            for m in &missing {
+                self.parking.waiting.entry(*m).or_default().push(id);
+            }
+            self.parking.ops.insert(id, op);
+            return Ok(Inserted::Parked { missing });
+        }
+        let mut recompute = false;
+        let valid = self.attach(op, &mut recompute)?;
+        // Release parked descendants whose parents are now all present.
+        let mut released = 0;
+        let mut ready = vec![id];
+        while let Some(parent) = ready.pop() {
+            let Some(children) = self.parking.waiting.remove(&parent) else {
+                continue;
+            };
+            for child in children {
+                let all_present =
+                    self.parking.ops.get(&child).is_some_and(|c| {
+                        c.op().parents().iter().all(|p| self.by_id.contains_key(p))
+                    });
+                if !all_present {
+                    continue;
+                }
+                let Some(c) = self.parking.ops.remove(&child) else {
+                    continue;
+                };
+                // A parked op that now fails the structural checks (e.g. the chain rule) is dropped.
+                if self.attach(c, &mut recompute).is_ok() {
+                    released += 1;
+                    ready.push(child);
+                }
+            }
+        }
+        if recompute {
+            self.recompute();
+        }
+        let valid = if recompute {
+            self.validity(&id) == Some(Ok(()))
+        } else {
+            valid
+        };
+        Ok(Inserted::Applied { valid, released })
+    }
+
+    /// Checks that need no parents: federation, genesis uniqueness, parent count, seq range.
+    fn precheck(&self, op: &SignedOp) -> Result<(), InsertError> {
+        if matches!(op.kind(), OpKind::Genesis(_)) {
+            return Err(InsertError::SecondGenesis);
+        }
+        if op.body().federation != Some(self.fed.id) {
+            return Err(InsertError::WrongFederation {
+                expected: self.fed.id,
+                found: op.body().federation,
+            });
+        }
+        if op.parents().len() > MAX_PARENTS || op.parents().contains(&op.id()) {
+            return Err(InsertError::BadParents);
+        }
+        if op.seq() > u32::MAX as u64 {
+            return Err(InsertError::SeqOutOfRange);
+        }
+        Ok(())
+    }
+
+    /// The key an author must sign with: the key of its inception record, if known.
+    fn author_key(&self, op: &SignedOp) -> Option<PublicKey> {
+        match op.kind() {
+            OpKind::OrgInception(rec) => Some(rec.body().key),
+            _ => self.inceptions.get(&op.author()).map(|r| r.body().key),
+        }
+    }
+
+    /// Adds an op whose parents are all present. Returns its validity.
+    fn attach(&mut self, op: VerifiedOp, recompute: &mut bool) -> Result<bool, InsertError> {
+        let op = op.into_inner();
+        if self.author_key(&op) != Some(op.body().key) {
+            return Err(InsertError::KeyMismatch);
+        }
+        let parents: Vec<u32> = op.parents().iter().map(|p| self.by_id[p]).collect();
+        let org = self.org_idx(op.author());
+        let mut vc = self.merged_vc(parents.iter().copied());
+        let seen = vc.get(org as usize).copied().unwrap_or(0) as u64;
+        let is_secretariat = self.fed.secretariat.contains(&op.author());
+        let first_op_ok =
+            op.seq() != 1 || is_secretariat || matches!(op.kind(), OpKind::OrgInception(_));
+        if seen + 1 != op.seq() || !first_op_ok {
+            return Err(InsertError::ChainRule {
+                seen,
+                seq: op.seq(),
+            });
+        }
+        if vc.len() <= org as usize {
+            let mut v = vc.into_vec();
+            v.resize(org as usize + 1, 0);
+            vc = v.into_boxed_slice();
+        }
+        vc[org as usize] = op.seq() as u32;
+
+        let idx = self.nodes.len() as u32;
+        let id = op.id();
+        if let OpKind::OrgInception(rec) = op.kind() {
+            self.inceptions.insert(rec.id(), rec.clone());
+            self.inception_op.insert(rec.id(), idx);
+        }
+        for p in op.parents() {
+            self.heads.remove(p);
+        }
+        self.heads.insert(id);
+        self.by_id.insert(id, idx);
+        let twins = self
+            .by_author_seq
+            .entry((org, op.seq() as u32))
+            .or_default();
+        twins.push(idx);
+        let equivocates = twins.len() > 1;
+        self.nodes.push(Node {
+            op,
+            org,
+            seq: vc[org as usize],
+            vc,
+            validity: Ok(()),
+        });
+
+        if equivocates {
+            *recompute = true;
+        }
+        if *recompute {
+            // The whole set is re-evaluated once all released ops are attached.
+            return Ok(false);
+        }
+        if self.collect_static(idx) {
+            *recompute = true;
+            return Ok(false);
+        }
+        let v = self.evaluate(idx);
+        self.nodes[idx as usize].validity = v;
+        if v.is_ok() {
+            self.index_op(idx);
+            // A change to the whole-set facts (a rival nomination, a checkpoint that now passes) needs a full pass.
+            if self.facts_affected_by(idx) && self.derive_facts() != self.facts {
+                *recompute = true;
+            }
+        }
+        Ok(v.is_ok())
+    }
+
+    /// Records an op in the static sets if it belongs there. Returns true if that requires a full re-evaluation
+    /// (a new revocation or new evidence changes what other ops mean).
+    fn collect_static(&mut self, idx: u32) -> bool {
+        let node = &self.nodes[idx as usize];
+        match node.op.kind() {
+            OpKind::RevokeRole { role, org } => {
+                if eval::revocation_valid(self, node, role, org).is_err() {
+                    return false;
+                }
+                match role {
+                    RevocableRole::Member => self
+                        .statics
+                        .member_revokes
+                        .entry(*org)
+                        .or_default()
+                        .push(idx),
+                    RevocableRole::Coordinator(t) => self
+                        .statics
+                        .coordinator_revokes
+                        .entry((t.clone(), *org))
+                        .or_default()
+                        .push(idx),
+                }
+                true
+            }
+            OpKind::Evidence { first, second } => match eval::evidence_pair(self, first, second) {
+                Some(key) => {
+                    let ids = self.statics.equivocations.entry(key).or_default();
+                    let new = !ids.contains(&first.id());
+                    if new {
+                        ids.push(first.id());
+                        ids.push(second.id());
+                    }
+                    new
+                }
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Re-evaluates every op from scratch until the whole-set facts are stable.
+    pub(crate) fn recompute(&mut self) {
+        self.recomputations += 1;
+        // Static sets first: they depend on nothing but the ops themselves.
+        self.statics = Static::default();
+        for ((org, seq), twins) in &self.by_author_seq {
+            if twins.len() > 1 {
+                let ids = twins
+                    .iter()
+                    .map(|&i| self.nodes[i as usize].op.id())
+                    .collect();
+                self.statics.equivocations.insert((*org, *seq), ids);
+            }
+        }
+        for idx in 0..self.nodes.len() as u32 {
+            self.collect_static(idx);
+        }
+        let mut facts = Facts::default();
+        self.unsettled = true;
+        for _ in 0..MAX_FIXPOINT_ITERATIONS {
+            self.facts = facts;
+            self.evaluate_all();
+            facts = self.derive_facts();
+            if facts == self.facts {
+                self.unsettled = false;
+                break;
+            }
+        }
+    }
+
+    fn evaluate_all(&mut self) {
+        self.index = Index::default();
+        for idx in 0..self.nodes.len() as u32 {
+            let v = if idx == 0 { Ok(()) } else { self.evaluate(idx) };
+            self.nodes[idx as usize].validity = v;
+            if v.is_ok() {
+                self.index_op(idx);
+            }
+        }
+    }
+
+    pub(crate) fn org_idx(&mut self, org: OrgId) -> u32 {
+        if let Some(&i) = self.org_index.get(&org) {
+            return i;
+        }
+        let i = self.org_ids.len() as u32;
+        self.org_ids.push(org);
+        self.org_index.insert(org, i);
+        i
+    }
+
+    /// Element-wise maximum of the vector clocks of some nodes.
+    pub(crate) fn merged_vc(&self, nodes: impl Iterator<Item = u32>) -> Box<[u32]> {
+        let mut vc = vec![0u32; self.org_ids.len()];
+        for n in nodes {
+            for (a, b) in vc.iter_mut().zip(self.nodes[n as usize].vc.iter()) {
+                *a = (*a).max(*b);
+            }
+        }
+        vc.into_boxed_slice()
+    }
+
+    /// Is node `a` in the history described by `vc` (inclusive)?
+    pub(crate) fn le_vc(&self, a: u32, vc: &[u32]) -> bool {
+        let n = &self.nodes[a as usize];
+        vc.get(n.org as usize).is_some_and(|&s| s >= n.seq)
+    }
+
+    /// Is node `a` in the history of node `b` (inclusive)?
+    pub(crate) fn le(&self, a: u32, b: u32) -> bool {
+        self.le_vc(a, &self.nodes[b as usize].vc)
+    }
+
+    /// A digest of the replayed state: every op id with its validity, plus the derived roles. Two replicas with
+    /// the same ops have the same digest whatever the order they received them in.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"wsis/v1/gov-state-digest");
+        h.update(self.fed.id.0);
+        let mut ids: Vec<(OpId, u8)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.op.id(),
+                    match n.validity {
+                        Ok(()) => 0,
+                        Err(e) => e.code(),
+                    },
+                )
+            })
+            .collect();
+        ids.sort();
+        for (id, code) in ids {
+            h.update(id.0);
+            h.update([code]);
+        }
+        let summary = serde_json::to_vec(&self.summary()).unwrap_or_default();
+        h.update(&summary);
+        h.finalize().into()
+    }
+
+    /// Ids of all ops, for set comparisons in tests and sync.
+    pub fn op_ids(&self) -> HashSet<OpId> {
+        self.by_id.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,438 @@
+//! Seeded convergence property (trust-model case 40, protocol layer).
+//!
+//! A seeded simulation grows a random federation: ≥ 6 organisations, each with its own replica, acting on what
+//! they have seen and gossiping with each other; honest actions mixed with forged signatures, ops signed under a
+//! foreign key, equivocations, back-dated timestamps, an outsider that was never admitted, and a secretariat
+//! member that revokes concurrently. Every op is then delivered to fresh replicas in many random orders and
+//! partitions, and every replica must reach the same state digest, the same set of applied ops, and agree with a
+//! from-scratch re-evaluation.
+//!
+//! A failure prints its seed; `WSIS_SEED=<seed> cargo test -p wsis-protocol --test convergence` replays exactly
+//! that seed. `WSIS_SEEDS=<n>` runs more seeds (the default keeps CI fast).
+#![allow(clippy::unwrap_used)]
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashSet;
+use wsis_protocol::fixture::Org;
+use wsis_protocol::gov::Governance;
+use wsis_protocol::ids::{DocId, OpId};
+use wsis_protocol::op::{
+    Attestation, ChairRole, Country, DocKind, Hash32, MeetingKind, MotionKind, OpKind,
+    RevocableRole, SignedOp, StakeholderType, TeamCode,
+};
+use wsis_protocol::reference::wsis_teams;
+
+struct Sim {
+    rng: ChaCha8Rng,
+    orgs: Vec<Org>,
+    /// Each organisation's own replica (its view).
+    views: Vec<Governance>,
+    /// Every op ever produced, including refused and malformed ones (as bytes: forged ones don't decode as valid).
+    produced: Vec<Vec<u8>>,
+    teams: Vec<TeamCode>,
+    last_own: Vec<Option<SignedOp>>,
+}
+
+const SECRETARIAT: usize = 2;
+
+impl Sim {
+    fn new(seed: u64, n_orgs: usize) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut orgs = Vec::new();
+        for i in 0..n_orgs {
+            let (st, country) = match i {
+                0 | 1 => (StakeholderType::InternationalOrganisation, None),
+                i if i % 3 == 0 => (
+                    StakeholderType::Government,
+                    Some(["KE", "BR", "IN", "FR"][i % 4]),
+                ),
+                i if i % 3 == 1 => (StakeholderType::CivilSociety, None),
+                _ => (StakeholderType::Academia, None),
+            };
+            orgs.push(Org::new(
+                seed * 1000 + i as u64,
+                &format!("org{i}"),
+                st,
+                country,
+            ));
+        }
+        let teams: Vec<TeamCode> = wsis_teams().into_iter().take(6).map(|t| t.code).collect();
+        let secretariat: Vec<_> = orgs[..SECRETARIAT]
+            .iter()
+            .map(|o| o.inception.clone())
+            .collect();
+        let g = wsis_protocol::fixture::genesis(
+            &mut orgs[0],
+            &secretariat,
+            "sim",
+            wsis_teams().into_iter().take(6).collect(),
+        );
+        let views = (0..n_orgs)
+            .map(|_| Governance::new(g.clone().verify().unwrap()).unwrap())
+            .collect();
+        let _ = rng.gen::<u64>();
+        Sim {
+            rng,
+            orgs,
+            views,
+            produced: vec![g.bytes().to_vec()],
+            teams,
+            last_own: vec![None; n_orgs],
+        }
+    }
+
+    fn fed(&self) -> wsis_protocol::ids::FederationId {
+        self.views[0].federation_id()
+    }
+
+    fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
+        v.choose(&mut self.rng).cloned()
+    }
+
+    /// Sign with the org's current heads, insert into its own view, record.
+    fn act(&mut self, o: usize, kind: OpKind) {
+        let heads = self.views[o].heads();
+        let ts = match self.rng.gen_range(0..10) {
+            0 => 0,                 // back-dated to the epoch
+            1 => 7_000_000_000_000, // far future
+            _ => 1_700_000_000_000 + self.produced.len() as u64,
+        };
+        let fed = self.fed();
+        let op = self.orgs[o].sign(Some(fed), &heads, kind, ts);
+        let _ = self.views[o].insert(op.clone().verify().unwrap());
+        self.produced.push(op.bytes().to_vec());
+        self.last_own[o] = Some(op);
+    }
+
+    fn gossip(&mut self, from: usize, to: usize) {
+        let ops: Vec<SignedOp> = self.views[from].ops().cloned().collect();
+        for op in ops {
+            let _ = self.views[to].insert(op.verify().unwrap());
+        }
+    }
+
+    fn step(&mut self) {
+        let n = self.orgs.len();
+        let o = self.rng.gen_range(0..n);
+        let roll = self.rng.gen_range(0..100);
+        if roll < 15 {
+            let other = self.rng.gen_range(0..n);
+            self.gossip(other, o);
+            return;
+        }
+        let view = &self.views[o];
+        let incepted = o < SECRETARIAT || view.org(&self.orgs[o].id()).is_some();
+        if !incepted {
+            let rec = self.orgs[o].inception.clone();
+            self.act(o, OpKind::OrgInception(rec));
+            return;
+        }
+        // Malicious behaviour, rarely.
+        if roll < 19 {
+            return self.misbehave(o);
+        }
+        let known_orgs: Vec<_> = view.orgs().into_iter().map(|i| i.id).collect();
+        let meetings: Vec<_> = view.meetings();
+        let motions: Vec<_> = view.motions();
+        let view_heads = view.heads();
+        let passed: Vec<(OpId, MotionKind)> = motions
+            .iter()
+            .filter(|m| m.passed)
+            .filter_map(|m| view.motion_kind(&m.id).cloned().map(|k| (m.id, k)))
+            .collect();
+        let team = self.pick(&self.teams.clone()).unwrap();
+        let year = 2026;
+        let kind = if o < SECRETARIAT {
+            match self.rng.gen_range(0..12) {
+                0..=3 => {
+                    // The last organisation is an outsider nobody admits.
+                    let candidates: Vec<_> = known_orgs
+                        .iter()
+                        .copied()
+                        .filter(|x| *x != self.orgs[n - 1].id())
+                        .collect();
+                    OpKind::Admit {
+                        org: self.pick(&candidates).unwrap_or(self.orgs[0].id()),
+                    }
+                }
+                4 => OpKind::Convene {
+                    meeting: MeetingKind::Recommendation,
+                    year,
+                    title: "R".into(),
+                },
+                5 => OpKind::Convene {
+                    meeting: MeetingKind::Coordinators,
+                    year,
+                    title: "C".into(),
+                },
+                6 | 7 => match self.pick(&meetings) {
+                    Some(m) if m.kind == MeetingKind::Recommendation => OpKind::Motion {
+                        meeting: m.id,
+                        motion: MotionKind::Recommend {
+                            team,
+                            org: self.pick(&known_orgs).unwrap(),
+                        },
+                    },
+                    Some(m) => {
+                        let motion = match self.rng.gen_range(0..3) {
+                            0 => MotionKind::Elect {
+                                role: ChairRole::Chair,
+                                org: self.pick(&known_orgs).unwrap(),
+                            },
+                            1 => MotionKind::Checkpoint {
+                                heads: view_heads.clone(),
+                            },
+                            _ => MotionKind::Elect {
+                                role: ChairRole::CoChair,
+                                org: self.pick(&known_orgs).unwrap(),
+                            },
+                        };
+                        OpKind::Motion {
+                            meeting: m.id,
+                            motion,
+                        }
+                    }
+                    None => OpKind::Convene {
+                        meeting: MeetingKind::Recommendation,
+                        year,
+                        title: "R".into(),
+                    },
+                },
+                8 | 9 => match self.pick(&passed) {
+                    Some((id, MotionKind::Recommend { team, org })) => OpKind::Nominate {
+                        team,
+                        org,
+                        recommendation: id,
+                    },
+                    _ => OpKind::JoinTeam { team },
+                },
+                10 => OpKind::RevokeRole {
+                    role: RevocableRole::Member,
+                    org: self.pick(&known_orgs).unwrap(),
+                },
+                _ => OpKind::RevokeRole {
+                    role: RevocableRole::Coordinator(team),
+                    org: self.pick(&known_orgs).unwrap(),
+                },
+            }
+        } else {
+            match self.rng.gen_range(0..12) {
+                0 | 1 => OpKind::JoinTeam { team },
+                2 => OpKind::LeaveTeam { team },
+                3 | 4 => match self.pick(&meetings) {
+                    Some(m) => OpKind::Attend { meeting: m.id },
+                    None => OpKind::JoinTeam { team },
+                },
+                5..=7 => match self.pick(&motions) {
+                    Some(m) => OpKind::Ballot {
+                        motion: m.id,
+                        yes: self.rng.gen_bool(0.85),
+                    },
+                    None => OpKind::JoinTeam { team },
+                },
+                8 => OpKind::CreateDoc {
+                    kind: DocKind::OutputDraft { team, year },
+                },
+                9 => {
+                    let c =
+                        Country::new(["KE", "BR", "IN", "FR"][self.rng.gen_range(0..4)]).unwrap();
+                    OpKind::CreateDoc {
+                        kind: DocKind::NationalReport { country: c, year },
+                    }
+                }
+                10 => {
+                    let att = Attestation {
+                        heads: vec![Hash32([7; 32])],
+                        content_hash: Hash32([8; 32]),
+                    };
+                    let doc = self.last_own[o]
+                        .as_ref()
+                        .map_or(DocId([0; 32]), |op| DocId(op.id().0));
+                    OpKind::SubmitOutput {
+                        team,
+                        year,
+                        doc,
+                        attestation: att,
+                    }
+                }
+                _ => OpKind::Convene {
+                    meeting: MeetingKind::Team(team),
+                    year,
+                    title: "Team meeting".into(),
+                },
+            }
+        };
+        self.act(o, kind);
+    }
+
+    fn misbehave(&mut self, o: usize) {
+        let fed = self.fed();
+        match self.rng.gen_range(0..3) {
+            0 => {
+                // Equivocate: a second op with the seq and parents of the last one.
+                if let Some(last) = self.last_own[o].clone() {
+                    self.orgs[o].next_seq = last.seq();
+                    let twin = self.orgs[o].sign(
+                        Some(fed),
+                        last.parents(),
+                        OpKind::JoinTeam {
+                            team: self.teams[0].clone(),
+                        },
+                        5,
+                    );
+                    // The equivocator keeps building on the first; others may see either.
+                    self.produced.push(twin.bytes().to_vec());
+                }
+            }
+            1 => {
+                // A forged signature: flip a bit of a real op's signature.
+                let heads = self.views[o].heads();
+                let seq = self.orgs[o].next_seq;
+                let op = self.orgs[o].sign(
+                    Some(fed),
+                    &heads,
+                    OpKind::JoinTeam {
+                        team: self.teams[1].clone(),
+                    },
+                    6,
+                );
+                self.orgs[o].next_seq = seq;
+                let mut bytes = op.bytes().to_vec();
+                let n = bytes.len();
+                bytes[n - 3] ^= 0x20;
+                self.produced.push(bytes);
+            }
+            _ => {
+                // Claim to be the first secretariat organisation while signing with one's own key.
+                let heads = self.views[o].heads();
+                let me = self.orgs[o].id();
+                let mut body = self.orgs[o]
+                    .sign(Some(fed), &heads, OpKind::Admit { org: me }, 7)
+                    .body()
+                    .clone();
+                self.orgs[o].next_seq -= 1;
+                body.author = self.orgs[0].id();
+                self.produced
+                    .push(body.sign(&self.orgs[o].secret).bytes().to_vec());
+            }
+        }
+    }
+}
+
+fn deliver(genesis: &[u8], ops: &[Vec<u8>]) -> Governance {
+    let fed = wsis_protocol::ids::FederationId(wsis_protocol::ids::sha256(genesis));
+    let mut g = Governance::from_genesis_bytes(genesis, &fed).unwrap();
+    for b in ops {
+        // Refusals (bad signatures, foreign keys, chain-rule breaks) are expected and must be the same everywhere.
+        let _ = g.insert_bytes(b);
+    }
+    g
+}
+
+fn run_seed(seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let n_orgs = rng.gen_range(6..=9);
+    let mut sim = Sim::new(seed, n_orgs);
+    let mut steps = 0;
+    while sim.produced.len() < 220 && steps < 5000 {
+        sim.step();
+        steps += 1;
+    }
+    assert!(
+        sim.produced.len() >= 200,
+        "seed {seed}: only {} ops produced",
+        sim.produced.len()
+    );
+    let genesis = sim.produced[0].clone();
+    let ops: Vec<Vec<u8>> = sim.produced[1..].to_vec();
+
+    let reference = deliver(&genesis, &ops);
+    let digest = reference.digest();
+    let applied: HashSet<OpId> = reference.op_ids();
+    let valid = applied
+        .iter()
+        .filter(|id| reference.validity(id) == Some(Ok(())))
+        .count();
+    assert!(
+        valid > 40,
+        "seed {seed}: only {valid} valid ops; the simulation is too weak to test much"
+    );
+    assert!(
+        reference.invalid_ops().len() > 10,
+        "seed {seed}: too few invalid ops to test the rules"
+    );
+
+    eprintln!(
+        "seed {seed}: {} ops applied, {valid} valid, {} invalid, {} recomputations",
+        applied.len(),
+        reference.invalid_ops().len(),
+        reference.recomputations()
+    );
+    let mut from_scratch = deliver(&genesis, &ops);
+    from_scratch.reevaluate();
+    assert_eq!(
+        from_scratch.digest(),
+        digest,
+        "seed {seed}: incremental state differs from a full re-evaluation"
+    );
+
+    for round in 0..8 {
+        let mut order = ops.clone();
+        match round {
+            0 => order.reverse(),
+            1 => {
+                // Partition: one half first, then the other (each half shuffled).
+                let (mut a, mut b): (Vec<_>, Vec<_>) =
+                    order.into_iter().partition(|_| rng.gen_bool(0.5));
+                a.shuffle(&mut rng);
+                b.shuffle(&mut rng);
+                order = a.into_iter().chain(b).collect();
+            }
+            _ => order.shuffle(&mut rng),
+        }
+        let g = deliver(&genesis, &order);
+        assert_eq!(
+            g.op_ids(),
+            applied,
+            "seed {seed} round {round}: different ops applied; replay with WSIS_SEED={seed}"
+        );
+        assert_eq!(
+            g.digest(),
+            digest,
+            "seed {seed} round {round}: state differs; replay with WSIS_SEED={seed}"
+        );
+    }
+    // Each organisation's own view, once it has seen everything, agrees too.
+    let mut view = std::mem::replace(&mut sim.views[2], deliver(&genesis, &[]));
+    for b in &ops {
+        let _ = view.insert_bytes(b);
+    }
+    assert_eq!(
+        view.digest(),
+        digest,
+        "seed {seed}: an organisation's live view differs after full sync"
+    );
+}
+
+#[test]
+fn every_delivery_order_and_partition_reaches_the_same_state() {
+    let seeds: Vec<u64> = match std::env::var("WSIS_SEED") {
+        Ok(s) => vec![s.parse().expect("WSIS_SEED is a number")],
+        Err(_) => {
+            let n: u64 = std::env::var("WSIS_SEEDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(24);
+            (0..n).collect()
+        }
+    };
+    for seed in seeds {
+        let r = std::panic::catch_unwind(|| run_seed(seed));
+        if let Err(e) = r {
+            eprintln!("convergence failed for seed {seed}; replay with WSIS_SEED={seed}");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
