@@ -12,3 +12,4 @@ pub mod ids;
 pub mod limits;
 pub mod op;
 pub mod reference;
+pub mod view;

@@ -898,7 +898,7 @@ impl OpKind {
                 let name = dec_name(d, "federation name")?.to_string();
                 m.required(d, 1)?;
                 let secretariat = d.array_of("secretariat", MAX_SECRETARIAT, |d| {
-                    Ok(d.bytes("inception", MAX_INCEPTION_BYTES)?)
+                    d.bytes("inception", MAX_INCEPTION_BYTES)
                 })?;
                 let secretariat = secretariat
                     .into_iter()

@@ -13,6 +13,9 @@ use crate::op::{
 };
 use std::collections::BTreeSet;
 
+/// A meeting record as approved: (document heads, content hash).
+type RecordKey = (Vec<[u8; 32]>, [u8; 32]);
+
 /// An organisation as the replica sees it now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OrgInfo {
@@ -123,6 +126,10 @@ pub enum WriteDenied {
     NotCreator,
     #[error("only the team's coordinator writes the charter")]
     NotCoordinator,
+    #[error("the envelope's key is not its author's inception key")]
+    KeyMismatch,
+    #[error("the envelope belongs to another federation")]
+    WrongFederation,
 }
 
 impl Governance {
@@ -343,8 +350,7 @@ impl Governance {
     /// The record approval with the most approvers that includes the convener and reaches the policy threshold
     /// (ties: the lower content hash).
     fn approved_record(&self, meeting: &OpId, convener: OrgId) -> Option<ApprovedRecord> {
-        let mut by_att: std::collections::BTreeMap<(Vec<[u8; 32]>, [u8; 32]), BTreeSet<OrgId>> =
-            Default::default();
+        let mut by_att: std::collections::BTreeMap<RecordKey, BTreeSet<OrgId>> = Default::default();
         for &a in self.index.approvals.get(meeting).into_iter().flatten() {
             let op = &self.nodes[a as usize].op;
             if let OpKind::ApproveRecord {
@@ -738,6 +744,22 @@ impl Governance {
                 }
             },
         }
+    }
+
+    /// The authorisation step of the acceptance pipeline for a verified envelope: the signing key is the author's
+    /// inception key, and the author may write the document at the governance heads the envelope cites.
+    pub fn authorize_envelope(
+        &self,
+        env: &crate::envelope::SignedEnvelope,
+    ) -> Result<(), WriteDenied> {
+        if env.federation() != self.fed.id {
+            return Err(WriteDenied::WrongFederation);
+        }
+        match self.inceptions.get(&env.author()) {
+            Some(rec) if rec.body().key == *env.key() => {}
+            _ => return Err(WriteDenied::KeyMismatch),
+        }
+        self.may_write(&env.doc(), &env.author(), env.gov_heads())
     }
 
     fn member_ignoring_unseen_revocations(&self, org: &OrgId, at: &At<'_>) -> bool {
