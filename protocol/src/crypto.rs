@@ -63,31 +63,61 @@ pub enum CryptoError {
     BadSignature,
 }
 
-/// A validated ed25519 public key: a canonical encoding of a point that is not of small order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PublicKey([u8; PUBLIC_KEY_LEN]);
+/// A validated ed25519 public key: a canonical encoding of a point that is not of small order. The decompressed
+/// point is kept so verification never decompresses the same key twice.
+#[derive(Clone, Copy)]
+pub struct PublicKey {
+    bytes: [u8; PUBLIC_KEY_LEN],
+    key: VerifyingKey,
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+impl Eq for PublicKey {}
+impl std::hash::Hash for PublicKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes.hash(state)
+    }
+}
+impl PartialOrd for PublicKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for PublicKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes.cmp(&other.bytes)
+    }
+}
+
+/// Is the encoded y coordinate below p = 2^255 - 19? (The sign bit is the top bit and is not part of y.) Every y
+/// at or above p is a second encoding of a smaller y; the only other non-canonical encodings set the sign bit on
+/// x = 0, which happens only for the two small-order points y = 1 and y = -1, rejected as weak anyway.
+fn y_is_canonical(bytes: &[u8; PUBLIC_KEY_LEN]) -> bool {
+    let mut y = *bytes;
+    y[31] &= 0x7f;
+    // p = 0x7fff…ffed in little-endian: y >= p iff y[31] == 0x7f, y[1..31] all 0xff and y[0] >= 0xed.
+    !(y[31] == 0x7f && y[1..31].iter().all(|&b| b == 0xff) && y[0] >= 0xed)
+}
 
 impl PublicKey {
     /// Validates raw key bytes.
     pub fn from_bytes(bytes: &[u8; PUBLIC_KEY_LEN]) -> Result<Self, CryptoError> {
-        let vk = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidKey)?;
-        if vk.to_edwards().compress().as_bytes() != bytes {
+        if !y_is_canonical(bytes) {
             return Err(CryptoError::NonCanonicalKey);
         }
-        if vk.is_weak() {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidKey)?;
+        if key.is_weak() {
             return Err(CryptoError::WeakKey);
         }
-        Ok(Self(*bytes))
+        Ok(Self { bytes: *bytes, key })
     }
 
     pub fn as_bytes(&self) -> &[u8; PUBLIC_KEY_LEN] {
-        &self.0
-    }
-
-    fn verifying_key(&self) -> VerifyingKey {
-        // Validated in `from_bytes`; decompression of the same bytes cannot fail now. Re-decompressing per call
-        // costs a field inversion; hot paths use `verify_raw` on a cached `VerifyingKey` through `Verifier`.
-        VerifyingKey::from_bytes(&self.0).expect("validated at construction")
+        &self.bytes
     }
 
     /// Strict verification of `signature` over `message` in `domain`.
@@ -97,7 +127,7 @@ impl PublicKey {
         message: &[u8],
         signature: &[u8; SIGNATURE_LEN],
     ) -> Result<(), CryptoError> {
-        verify_raw(&self.verifying_key(), &domain.preimage(message), signature)
+        verify_raw(&self.key, &domain.preimage(message), signature)
     }
 
     /// Strict verification of a signature over raw bytes (no domain tag). Only for test vectors and for formats
@@ -107,7 +137,7 @@ impl PublicKey {
         message: &[u8],
         signature: &[u8; SIGNATURE_LEN],
     ) -> Result<(), CryptoError> {
-        verify_raw(&self.verifying_key(), message, signature)
+        verify_raw(&self.key, message, signature)
     }
 }
 
@@ -123,13 +153,13 @@ pub(crate) fn verify_raw(
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ed25519:{}", &hex::encode(self.0)[..16])
+        write!(f, "ed25519:{}", &hex::encode(self.bytes)[..16])
     }
 }
 
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ed25519:{}", hex::encode(self.0))
+        write!(f, "ed25519:{}", hex::encode(self.bytes))
     }
 }
 
@@ -148,7 +178,11 @@ impl SecretKey {
     }
 
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.0.verifying_key().to_bytes())
+        let key = self.0.verifying_key();
+        PublicKey {
+            bytes: key.to_bytes(),
+            key,
+        }
     }
 
     /// Signs `message` in `domain`.
@@ -206,7 +240,28 @@ mod tests {
         let mut non_canonical = [0xffu8; 32];
         non_canonical[0] = 0xee;
         non_canonical[31] = 0x7f;
-        assert!(PublicKey::from_bytes(&non_canonical).is_err());
+        assert_eq!(
+            PublicKey::from_bytes(&non_canonical),
+            Err(CryptoError::NonCanonicalKey)
+        );
+        // The same with the sign bit set, and y = p exactly.
+        non_canonical[31] = 0xff;
+        assert_eq!(
+            PublicKey::from_bytes(&non_canonical),
+            Err(CryptoError::NonCanonicalKey)
+        );
+        non_canonical[0] = 0xed;
+        assert_eq!(
+            PublicKey::from_bytes(&non_canonical),
+            Err(CryptoError::NonCanonicalKey)
+        );
+        // y = p - 1 (that is, -2) is canonical; whether it is on the curve is decompression's business.
+        non_canonical[0] = 0xec;
+        non_canonical[31] = 0x7f;
+        assert_ne!(
+            PublicKey::from_bytes(&non_canonical),
+            Err(CryptoError::NonCanonicalKey)
+        );
     }
 
     #[test]

@@ -12,8 +12,11 @@
 //!
 //! The signature covers `"wsis/v1/change-envelope" || 0x00 || header`: it names the batch's change hashes in
 //! order, not the change bytes, so a burst of local commits costs one signature and the changes are never
-//! re-encoded. Each change is bound to the signature by its Automerge hash (SHA-256 of its chunk type, length and
-//! data). The [`EnvelopeId`] is the SHA-256 of the whole signed bytes, which are kept exactly as received.
+//! re-encoded. Each change is bound to the signature by its Automerge hash. Automerge (0.7,
+//! `storage::chunk::hash`) defines it as SHA-256 over the chunk type byte, the LEB128 data length and the data;
+//! because a chunk here must encode its length minimally, that is SHA-256 of the chunk bytes after the 4 magic
+//! bytes and the 4 checksum bytes, which this module computes itself. The [`EnvelopeId`] is the SHA-256 of the
+//! whole signed bytes, which are kept exactly as received.
 //!
 //! The Automerge actor of every change must be [`actor_id`]`(key, doc, session_salt)`: an author cannot write
 //! under another organisation's actor (their (actor, seq) space), and a node that picks a fresh salt per session
@@ -23,11 +26,39 @@
 //! signatures are strict (no `S + L`), and each change chunk must be uncompressed with a minimal length and a
 //! correct checksum, so the signed hash fixes every byte of it.
 //!
-//! [`SignedEnvelope::from_bytes`] performs every check that needs nothing but the envelope. It does **not**
-//! decide whether the author may write the document: after `from_bytes` the node must check the changes'
-//! dependencies and equivocation ([`SignedEnvelope::change_keys`]), then call `Governance::may_write` (in
-//! `gov.rs`) with the envelope's author, key, document and governance heads, and only then hand
-//! [`SignedEnvelope::changes`] to `Automerge::apply_changes`.
+//! # Two verification stages
+//!
+//! Automerge's change parser is not run on bytes from an unknown or unauthorised sender: it checks every op,
+//! and its run-length encoded columns let a small change claim a very large number of ops. Verification is
+//! therefore split:
+//!
+//! 1. [`VerifiedHeader::from_bytes`] needs no Automerge code and costs time linear in the envelope's size
+//!    (which is capped first): size cap, strict decoding of the wrapper and header, the federation, as many
+//!    changes as signed hashes, and for each change the chunk framing (magic, uncompressed change chunk,
+//!    minimal length covering exactly the bytes), our own SHA-256 of the chunk, its checksum, the signed hash at
+//!    its position, and its dependencies, actor and seq read from the front of the chunk by a small bounded
+//!    reader of our own (the actor must be the derived one); then the strict signature over the header bytes.
+//! 2. [`VerifiedHeader::parse_changes`] runs Automerge's parser on each change and checks that Automerge holds
+//!    exactly the received bytes and agrees with stage 1 on the hash, actor, seq and dependencies.
+//!
+//! [`SignedEnvelope::from_bytes`] runs both stages, for callers that do not need to stop in between.
+//!
+//! # The order a node follows
+//!
+//! 1. [`VerifiedHeader::from_bytes`] on the received bytes.
+//! 2. The governance check on the header: the signing key is the author's key and the author may write the
+//!    document at the cited governance heads (`Governance::authorize_header(&VerifiedHeader)` in `gov`;
+//!    until it exists, `Governance::authorize_envelope` makes the same decision but takes a
+//!    [`SignedEnvelope`], i.e. after stage 2).
+//! 3. Dependencies and equivocation, still without Automerge: every hash in
+//!    [`VerifiedHeader::external_deps`] already accepted (otherwise park the envelope's bytes in a bounded
+//!    per-peer buffer and fetch by hash), and no other accepted change under an (actor, seq) of
+//!    [`VerifiedHeader::change_keys`].
+//! 4. [`VerifiedHeader::parse_changes`].
+//! 5. `Automerge::apply_changes` with [`SignedEnvelope::into_changes`].
+//!
+//! Never feed bytes from a peer to Automerge's `receive_sync_message`, `load_incremental` or `merge`: they apply
+//! changes with no check.
 
 use crate::cbor::{DecodeError, Decoder, Encoder};
 use crate::crypto::{CryptoError, Domain, PublicKey, SecretKey, SIGNATURE_LEN};
@@ -129,7 +160,7 @@ pub struct ChangeEnvelope {
     pub federation: FederationId,
     pub doc: DocId,
     /// The organisation that claims the changes. That `key` is one of its keys at `gov_heads` is for the
-    /// governance check (`Governance::may_write`), not for this module.
+    /// governance check (`Governance::authorize_header`), not for this module.
     pub author: OrgId,
     pub key: PublicKey,
     pub session_salt: [u8; SESSION_SALT_LEN],
@@ -241,7 +272,9 @@ impl ChangeEnvelope {
     /// `gov_heads` are sorted and deduplicated here. Every change must have been made with the actor
     /// [`actor_id`]`(secret.public(), doc, session_salt)` ([`EnvelopeError::ForeignActor`] otherwise); the batch
     /// must have 1 to [`MAX_CHANGES_PER_ENVELOPE`] distinct changes of at most [`MAX_CHANGE_BYTES`] each, and the
-    /// whole envelope must fit in [`MAX_ENVELOPE_BYTES`] ([`EnvelopeError::TooLarge`]: split the batch).
+    /// whole envelope must fit in [`MAX_ENVELOPE_BYTES`] ([`EnvelopeError::TooLarge`]: split the batch). Each
+    /// change passes the same per-change checks as a received one, so what `seal` returns is exactly what
+    /// [`SignedEnvelope::from_bytes`] makes of its bytes.
     pub fn seal(
         federation: FederationId,
         doc: DocId,
@@ -261,6 +294,7 @@ impl ChangeEnvelope {
         }
         let key = secret.public();
         let actor = actor_id(&key, &doc, &session_salt);
+        let mut facts = Vec::with_capacity(changes.len());
         for (index, change) in changes.iter().enumerate() {
             let raw = change.raw_bytes();
             if raw.len() > MAX_CHANGE_BYTES {
@@ -270,13 +304,10 @@ impl ChangeEnvelope {
                     max: MAX_CHANGE_BYTES,
                 });
             }
-            check_chunk(raw, change).map_err(|reason| EnvelopeError::MalformedChange {
-                index,
-                reason: reason.to_string(),
-            })?;
-            if change.actor_id().to_bytes() != actor.as_slice() {
-                return Err(EnvelopeError::ForeignActor { index });
-            }
+            let signed = Hash32(change.hash().0);
+            let fact = inspect_change(index, raw, &signed, &actor)?;
+            check_parsed(index, change, raw, &signed, &fact, &actor)?;
+            facts.push(fact);
         }
         let header = ChangeEnvelope {
             federation,
@@ -306,28 +337,38 @@ impl ChangeEnvelope {
                 max: MAX_ENVELOPE_BYTES,
             });
         }
-        // Re-reading our own wrapper only locates the header; it cannot fail on bytes we just encoded.
+        // Re-reading our own wrapper only locates the header and the changes; it cannot fail on bytes we just
+        // encoded.
         let wrapper = decode_wrapper(&bytes)?;
+        let raw_changes = wrapper
+            .changes
+            .iter()
+            .zip(facts)
+            .map(|(&range, facts)| RawChange { range, facts })
+            .collect();
         Ok(SignedEnvelope {
-            id: EnvelopeId::of_bytes(&bytes),
-            header_range: wrapper.header,
-            bytes: bytes.into(),
-            signature,
-            header,
+            verified: VerifiedHeader {
+                id: EnvelopeId::of_bytes(&bytes),
+                header_range: wrapper.header,
+                bytes: bytes.into(),
+                signature,
+                header,
+                changes: raw_changes,
+            },
             changes,
         })
     }
 }
 
-/// The parts of the outer map: where the header bytes are, the signature, and the raw change byte strings.
-struct Wrapper<'a> {
+/// The parts of the outer map: where the header bytes are, the signature, and where each raw change is.
+struct Wrapper {
     header: (usize, usize),
     signature: [u8; SIGNATURE_LEN],
-    changes: Vec<&'a [u8]>,
+    changes: Vec<(usize, usize)>,
 }
 
 /// `map { 0: header bytes, 1: signature, 2: [change bytes] }`, strictly.
-fn decode_wrapper(bytes: &[u8]) -> Result<Wrapper<'_>, DecodeError> {
+fn decode_wrapper(bytes: &[u8]) -> Result<Wrapper, DecodeError> {
     let mut d = Decoder::new(bytes);
     let mut m = d.map(3)?;
     m.required(&mut d, 0)?;
@@ -338,7 +379,9 @@ fn decode_wrapper(bytes: &[u8]) -> Result<Wrapper<'_>, DecodeError> {
     let signature = d.fixed::<SIGNATURE_LEN>("signature")?;
     m.required(&mut d, 2)?;
     let changes = d.array_of("changes", MAX_CHANGES_PER_ENVELOPE, |d| {
-        d.bytes("change", MAX_CHANGE_BYTES)
+        let change = d.bytes("change", MAX_CHANGE_BYTES)?;
+        let end = d.position();
+        Ok((end - change.len(), end))
     })?;
     m.end()?;
     d.finish()?;
@@ -349,20 +392,60 @@ fn decode_wrapper(bytes: &[u8]) -> Result<Wrapper<'_>, DecodeError> {
     })
 }
 
-/// Checks the Automerge chunk framing before the bytes reach Automerge: the magic bytes, an **uncompressed**
-/// change chunk (a compressed one would be inflated before any check, and many compressions of one change have
-/// the same hash), and a minimal LEB128 length that covers exactly the rest of the bytes.
-fn check_chunk_framing(bytes: &[u8]) -> Result<(), &'static str> {
+/// Why an unsigned LEB128 number (Automerge's integer encoding) did not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Uleb128Error {
+    CutOff,
+    TooLarge,
+    NonMinimal,
+}
+
+/// Reads an unsigned LEB128 number from the front of `input` with the rules of Automerge's own reader: at most
+/// 64 bits, and minimal (no trailing zero byte after the first).
+fn read_uleb128(input: &mut &[u8]) -> Result<u64, Uleb128Error> {
+    let mut value: u64 = 0;
+    let mut shift = 0u32;
+    loop {
+        let (&b, rest) = input.split_first().ok_or(Uleb128Error::CutOff)?;
+        *input = rest;
+        // The tenth byte holds bit 63 only.
+        if shift == 63 && b > 1 {
+            return Err(Uleb128Error::TooLarge);
+        }
+        value |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            if b == 0 && shift > 0 {
+                return Err(Uleb128Error::NonMinimal);
+            }
+            return Ok(value);
+        }
+        shift += 7;
+    }
+}
+
+/// A change chunk whose framing passed [`check_chunk_framing`].
+struct Chunk<'a> {
+    checksum: [u8; 4],
+    /// What the Automerge hash covers: the chunk type byte, the length and the data.
+    hashed: &'a [u8],
+    /// The change itself, after the length.
+    data: &'a [u8],
+}
+
+/// Checks the Automerge chunk framing before anything reads the change: the magic bytes, an **uncompressed**
+/// change chunk (a compressed one would have to be inflated before any check, and many compressions of one
+/// change have the same hash), and a minimal LEB128 length that covers exactly the rest of the bytes.
+fn check_chunk_framing(bytes: &[u8]) -> Result<Chunk<'_>, &'static str> {
     let (magic, rest) = bytes
         .split_first_chunk::<4>()
         .ok_or("too short for an automerge chunk")?;
     if *magic != AUTOMERGE_MAGIC {
         return Err("not an automerge chunk");
     }
-    let (_checksum, rest) = rest
+    let (checksum, hashed) = rest
         .split_first_chunk::<4>()
         .ok_or("too short for an automerge chunk")?;
-    let (&chunk_type, mut rest) = rest
+    let (&chunk_type, mut rest) = hashed
         .split_first()
         .ok_or("too short for an automerge chunk")?;
     match chunk_type {
@@ -370,80 +453,156 @@ fn check_chunk_framing(bytes: &[u8]) -> Result<(), &'static str> {
         CHUNK_TYPE_COMPRESSED_CHANGE => return Err("compressed changes are not accepted"),
         _ => return Err("not a change chunk"),
     }
-    let mut len: u64 = 0;
-    let mut shift = 0u32;
-    loop {
-        let (&b, r) = rest.split_first().ok_or("chunk length is cut off")?;
-        rest = r;
-        if shift > 56 {
-            return Err("chunk length is too large");
-        }
-        len |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            if b == 0 && shift > 0 {
-                return Err("chunk length is not minimally encoded");
-            }
-            break;
-        }
-        shift += 7;
-    }
+    let len = read_uleb128(&mut rest).map_err(|e| match e {
+        Uleb128Error::CutOff => "chunk length is cut off",
+        Uleb128Error::TooLarge => "chunk length is too large",
+        Uleb128Error::NonMinimal => "chunk length is not minimally encoded",
+    })?;
     if len != rest.len() as u64 {
         return Err("chunk length does not match the change bytes");
     }
+    Ok(Chunk {
+        checksum: *checksum,
+        hashed,
+        data: rest,
+    })
+}
+
+/// The fields at the front of a change's data in Automerge's binary format, read without Automerge: the
+/// dependencies (a count, then 32-byte hashes), the actor (a length, then its bytes) and the seq. Reading stops
+/// there; the ops are left to Automerge in stage 2. Nothing is allocated beyond what the bytes hold.
+fn read_change_prefix(mut data: &[u8]) -> Result<(Vec<Hash32>, &[u8], u64), &'static str> {
+    let count = read_uleb128(&mut data).map_err(|_| "malformed dependency count")?;
+    if count > (data.len() / 32) as u64 {
+        return Err("dependencies are cut off");
+    }
+    let mut deps = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (hash, rest) = data
+            .split_first_chunk::<32>()
+            .ok_or("dependencies are cut off")?;
+        deps.push(Hash32(*hash));
+        data = rest;
+    }
+    let len = read_uleb128(&mut data).map_err(|_| "malformed actor id length")?;
+    if len > data.len() as u64 {
+        return Err("actor id is cut off");
+    }
+    let (actor, mut data) = data.split_at(len as usize);
+    let seq = read_uleb128(&mut data).map_err(|_| "malformed seq")?;
+    Ok((deps, actor, seq))
+}
+
+/// What stage 1 reads from the front of one change, for the dependency and equivocation checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ChangeFacts {
+    seq: u64,
+    deps: Vec<Hash32>,
+}
+
+/// One change after stage 1: where it is in the envelope, and its facts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RawChange {
+    range: (usize, usize),
+    facts: ChangeFacts,
+}
+
+/// The stage-1 checks on one change chunk, without Automerge: framing, the checksum against our own SHA-256 of
+/// the chunk (its Automerge hash; the checksum is outside the hash, so unchecked a relay could change it), that
+/// hash against the `signed` one, and the actor read from the front of the data. Returns the change's seq and
+/// dependencies.
+fn inspect_change(
+    index: usize,
+    bytes: &[u8],
+    signed: &Hash32,
+    actor: &[u8; ACTOR_ID_LEN],
+) -> Result<ChangeFacts, EnvelopeError> {
+    let malformed = |reason: &str| EnvelopeError::MalformedChange {
+        index,
+        reason: reason.to_string(),
+    };
+    let chunk = check_chunk_framing(bytes).map_err(malformed)?;
+    let hash = sha256(chunk.hashed);
+    if chunk.checksum[..] != hash[..4] {
+        return Err(malformed("checksum does not match the change"));
+    }
+    if hash != signed.0 {
+        return Err(EnvelopeError::HashMismatch { index });
+    }
+    let (deps, change_actor, seq) = read_change_prefix(chunk.data).map_err(malformed)?;
+    if change_actor != actor.as_slice() {
+        return Err(EnvelopeError::ForeignActor { index });
+    }
+    Ok(ChangeFacts { seq, deps })
+}
+
+/// The stage-2 checks on one change Automerge has parsed: it holds exactly the received bytes, and it agrees
+/// with stage 1 on the hash, the actor, the seq and the dependencies (stage 1 already checked each of them; this
+/// is defence in depth against the two readers disagreeing).
+fn check_parsed(
+    index: usize,
+    change: &automerge::Change,
+    raw: &[u8],
+    signed: &Hash32,
+    facts: &ChangeFacts,
+    actor: &[u8; ACTOR_ID_LEN],
+) -> Result<(), EnvelopeError> {
+    if change.raw_bytes() != raw {
+        return Err(EnvelopeError::MalformedChange {
+            index,
+            reason: "change bytes are not in automerge's canonical form".into(),
+        });
+    }
+    if change.hash().0 != signed.0 {
+        return Err(EnvelopeError::HashMismatch { index });
+    }
+    if change.actor_id().to_bytes() != actor.as_slice() {
+        return Err(EnvelopeError::ForeignActor { index });
+    }
+    let same_deps = change.deps().len() == facts.deps.len()
+        && change
+            .deps()
+            .iter()
+            .zip(&facts.deps)
+            .all(|(a, b)| a.0 == b.0);
+    if change.seq() != facts.seq || !same_deps {
+        return Err(EnvelopeError::MalformedChange {
+            index,
+            reason: "automerge reads the change's seq or dependencies differently".into(),
+        });
+    }
     Ok(())
 }
 
-/// The checks on one change's bytes beyond what Automerge's parser does: canonical framing, a checksum that
-/// matches the hash (Automerge does not check it when parsing a single change, and the hash does not cover it),
-/// and Automerge holding exactly these bytes.
-fn check_chunk(bytes: &[u8], change: &automerge::Change) -> Result<(), &'static str> {
-    check_chunk_framing(bytes)?;
-    let hash = change.hash().0;
-    if bytes.get(4..8) != hash.get(..4) {
-        return Err("checksum does not match the change");
-    }
-    if change.raw_bytes() != bytes {
-        return Err("change bytes are not in automerge's canonical form");
-    }
-    Ok(())
-}
-
-/// Parses one change from a peer: framing first, then Automerge's parser (which checks every op), then the
-/// checksum and canonical form.
-fn parse_change(bytes: &[u8]) -> Result<automerge::Change, String> {
-    check_chunk_framing(bytes).map_err(str::to_string)?;
-    let change = automerge::Change::try_from(bytes).map_err(|e| e.to_string())?;
-    check_chunk(bytes, &change).map_err(str::to_string)?;
-    Ok(change)
-}
-
-/// A verified change envelope: the exact signed bytes, their id, the decoded header and the parsed changes.
+/// Stage 1 of verification: an envelope whose header, signature and change hashes are verified, whose changes
+/// Automerge has not parsed yet.
 ///
-/// Holding a `SignedEnvelope` means every check that needs only the envelope passed (see
-/// [`SignedEnvelope::from_bytes`]). It does **not** mean the author may write the document: the node must call
-/// `Governance::may_write` before applying [`SignedEnvelope::changes`].
+/// Holding a `VerifiedHeader` means every check of [`VerifiedHeader::from_bytes`] passed: the author's key
+/// signed these exact bytes, and each change's bytes hash to the signed hash and name the derived actor. It
+/// does **not** mean the changes are valid Automerge changes ([`Self::parse_changes`]) nor that the author may
+/// write the document (the governance check). See the module documentation for the order a node follows.
 #[derive(Clone)]
-pub struct SignedEnvelope {
+pub struct VerifiedHeader {
     bytes: Arc<[u8]>,
     id: EnvelopeId,
     header_range: (usize, usize),
     signature: [u8; SIGNATURE_LEN],
     header: ChangeEnvelope,
-    changes: Vec<automerge::Change>,
+    changes: Vec<RawChange>,
 }
 
-impl PartialEq for SignedEnvelope {
+impl PartialEq for VerifiedHeader {
     fn eq(&self, other: &Self) -> bool {
         self.id == other.id && self.bytes == other.bytes
     }
 }
-impl Eq for SignedEnvelope {}
+impl Eq for VerifiedHeader {}
 
-impl fmt::Debug for SignedEnvelope {
+impl fmt::Debug for VerifiedHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Envelope({:?} {:?} by {:?}, {} changes)",
+            "VerifiedHeader({:?} {:?} by {:?}, {} changes)",
             self.id,
             self.header.doc,
             self.header.author,
@@ -452,14 +611,13 @@ impl fmt::Debug for SignedEnvelope {
     }
 }
 
-impl SignedEnvelope {
-    /// Decodes and verifies an envelope received from anywhere, in this order: size cap, strict decoding of the
-    /// wrapper and header, the federation, as many changes as signed hashes, each change parses as an uncompressed
-    /// canonical Automerge change whose hash is the one signed at its position, each change's actor is derived
-    /// from the envelope's key, document and salt, and the strict signature over the exact header bytes.
-    ///
-    /// Not checked here (the node does it next): dependencies present, (actor, seq) equivocation against other
-    /// envelopes ([`Self::change_keys`]), and `Governance::may_write` for the author at the cited heads.
+impl VerifiedHeader {
+    /// Stage 1: decodes and verifies an envelope received from anywhere, without running Automerge, in this
+    /// order: size cap, strict decoding of the wrapper and header, the federation, as many changes as signed
+    /// hashes; for each change, the chunk framing (magic, uncompressed change chunk, minimal length covering
+    /// exactly the bytes), the checksum against our own SHA-256 of the chunk, that hash against the one signed at
+    /// its position, and the actor (read from the front of the chunk) against the one derived from the
+    /// envelope's key, document and salt; finally the strict signature over the exact header bytes.
     pub fn from_bytes(
         bytes: &[u8],
         expected_federation: FederationId,
@@ -486,26 +644,16 @@ impl SignedEnvelope {
                 changes: wrapper.changes.len(),
             });
         }
+        let actor = header.actor();
         let mut changes = Vec::with_capacity(wrapper.changes.len());
-        for (index, (raw, signed)) in wrapper
+        for (index, (&range, signed)) in wrapper
             .changes
             .iter()
             .zip(&header.change_hashes)
             .enumerate()
         {
-            let change = parse_change(raw)
-                .map_err(|reason| EnvelopeError::MalformedChange { index, reason })?;
-            if change.hash().0 != signed.0 {
-                return Err(EnvelopeError::HashMismatch { index });
-            }
-            changes.push(change);
-        }
-        let actor = header.actor();
-        if let Some(index) = changes
-            .iter()
-            .position(|c| c.actor_id().to_bytes() != actor.as_slice())
-        {
-            return Err(EnvelopeError::ForeignActor { index });
+            let facts = inspect_change(index, &bytes[range.0..range.1], signed, &actor)?;
+            changes.push(RawChange { range, facts });
         }
         header
             .key
@@ -517,6 +665,34 @@ impl SignedEnvelope {
             header_range: wrapper.header,
             signature: wrapper.signature,
             header,
+            changes,
+        })
+    }
+
+    /// Stage 2: runs Automerge's change parser on each change (which reads every op) and checks that Automerge
+    /// holds exactly the received bytes and agrees with stage 1 on the hash, the actor, the seq and the
+    /// dependencies. Call it only for an envelope whose author passed the governance check and whose
+    /// dependencies are accepted (see the module documentation).
+    pub fn parse_changes(self) -> Result<SignedEnvelope, EnvelopeError> {
+        let actor = self.actor();
+        let mut changes = Vec::with_capacity(self.changes.len());
+        for (index, (raw, signed)) in self
+            .changes
+            .iter()
+            .zip(&self.header.change_hashes)
+            .enumerate()
+        {
+            let bytes = &self.bytes[raw.range.0..raw.range.1];
+            let change =
+                automerge::Change::try_from(bytes).map_err(|e| EnvelopeError::MalformedChange {
+                    index,
+                    reason: e.to_string(),
+                })?;
+            check_parsed(index, &change, bytes, signed, &raw.facts, &actor)?;
+            changes.push(change);
+        }
+        Ok(SignedEnvelope {
+            verified: self,
             changes,
         })
     }
@@ -567,7 +743,7 @@ impl SignedEnvelope {
         &self.header.gov_heads
     }
 
-    /// The signed change hashes, in batch order (the same order as [`Self::changes`]).
+    /// The signed change hashes, in batch order (the same order as [`Self::raw_changes`]).
     pub fn change_hashes(&self) -> &[Hash32] {
         &self.header.change_hashes
     }
@@ -575,6 +751,151 @@ impl SignedEnvelope {
     /// The actor of every change in the envelope.
     pub fn actor(&self) -> [u8; ACTOR_ID_LEN] {
         self.header.actor()
+    }
+
+    /// The raw change chunks, in batch order: each hashes to the signed hash at its position, but Automerge has
+    /// not parsed it.
+    pub fn raw_changes(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.changes
+            .iter()
+            .map(|c| &self.bytes[c.range.0..c.range.1])
+    }
+
+    /// (actor, seq, hash) of each change, in batch order: two different hashes under one (actor, seq), within this
+    /// envelope or across envelopes, are an Automerge equivocation. Read without Automerge; stage 2 checks that
+    /// Automerge reads the same seq.
+    pub fn change_keys(&self) -> Vec<([u8; ACTOR_ID_LEN], u64, Hash32)> {
+        let actor = self.actor();
+        self.changes
+            .iter()
+            .zip(&self.header.change_hashes)
+            .map(|(c, h)| (actor, c.facts.seq, *h))
+            .collect()
+    }
+
+    /// The dependencies of the batch that are not in the batch itself, sorted and unique: what must already be
+    /// accepted before these changes may be applied (otherwise park the envelope and fetch them by hash). Read
+    /// without Automerge; stage 2 checks that Automerge reads the same dependencies.
+    pub fn external_deps(&self) -> Vec<Hash32> {
+        let mut own = self.header.change_hashes.clone();
+        own.sort_unstable();
+        let mut deps: Vec<Hash32> = self
+            .changes
+            .iter()
+            .flat_map(|c| c.facts.deps.iter().copied())
+            .filter(|h| own.binary_search(h).is_err())
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        deps
+    }
+}
+
+/// A fully verified change envelope: a [`VerifiedHeader`] whose changes Automerge has parsed.
+///
+/// Holding a `SignedEnvelope` means every check that needs only the envelope passed (see
+/// [`SignedEnvelope::from_bytes`]). It does **not** mean the author may write the document: the node must pass
+/// the governance check before applying [`SignedEnvelope::changes`].
+#[derive(Clone)]
+pub struct SignedEnvelope {
+    verified: VerifiedHeader,
+    changes: Vec<automerge::Change>,
+}
+
+impl PartialEq for SignedEnvelope {
+    fn eq(&self, other: &Self) -> bool {
+        self.verified == other.verified
+    }
+}
+impl Eq for SignedEnvelope {}
+
+impl fmt::Debug for SignedEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Envelope({:?} {:?} by {:?}, {} changes)",
+            self.verified.id,
+            self.verified.header.doc,
+            self.verified.header.author,
+            self.changes.len()
+        )
+    }
+}
+
+impl SignedEnvelope {
+    /// Decodes and verifies an envelope received from anywhere: [`VerifiedHeader::from_bytes`] then
+    /// [`VerifiedHeader::parse_changes`]. A node that receives envelopes from peers runs the two stages
+    /// separately, with the governance, dependency and equivocation checks in between (see the module
+    /// documentation); this is for callers that trust the sender or have nothing to check in between.
+    ///
+    /// Not checked here: dependencies present, (actor, seq) equivocation against other envelopes
+    /// ([`Self::change_keys`]), and the governance check for the author at the cited heads.
+    pub fn from_bytes(
+        bytes: &[u8],
+        expected_federation: FederationId,
+    ) -> Result<Self, EnvelopeError> {
+        VerifiedHeader::from_bytes(bytes, expected_federation)?.parse_changes()
+    }
+
+    /// The stage-1 part: the header, signature and raw changes.
+    pub fn verified_header(&self) -> &VerifiedHeader {
+        &self.verified
+    }
+
+    pub fn id(&self) -> EnvelopeId {
+        self.verified.id()
+    }
+
+    /// The exact signed bytes (what is stored, sent and hashed).
+    pub fn bytes(&self) -> &[u8] {
+        self.verified.bytes()
+    }
+
+    /// The header bytes the signature covers.
+    pub fn header_bytes(&self) -> &[u8] {
+        self.verified.header_bytes()
+    }
+
+    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+        self.verified.signature()
+    }
+
+    pub fn header(&self) -> &ChangeEnvelope {
+        self.verified.header()
+    }
+
+    pub fn federation(&self) -> FederationId {
+        self.verified.federation()
+    }
+
+    pub fn doc(&self) -> DocId {
+        self.verified.doc()
+    }
+
+    pub fn author(&self) -> OrgId {
+        self.verified.author()
+    }
+
+    pub fn key(&self) -> &PublicKey {
+        self.verified.key()
+    }
+
+    pub fn session_salt(&self) -> &[u8; SESSION_SALT_LEN] {
+        self.verified.session_salt()
+    }
+
+    pub fn gov_heads(&self) -> &[OpId] {
+        self.verified.gov_heads()
+    }
+
+    /// The signed change hashes, in batch order (the same order as [`Self::changes`]).
+    pub fn change_hashes(&self) -> &[Hash32] {
+        self.verified.change_hashes()
+    }
+
+    /// The actor of every change in the envelope.
+    pub fn actor(&self) -> [u8; ACTOR_ID_LEN] {
+        self.verified.actor()
     }
 
     /// The parsed changes, in batch order. Apply them (`Automerge::apply_changes`) only after the governance
@@ -591,27 +912,13 @@ impl SignedEnvelope {
     /// (actor, seq, hash) of each change, in batch order: two different hashes under one (actor, seq), within this
     /// envelope or across envelopes, are an Automerge equivocation.
     pub fn change_keys(&self) -> Vec<([u8; ACTOR_ID_LEN], u64, Hash32)> {
-        let actor = self.actor();
-        self.changes
-            .iter()
-            .map(|c| (actor, c.seq(), Hash32(c.hash().0)))
-            .collect()
+        self.verified.change_keys()
     }
 
     /// The dependencies of the batch that are not in the batch itself, sorted and unique: what must already be
     /// accepted before these changes may be applied (otherwise park the envelope and fetch them by hash).
     pub fn external_deps(&self) -> Vec<Hash32> {
-        let mut own = self.header.change_hashes.clone();
-        own.sort_unstable();
-        let mut deps: Vec<Hash32> = self
-            .changes
-            .iter()
-            .flat_map(|c| c.deps().iter().map(|h| Hash32(h.0)))
-            .filter(|h| own.binary_search(h).is_err())
-            .collect();
-        deps.sort_unstable();
-        deps.dedup();
-        deps
+        self.verified.external_deps()
     }
 }
 
@@ -1287,5 +1594,380 @@ mod tests {
         let (ka, kb) = (ea.change_keys()[0], eb.change_keys()[0]);
         assert_eq!((ka.0, ka.1), (kb.0, kb.1));
         assert_ne!(ka.2, kb.2);
+    }
+
+    // ---- The two stages ------------------------------------------------------------------------------------
+
+    fn uleb(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    }
+
+    /// A chunk of `chunk_type` around `data`, with a minimal length and the checksum of its SHA-256: framing that
+    /// passes every stage-1 check, whatever `data` is.
+    fn frame(chunk_type: u8, data: &[u8]) -> Vec<u8> {
+        let mut hashed = vec![chunk_type];
+        hashed.extend(uleb(data.len() as u64));
+        hashed.extend_from_slice(data);
+        let hash = sha256(&hashed);
+        let mut chunk = AUTOMERGE_MAGIC.to_vec();
+        chunk.extend_from_slice(&hash[..4]);
+        chunk.extend(hashed);
+        chunk
+    }
+
+    /// The hash stage 1 computes for a chunk: SHA-256 of everything after the magic bytes and the checksum.
+    fn chunk_hash(chunk: &[u8]) -> Hash32 {
+        Hash32(sha256(&chunk[8..]))
+    }
+
+    /// Change data with a well-formed front (deps, actor, seq, start op, time, message, other actors) followed
+    /// by one op column that claims far more bytes than there are: Automerge's parser rejects it.
+    fn garbage_ops(actor: &[u8], seq: u64, deps: &[Hash32]) -> Vec<u8> {
+        let mut d = uleb(deps.len() as u64);
+        for h in deps {
+            d.extend_from_slice(&h.0);
+        }
+        d.extend(uleb(actor.len() as u64));
+        d.extend_from_slice(actor);
+        d.extend(uleb(seq));
+        d.extend(uleb(1)); // start op
+        d.push(0); // time
+        d.extend(uleb(0)); // message
+        d.extend(uleb(0)); // other actors
+        d.extend(uleb(1)); // one column ...
+        d.extend(uleb(0x01)); // ... with some spec ...
+        d.extend(uleb(1 << 40)); // ... and a length that is not there
+        d.extend_from_slice(&[0xff; 16]);
+        d
+    }
+
+    /// A real change by `actor` whose op column bytes are overwritten with 0xff, re-framed with a correct
+    /// length, checksum and hash: the front is intact, the ops are nonsense.
+    fn scrambled_ops(actor: automerge::ActorId) -> Vec<u8> {
+        let mut doc = AutoCommit::new().with_actor(actor);
+        doc.put(ROOT, "k", "v").unwrap();
+        let raw = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let data_at = raw.len() - check_chunk_framing(&raw).unwrap().data.len();
+        let mut data = raw[data_at..].to_vec();
+        let n = data.len();
+        data[n - 6..].fill(0xff);
+        frame(CHUNK_TYPE_CHANGE, &data)
+    }
+
+    fn automerge_rejects(chunk: &[u8]) -> bool {
+        automerge::Change::try_from(chunk).is_err()
+    }
+
+    /// Automerge 0.7's change hash (`storage::chunk::hash`) is SHA-256 over the chunk type, the minimal LEB128
+    /// data length and the data: for a chunk that passes our framing check, SHA-256 of the bytes after the magic
+    /// and the checksum. Stage 1 computes it itself; here it must equal `Change::hash()` for real changes of
+    /// every shape, and the front of each chunk must read as Automerge reads it.
+    #[test]
+    fn stage_one_hash_and_prefix_agree_with_automerge() {
+        let (sk, _) = org(1);
+        let actor = automerge_actor(&sk.public(), &DOC, &SALT);
+        let mut changes = own_changes(&sk, 3);
+        // A long value: 2- and 3-byte LEB128 chunk lengths.
+        for len in [200, 20_000] {
+            let mut doc = AutoCommit::new().with_actor(actor.clone());
+            doc.put(ROOT, "text", "x".repeat(len)).unwrap();
+            changes.push(doc.get_last_local_change().unwrap());
+        }
+        // A commit message, and a merge commit with two dependencies.
+        let mut a = AutoCommit::new().with_actor(actor.clone());
+        a.put(ROOT, "k", 1).unwrap();
+        a.commit_with(automerge::transaction::CommitOptions::default().with_message("hello"));
+        changes.push(a.get_last_local_change().unwrap());
+        let mut b = a.fork().with_actor(automerge::ActorId::random());
+        b.put(ROOT, "b", 1).unwrap();
+        b.commit();
+        a.put(ROOT, "a", 1).unwrap();
+        a.commit();
+        a.merge(&mut b).unwrap();
+        a.put(ROOT, "after", 1).unwrap();
+        a.commit();
+        let merged = a.get_last_local_change().unwrap();
+        assert_eq!(merged.deps().len(), 2);
+        changes.push(merged);
+        let mut length_bytes = std::collections::BTreeSet::new();
+        for c in &changes {
+            let raw = c.raw_bytes();
+            let chunk = check_chunk_framing(raw).unwrap();
+            length_bytes.insert(chunk.hashed.len() - 1 - chunk.data.len());
+            let ours = sha256(chunk.hashed);
+            assert_eq!(ours, c.hash().0);
+            assert_eq!(ours, sha256(&raw[8..]));
+            // Automerge's definition, spelled out.
+            let mut pre = vec![CHUNK_TYPE_CHANGE];
+            pre.extend(uleb(chunk.data.len() as u64));
+            pre.extend_from_slice(chunk.data);
+            assert_eq!(ours, sha256(&pre));
+            assert_eq!(raw[4..8], ours[..4], "checksum");
+            let (deps, change_actor, seq) = read_change_prefix(chunk.data).unwrap();
+            assert_eq!(
+                deps,
+                c.deps().iter().map(|h| Hash32(h.0)).collect::<Vec<_>>()
+            );
+            assert_eq!(change_actor, c.actor_id().to_bytes());
+            assert_eq!(seq, c.seq());
+        }
+        assert_eq!(length_bytes.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn the_stages_compose_to_from_bytes_and_seal() {
+        let (sk, author) = org(1);
+        let all = own_changes(&sk, 3);
+        let env =
+            ChangeEnvelope::seal(FED, DOC, author, &sk, SALT, heads(), all[1..].to_vec()).unwrap();
+        let header = VerifiedHeader::from_bytes(env.bytes(), FED).unwrap();
+        // What `seal` built equals what stage 1 reads from the bytes, to the per-change facts.
+        assert_eq!(&header, env.verified_header());
+        assert_eq!(header.changes, env.verified_header().changes);
+        assert_eq!(header.id(), env.id());
+        assert_eq!(header.bytes(), env.bytes());
+        assert_eq!(header.header_bytes(), env.header_bytes());
+        assert_eq!(header.signature(), env.signature());
+        assert_eq!(header.header(), env.header());
+        assert_eq!(header.federation(), FED);
+        assert_eq!(header.doc(), DOC);
+        assert_eq!(header.author(), author);
+        assert_eq!(header.key(), &sk.public());
+        assert_eq!(header.session_salt(), &SALT);
+        assert_eq!(header.gov_heads(), &heads()[..]);
+        assert_eq!(header.change_hashes(), &hashes(&all[1..])[..]);
+        assert_eq!(header.actor(), env.actor());
+        assert!(header
+            .raw_changes()
+            .eq(all[1..].iter().map(|c| c.raw_bytes())));
+        // Dependencies and (actor, seq) are known before Automerge parses anything.
+        assert_eq!(header.external_deps(), vec![Hash32(all[0].hash().0)]);
+        assert_eq!(header.change_keys(), env.change_keys());
+        assert_eq!(
+            header.change_keys().iter().map(|k| k.1).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        let full = header.parse_changes().unwrap();
+        assert_eq!(full, env);
+        assert_eq!(full.changes(), env.changes());
+        assert_eq!(SignedEnvelope::from_bytes(env.bytes(), FED).unwrap(), full);
+    }
+
+    /// Bytes Automerge's parser rejects pass stage 1 when they are framed, hashed and signed correctly: stage 1
+    /// never ran Automerge on them. Stage 2 rejects them.
+    #[test]
+    fn stage_one_accepts_signed_garbage_ops_and_stage_two_rejects_them() {
+        let (sk, author) = org(1);
+        let actor = actor_id(&sk.public(), &DOC, &SALT);
+        let good = own_changes(&sk, 1);
+        let dep = Hash32([0xab; 32]);
+        for garbage in [
+            frame(CHUNK_TYPE_CHANGE, &garbage_ops(&actor, 2, &[dep])),
+            scrambled_ops(automerge_actor(&sk.public(), &DOC, &SALT)),
+        ] {
+            assert!(automerge_rejects(&garbage));
+            let header = header_for(
+                &sk,
+                author,
+                vec![Hash32(good[0].hash().0), chunk_hash(&garbage)],
+            );
+            let bytes = forge_signed(&sk, &header, &[good[0].raw_bytes(), &garbage]);
+            let verified = VerifiedHeader::from_bytes(&bytes, FED).unwrap();
+            assert_eq!(verified.raw_changes().nth(1), Some(&garbage[..]));
+            assert_eq!(verified.change_keys()[1].2, chunk_hash(&garbage));
+            let r = verified.parse_changes();
+            assert!(
+                matches!(r, Err(EnvelopeError::MalformedChange { index: 1, .. })),
+                "{r:?}"
+            );
+            assert_eq!(
+                SignedEnvelope::from_bytes(&bytes, FED).map(|_| ()),
+                r.map(|_| ())
+            );
+        }
+        // The front of the garbage change is read without Automerge.
+        let garbage = frame(CHUNK_TYPE_CHANGE, &garbage_ops(&actor, 2, &[dep]));
+        let header = header_for(&sk, author, vec![chunk_hash(&garbage)]);
+        let verified =
+            VerifiedHeader::from_bytes(&forge_signed(&sk, &header, &[&garbage]), FED).unwrap();
+        assert_eq!(verified.external_deps(), vec![dep]);
+        assert_eq!(
+            verified.change_keys(),
+            vec![(actor, 2, chunk_hash(&garbage))]
+        );
+    }
+
+    /// Each rejection below comes from stage 1 on a change Automerge cannot parse, so none of them needed
+    /// Automerge: had it run first, the error would have been its `MalformedChange`.
+    #[test]
+    fn stage_one_rejects_forgeries_without_automerge() {
+        let (sk, author) = org(1);
+        let (other, _) = org(2);
+        let actor = actor_id(&sk.public(), &DOC, &SALT);
+        let garbage = frame(CHUNK_TYPE_CHANGE, &garbage_ops(&actor, 1, &[]));
+        assert!(automerge_rejects(&garbage));
+        let stage1 = |header: &[u8], sig: &[u8; 64], change: &[u8]| {
+            VerifiedHeader::from_bytes(&forge(header, sig, &[change]), FED)
+        };
+
+        // Wrong hash: the header signs another change.
+        let hb = header_for(&sk, author, vec![Hash32([0x11; 32])]).encode();
+        assert_eq!(
+            stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &garbage),
+            Err(EnvelopeError::HashMismatch { index: 0 })
+        );
+        // One byte of the change flipped, the checksum fixed up to match: still not the signed hash.
+        let mut data = check_chunk_framing(&garbage).unwrap().data.to_vec();
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        let tampered = frame(CHUNK_TYPE_CHANGE, &data);
+        let hb = header_for(&sk, author, vec![chunk_hash(&garbage)]).encode();
+        assert_eq!(
+            stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &tampered),
+            Err(EnvelopeError::HashMismatch { index: 0 })
+        );
+
+        // Forged signature: right hash, signed by another key or with one bit flipped.
+        assert_eq!(
+            stage1(&hb, &other.sign(Domain::ChangeEnvelope, &hb), &garbage),
+            Err(EnvelopeError::BadSignature)
+        );
+        let mut sig = sk.sign(Domain::ChangeEnvelope, &hb);
+        sig[0] ^= 1;
+        assert_eq!(
+            stage1(&hb, &sig, &garbage),
+            Err(EnvelopeError::BadSignature)
+        );
+        assert!(stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &garbage).is_ok());
+
+        // Foreign actor: the actor at the front of the chunk is not the derived one.
+        let other_actor = actor_id(&other.public(), &DOC, &SALT);
+        let foreign = frame(CHUNK_TYPE_CHANGE, &garbage_ops(&other_actor, 1, &[]));
+        assert!(automerge_rejects(&foreign));
+        let hb = header_for(&sk, author, vec![chunk_hash(&foreign)]).encode();
+        assert_eq!(
+            stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &foreign),
+            Err(EnvelopeError::ForeignActor { index: 0 })
+        );
+
+        // Compressed: a deflate stream that is not one, framed and hashed correctly. Automerge would try to
+        // inflate it; stage 1 refuses the chunk type.
+        let bomb = frame(CHUNK_TYPE_COMPRESSED_CHANGE, &[0xff; 64]);
+        assert!(automerge_rejects(&bomb));
+        let hb = header_for(&sk, author, vec![chunk_hash(&bomb)]).encode();
+        assert_eq!(
+            stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &bomb),
+            Err(EnvelopeError::MalformedChange {
+                index: 0,
+                reason: "compressed changes are not accepted".into()
+            })
+        );
+    }
+
+    /// The counts and lengths at the front of a change come from the sender: they are checked against the bytes
+    /// present before anything is allocated or read.
+    #[test]
+    fn stage_one_does_not_trust_counts_in_the_change_front() {
+        let (sk, author) = org(1);
+        let actor = actor_id(&sk.public(), &DOC, &SALT);
+        let mut huge_deps = uleb(u64::MAX);
+        huge_deps.extend_from_slice(&[0; 64]);
+        let mut huge_actor = uleb(0);
+        huge_actor.extend(uleb(u64::MAX));
+        huge_actor.extend_from_slice(&actor);
+        let mut no_seq = uleb(0);
+        no_seq.extend(uleb(16));
+        no_seq.extend_from_slice(&actor);
+        let mut non_minimal_seq = no_seq.clone();
+        non_minimal_seq.extend_from_slice(&[0x81, 0x00]);
+        for (data, reason) in [
+            (vec![], "malformed dependency count"),
+            (huge_deps, "dependencies are cut off"),
+            (huge_actor, "actor id is cut off"),
+            (no_seq, "malformed seq"),
+            (non_minimal_seq, "malformed seq"),
+        ] {
+            let chunk = frame(CHUNK_TYPE_CHANGE, &data);
+            let header = header_for(&sk, author, vec![chunk_hash(&chunk)]);
+            assert_eq!(
+                VerifiedHeader::from_bytes(&forge_signed(&sk, &header, &[&chunk]), FED),
+                Err(EnvelopeError::MalformedChange {
+                    index: 0,
+                    reason: reason.into()
+                }),
+                "{reason}"
+            );
+        }
+    }
+
+    /// Stage 2 re-checks what stage 1 established, against Automerge's own reading (defence in depth: the two
+    /// readers must never disagree).
+    #[test]
+    fn stage_two_cross_checks_stage_one() {
+        let (sk, author) = org(1);
+        let env = sealed(&sk, author, 2);
+        let fresh = || VerifiedHeader::from_bytes(env.bytes(), FED).unwrap();
+        let disagree = Err(EnvelopeError::MalformedChange {
+            index: 1,
+            reason: "automerge reads the change's seq or dependencies differently".into(),
+        });
+
+        let mut h = fresh();
+        h.changes[1].facts.seq += 1;
+        assert_eq!(h.parse_changes(), disagree);
+        let mut h = fresh();
+        h.changes[1].facts.deps.clear();
+        assert_eq!(h.parse_changes(), disagree);
+        let mut h = fresh();
+        h.changes[1].facts.deps.push(Hash32([0; 32]));
+        assert_eq!(h.parse_changes(), disagree);
+        let mut h = fresh();
+        h.header.change_hashes[1].0[31] ^= 1;
+        assert_eq!(
+            h.parse_changes(),
+            Err(EnvelopeError::HashMismatch { index: 1 })
+        );
+        let mut h = fresh();
+        h.header.session_salt[0] ^= 1;
+        assert_eq!(
+            h.parse_changes(),
+            Err(EnvelopeError::ForeignActor { index: 0 })
+        );
+        assert_eq!(fresh().parse_changes(), Ok(env));
+    }
+
+    #[test]
+    fn leb128_reading_follows_automerge() {
+        let read = |b: &[u8]| {
+            let mut i = b;
+            read_uleb128(&mut i).map(|v| (v, i.len()))
+        };
+        assert_eq!(read(&[0x00]), Ok((0, 0)));
+        assert_eq!(read(&[0x7f, 0x01]), Ok((127, 1)));
+        assert_eq!(read(&[0x80, 0x01]), Ok((128, 0)));
+        assert_eq!(read(&uleb(u64::MAX)), Ok((u64::MAX, 0)));
+        assert_eq!(uleb(u64::MAX).len(), 10);
+        for v in [1u64, 300, 1 << 35, (1 << 63) + 5] {
+            assert_eq!(read(&uleb(v)), Ok((v, 0)));
+        }
+        let mut too_large = vec![0xff; 9];
+        too_large.push(0x02);
+        assert_eq!(read(&too_large), Err(Uleb128Error::TooLarge));
+        let mut eleven = vec![0x80; 10];
+        eleven.push(0x00);
+        assert_eq!(read(&eleven), Err(Uleb128Error::TooLarge));
+        assert_eq!(read(&[0x80, 0x00]), Err(Uleb128Error::NonMinimal));
+        assert_eq!(read(&[0xff, 0x80, 0x00]), Err(Uleb128Error::NonMinimal));
+        assert_eq!(read(&[]), Err(Uleb128Error::CutOff));
+        assert_eq!(read(&[0x80]), Err(Uleb128Error::CutOff));
     }
 }

@@ -30,10 +30,11 @@ pub use query::{
 };
 
 use crate::crypto::PublicKey;
+use crate::ids::IdMap;
 use crate::ids::{FederationId, OpId, OrgId};
 use crate::limits::{MAX_PARENTS, MAX_PARKED_OPS};
 use crate::op::{Genesis, OpError, OpKind, RevocableRole, SignedInception, SignedOp, TeamCode};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// A signed op whose signature has been verified. Only [`SignedOp::verify`] and [`verify_all`] make one, so
 /// the replay can never be handed an unverified op by mistake.
@@ -236,15 +237,15 @@ pub(crate) struct Facts {
 /// The indexes of valid ops that the rules and queries read. Every entry is a node index.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    pub(crate) admits: HashMap<OrgId, Vec<u32>>,
+    pub(crate) admits: IdMap<OrgId, Vec<u32>>,
     pub(crate) nominations: BTreeMap<TeamCode, Vec<u32>>,
-    pub(crate) team_events: HashMap<(TeamCode, OrgId), Vec<(u32, bool)>>,
-    pub(crate) meetings: HashMap<OpId, u32>,
-    pub(crate) attendance: HashMap<OpId, Vec<(OrgId, u32)>>,
-    pub(crate) approvals: HashMap<OpId, Vec<u32>>,
-    pub(crate) motions: HashMap<OpId, MotionEntry>,
-    pub(crate) motions_of_meeting: HashMap<OpId, Vec<OpId>>,
-    pub(crate) docs: HashMap<OpId, u32>,
+    pub(crate) team_events: IdMap<(TeamCode, OrgId), Vec<(u32, bool)>>,
+    pub(crate) meetings: IdMap<OpId, u32>,
+    pub(crate) attendance: IdMap<OpId, Vec<(OrgId, u32)>>,
+    pub(crate) approvals: IdMap<OpId, Vec<u32>>,
+    pub(crate) motions: IdMap<OpId, MotionEntry>,
+    pub(crate) motions_of_meeting: IdMap<OpId, Vec<OpId>>,
+    pub(crate) docs: IdMap<OpId, u32>,
     pub(crate) submissions: Vec<u32>,
     pub(crate) modalities: BTreeMap<TeamCode, Vec<u32>>,
     pub(crate) bindings: Vec<u32>,
@@ -262,8 +263,8 @@ pub(crate) struct MotionEntry {
 /// over the whole set before evaluation, because the concurrency rules need all of them.
 #[derive(Debug, Default)]
 pub(crate) struct Static {
-    pub(crate) member_revokes: HashMap<OrgId, Vec<u32>>,
-    pub(crate) coordinator_revokes: HashMap<(TeamCode, OrgId), Vec<u32>>,
+    pub(crate) member_revokes: IdMap<OrgId, Vec<u32>>,
+    pub(crate) coordinator_revokes: IdMap<(TeamCode, OrgId), Vec<u32>>,
     /// (org index, seq) pairs with two or more distinct signed ops, with the evidence that shows it.
     pub(crate) equivocations: BTreeMap<(u32, u32), Vec<OpId>>,
 }
@@ -271,9 +272,9 @@ pub(crate) struct Static {
 /// Parked ops, bounded.
 #[derive(Debug, Default)]
 struct Parking {
-    ops: HashMap<OpId, VerifiedOp>,
+    ops: IdMap<OpId, VerifiedOp>,
     /// missing parent → parked ops waiting for it.
-    waiting: HashMap<OpId, Vec<OpId>>,
+    waiting: IdMap<OpId, Vec<OpId>>,
 }
 
 /// A replica of one federation's governance: the DAG and its replayed state.
@@ -281,13 +282,13 @@ struct Parking {
 pub struct Governance {
     pub(crate) fed: FederationInfo,
     pub(crate) nodes: Vec<Node>,
-    pub(crate) by_id: HashMap<OpId, u32>,
+    pub(crate) by_id: IdMap<OpId, u32>,
     pub(crate) org_ids: Vec<OrgId>,
-    pub(crate) org_index: HashMap<OrgId, u32>,
-    pub(crate) inceptions: HashMap<OrgId, SignedInception>,
+    pub(crate) org_index: IdMap<OrgId, u32>,
+    pub(crate) inceptions: IdMap<OrgId, SignedInception>,
     /// Node index of each org's inception op (absent for secretariat orgs, whose inception is in the genesis).
-    pub(crate) inception_op: HashMap<OrgId, u32>,
-    by_author_seq: HashMap<(u32, u32), Vec<u32>>,
+    pub(crate) inception_op: IdMap<OrgId, u32>,
+    by_author_seq: IdMap<(u32, u32), Vec<u32>>,
     heads: BTreeSet<OpId>,
     parking: Parking,
     pub(crate) statics: Static,
@@ -325,12 +326,12 @@ impl Governance {
         let mut me = Governance {
             fed,
             nodes: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: IdMap::default(),
             org_ids: Vec::new(),
-            org_index: HashMap::new(),
-            inceptions: HashMap::new(),
-            inception_op: HashMap::new(),
-            by_author_seq: HashMap::new(),
+            org_index: IdMap::default(),
+            inceptions: IdMap::default(),
+            inception_op: IdMap::default(),
+            by_author_seq: IdMap::default(),
             heads: BTreeSet::new(),
             parking: Parking::default(),
             statics: Static::default(),

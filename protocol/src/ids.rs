@@ -189,3 +189,27 @@ mod tests {
         assert_eq!(a.to_string()[..60], b.to_string()[..60]);
     }
 }
+
+/// A hasher for maps keyed by our ids. Ids are SHA-256 outputs, already uniformly distributed, so folding their
+/// bytes is enough and much cheaper than SipHash on the replay's hot path. An attacker cannot aim for collisions
+/// without grinding signatures, and a collision only costs a probe.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 =
+                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+/// A `HashMap` keyed by ids (or tuples containing them), with [`IdHasher`].
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;

@@ -890,7 +890,14 @@ impl OpKind {
         }
     }
 
-    fn decode_payload(tag: u64, d: &mut Decoder<'_>) -> Result<Self, OpError> {
+    /// `nested` is true inside an Evidence payload, where another Evidence (or a genesis) is refused *before* it is
+    /// decoded, so nesting can never recurse.
+    fn decode_payload(tag: u64, d: &mut Decoder<'_>, nested: bool) -> Result<Self, OpError> {
+        if nested && (tag == 1 || tag == 18) {
+            return Err(OpError::Structure(
+                "evidence cannot nest evidence or a genesis",
+            ));
+        }
         let mut m = d.map(MAX_MAP_ENTRIES)?;
         let kind = match tag {
             1 => {
@@ -1239,9 +1246,9 @@ impl OpKind {
             }
             18 => {
                 m.required(d, 0)?;
-                let first = SignedOp::decode(d.bytes("evidence op", MAX_OP_BYTES)?)?;
+                let first = SignedOp::decode_inner(d.bytes("evidence op", MAX_OP_BYTES)?, true)?;
                 m.required(d, 1)?;
-                let second = SignedOp::decode(d.bytes("evidence op", MAX_OP_BYTES)?)?;
+                let second = SignedOp::decode_inner(d.bytes("evidence op", MAX_OP_BYTES)?, true)?;
                 if matches!(
                     first.body.kind,
                     OpKind::Evidence { .. } | OpKind::Genesis(_)
@@ -1327,7 +1334,7 @@ impl OpBody {
         e.into_bytes()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, OpError> {
+    fn decode(bytes: &[u8], nested: bool) -> Result<Self, OpError> {
         let mut d = Decoder::new(bytes);
         let mut m = d.map(MAX_MAP_ENTRIES)?;
         m.required(&mut d, 0)?;
@@ -1354,7 +1361,7 @@ impl OpBody {
         m.required(&mut d, 7)?;
         let tag = d.u64()?;
         m.required(&mut d, 8)?;
-        let kind = OpKind::decode_payload(tag, &mut d)?;
+        let kind = OpKind::decode_payload(tag, &mut d, nested)?;
         m.end()?;
         d.finish()?;
         let body = OpBody {
@@ -1485,6 +1492,10 @@ impl fmt::Debug for SignedOp {
 impl SignedOp {
     /// Strictly decodes signed op bytes and checks the op's structure. Does not verify the signature.
     pub fn decode(bytes: &[u8]) -> Result<Self, OpError> {
+        Self::decode_inner(bytes, false)
+    }
+
+    fn decode_inner(bytes: &[u8], nested: bool) -> Result<Self, OpError> {
         if bytes.len() > MAX_OP_BYTES {
             return Err(OpError::TooLarge {
                 what: "op",
@@ -1493,7 +1504,7 @@ impl SignedOp {
             });
         }
         let (body_bytes, signature) = decode_signed_wrapper(bytes, MAX_OP_BYTES)?;
-        let body = OpBody::decode(body_bytes)?;
+        let body = OpBody::decode(body_bytes, nested)?;
         let body_range = body_range(bytes);
         Ok(Self {
             bytes: bytes.into(),

@@ -1,5 +1,6 @@
 //! The authorisation step of the acceptance pipeline: a verified change envelope against the governance state at
 //! the heads it cites (catalogue cases 13, 17 and 29 at the protocol layer).
+#![allow(clippy::unwrap_used)]
 
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ROOT};

@@ -601,7 +601,27 @@ impl Governance {
 
     /// Adds a valid op to the indexes.
     pub(crate) fn index_op(&mut self, idx: u32) {
-        let op = self.nodes[idx as usize].op.clone();
+        // The motion electorate needs `&self` queries; compute it before borrowing the index mutably.
+        let electorate = match self.nodes[idx as usize].op.kind() {
+            OpKind::Motion {
+                meeting,
+                motion: MotionKind::Recommend { .. },
+            } => Some(
+                self.index
+                    .attendance
+                    .get(meeting)
+                    .map(|a| {
+                        a.iter()
+                            .filter(|(_, i)| self.le(*i, idx))
+                            .map(|(o, _)| *o)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            OpKind::Motion { meeting, .. } => Some(self.coordinators_meeting_electorate(meeting)),
+            _ => None,
+        };
+        let op = &self.nodes[idx as usize].op;
         let o = op.author();
         let ix = &mut self.index;
         match op.kind() {
@@ -621,27 +641,9 @@ impl Governance {
                 ix.meetings.insert(op.id(), idx);
             }
             OpKind::Attend { meeting } => ix.attendance.entry(*meeting).or_default().push((o, idx)),
-            OpKind::Motion { meeting, motion } => {
-                let electorate = match motion {
-                    MotionKind::Recommend { .. } => {
-                        let at = At {
-                            vc: &self.nodes[idx as usize].vc,
-                            op: Some(idx),
-                        };
-                        self.index
-                            .attendance
-                            .get(meeting)
-                            .map(|a| {
-                                a.iter()
-                                    .filter(|(_, i)| self.le_vc(*i, at.vc))
-                                    .map(|(o, _)| *o)
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    }
-                    _ => self.coordinators_meeting_electorate(meeting),
-                };
-                self.index.motions.insert(
+            OpKind::Motion { meeting, .. } => {
+                let electorate = electorate.unwrap_or_default();
+                ix.motions.insert(
                     op.id(),
                     MotionEntry {
                         idx,
@@ -649,8 +651,7 @@ impl Governance {
                         ballots: Vec::new(),
                     },
                 );
-                self.index
-                    .motions_of_meeting
+                ix.motions_of_meeting
                     .entry(*meeting)
                     .or_default()
                     .push(op.id());

@@ -746,11 +746,12 @@ impl Governance {
         }
     }
 
-    /// The authorisation step of the acceptance pipeline for a verified envelope: the signing key is the author's
-    /// inception key, and the author may write the document at the governance heads the envelope cites.
-    pub fn authorize_envelope(
+    /// The authorisation step of the acceptance pipeline, on an envelope whose header and signature are verified
+    /// (stage 1, before Automerge parses anything): the signing key is the author's inception key, and the author
+    /// may write the document at the governance heads the envelope cites.
+    pub fn authorize_header(
         &self,
-        env: &crate::envelope::SignedEnvelope,
+        env: &crate::envelope::VerifiedHeader,
     ) -> Result<(), WriteDenied> {
         if env.federation() != self.fed.id {
             return Err(WriteDenied::WrongFederation);
@@ -760,6 +761,14 @@ impl Governance {
             _ => return Err(WriteDenied::KeyMismatch),
         }
         self.may_write(&env.doc(), &env.author(), env.gov_heads())
+    }
+
+    /// [`Governance::authorize_header`] for a fully verified envelope.
+    pub fn authorize_envelope(
+        &self,
+        env: &crate::envelope::SignedEnvelope,
+    ) -> Result<(), WriteDenied> {
+        self.authorize_header(env.verified_header())
     }
 
     fn member_ignoring_unseen_revocations(&self, org: &OrgId, at: &At<'_>) -> bool {
