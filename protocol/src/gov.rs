@@ -136,8 +136,9 @@ pub enum InsertError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
     /// Stored in the DAG and evaluated; `valid` is its validity right after insertion (it can change later when
-    /// a concurrency rule applies). `released` counts parked ops that this insertion let in.
-    Applied { valid: bool, released: usize },
+    /// a concurrency rule applies). `released` are the parked ops that this insertion let in, in the order they
+    /// entered the DAG (a node stores them too).
+    Applied { valid: bool, released: Vec<OpId> },
     /// Already known.
     Duplicate,
     /// Waiting for these parents.
@@ -230,8 +231,9 @@ pub struct FederationInfo {
 pub(crate) struct Facts {
     /// Nominations that lost a contest against a concurrent rival.
     pub(crate) lost_nominations: BTreeSet<u32>,
-    /// Vector clocks of the heads of every passed checkpoint motion.
-    pub(crate) checkpoints: Vec<Box<[u32]>>,
+    /// Every passed checkpoint motion: the vector clock of its heads, and the heads themselves (node indexes,
+    /// for exact ancestry where the clock is ambiguous: equivocating twins share an (author, seq)).
+    pub(crate) checkpoints: Vec<(Box<[u32]>, Vec<OpId>)>,
 }
 
 /// The indexes of valid ops that the rules and queries read. Every entry is a node index.
@@ -443,12 +445,40 @@ impl Governance {
                 .iter()
                 .filter_map(|h| self.by_id.get(h).copied()),
         );
+        // Equivocating twins share an (author, seq), so the clock cannot tell which one the peer has: send both.
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(i, _)| !self.le_vc(*i as u32, &vc))
+            .filter(|(i, n)| {
+                !self.le_vc(*i as u32, &vc)
+                    || self
+                        .by_author_seq
+                        .get(&(n.org, n.seq))
+                        .is_some_and(|t| t.len() > 1)
+            })
             .map(|(_, n)| &n.op)
             .collect()
+    }
+
+    /// Exact ancestry, by walking parents from `from` (pruned by the clocks). Only needed where the clock is
+    /// ambiguous: for equivocating twins.
+    pub(crate) fn reaches(&self, from: &[OpId], target: u32) -> bool {
+        let mut stack: Vec<u32> = from
+            .iter()
+            .filter_map(|h| self.by_id.get(h).copied())
+            .collect();
+        let mut seen: HashSet<u32> = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == target {
+                return true;
+            }
+            if !seen.insert(n) || !self.le(target, n) {
+                continue;
+            }
+            let parents = self.nodes[n as usize].op.parents();
+            stack.extend(parents.iter().filter_map(|p| self.by_id.get(p).copied()));
+        }
+        false
     }
 
     /// The history (ancestors, inclusive) of the given heads, in topological order. Unknown heads are ignored.
@@ -466,6 +496,15 @@ impl Governance {
     /// after loading from disk (a cheap self-check), and the tests compare the two.
     pub fn reevaluate(&mut self) {
         self.recompute();
+    }
+
+    /// The highest sequence number of `org` in the DAG (0 if none): the next op it signs takes this plus one.
+    pub fn last_seq(&self, org: &OrgId) -> u64 {
+        // Every op is in the history of some head, so the heads' merged clock holds each author's highest seq.
+        self.org_index
+            .get(org)
+            .and_then(|&i| self.top_vc().get(i as usize).copied())
+            .unwrap_or(0) as u64
     }
 
     /// Full re-evaluations performed so far.
@@ -511,7 +550,7 @@ impl Governance {
         let mut recompute = false;
         let valid = self.attach(op, &mut recompute)?;
         // Release parked descendants whose parents are now all present.
-        let mut released = 0;
+        let mut released = Vec::new();
         let mut ready = vec![id];
         while let Some(parent) = ready.pop() {
             let Some(children) = self.parking.waiting.remove(&parent) else {
@@ -530,7 +569,7 @@ impl Governance {
                 };
                 // A parked op that now fails the structural checks (e.g. the chain rule) is dropped.
                 if self.attach(c, &mut recompute).is_ok() {
-                    released += 1;
+                    released.push(child);
                     ready.push(child);
                 }
             }
@@ -654,7 +693,13 @@ impl Governance {
         let node = &self.nodes[idx as usize];
         match node.op.kind() {
             OpKind::RevokeRole { role, org } => {
-                if eval::revocation_valid(self, node, role, org).is_err() {
+                // An equivocating revocation is excluded like any equivocating op (evidence is collected first).
+                if self
+                    .statics
+                    .equivocations
+                    .contains_key(&(node.org, node.seq))
+                    || eval::revocation_valid(self, node, role, org).is_err()
+                {
                     return false;
                 }
                 match role {
@@ -673,18 +718,20 @@ impl Governance {
                 }
                 true
             }
-            OpKind::Evidence { first, second } => match eval::evidence_pair(self, first, second) {
-                Some(key) => {
-                    let ids = self.statics.equivocations.entry(key).or_default();
-                    let new = !ids.contains(&first.id());
-                    if new {
-                        ids.push(first.id());
-                        ids.push(second.id());
+            OpKind::Evidence { first, second } => {
+                match eval::evidence_pair(self, first, second, &node.vc) {
+                    Some(key) => {
+                        let ids = self.statics.equivocations.entry(key).or_default();
+                        let new = !ids.contains(&first.id());
+                        if new {
+                            ids.push(first.id());
+                            ids.push(second.id());
+                        }
+                        new
                     }
-                    new
+                    None => false,
                 }
-                None => false,
-            },
+            }
             _ => false,
         }
     }
@@ -703,7 +750,10 @@ impl Governance {
                 self.statics.equivocations.insert((*org, *seq), ids);
             }
         }
-        for idx in 0..self.nodes.len() as u32 {
+        // Evidence before revocations: an equivocating revocation must not count.
+        let (evidence, others): (Vec<u32>, Vec<u32>) = (0..self.nodes.len() as u32)
+            .partition(|&i| matches!(self.nodes[i as usize].op.kind(), OpKind::Evidence { .. }));
+        for idx in evidence.into_iter().chain(others) {
             self.collect_static(idx);
         }
         let mut facts = Facts::default();
@@ -796,6 +846,58 @@ impl Governance {
     pub fn op_ids(&self) -> HashSet<OpId> {
         self.by_id.keys().copied().collect()
     }
+}
+
+/// Orders ops so every op comes after its parents (Kahn's algorithm, ties by OpId), for loading a store in one
+/// pass without parking. Ops whose parents are not all in the input come last, in id order; the genesis, if
+/// present, comes first.
+pub fn topological_order(ops: Vec<SignedOp>) -> Vec<SignedOp> {
+    let ids: HashSet<OpId> = ops.iter().map(|o| o.id()).collect();
+    let mut pending: IdMap<OpId, usize> = IdMap::default();
+    let mut children: IdMap<OpId, Vec<OpId>> = IdMap::default();
+    let mut by_id: IdMap<OpId, SignedOp> = IdMap::default();
+    let mut ready = std::collections::BinaryHeap::new();
+    for op in ops {
+        let missing = op.parents().iter().filter(|p| ids.contains(p)).count();
+        for p in op.parents() {
+            if ids.contains(p) {
+                children.entry(*p).or_default().push(op.id());
+            }
+        }
+        if missing == 0 {
+            ready.push(std::cmp::Reverse(op.id()));
+        } else {
+            pending.insert(op.id(), missing);
+        }
+        by_id.insert(op.id(), op);
+    }
+    let mut out = Vec::with_capacity(by_id.len());
+    while let Some(std::cmp::Reverse(id)) = ready.pop() {
+        for c in children.remove(&id).unwrap_or_default() {
+            if let Some(n) = pending.get_mut(&c) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&c);
+                    ready.push(std::cmp::Reverse(c));
+                }
+            }
+        }
+        if let Some(op) = by_id.remove(&id) {
+            out.push(op);
+        }
+    }
+    let mut rest: Vec<SignedOp> = by_id.into_values().collect();
+    rest.sort_by_key(|o| o.id());
+    out.extend(rest);
+    // The genesis first: it has no parents, so it is among the first ready ops; put it at the front exactly.
+    if let Some(pos) = out
+        .iter()
+        .position(|o| matches!(o.kind(), OpKind::Genesis(_)))
+    {
+        let g = out.remove(pos);
+        out.insert(0, g);
+    }
+    out
 }
 
 #[cfg(test)]

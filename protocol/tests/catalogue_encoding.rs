@@ -17,7 +17,7 @@ use wsis_protocol::op::{
     Inception, OpError, OpKind, SignedInception, SignedOp, StakeholderType, TeamCode,
 };
 
-/// Both `decode` and `from_bytes` refuse `bytes` with an error matching the pattern.
+/// Both `SignedOp::decode` and `SignedOp::from_bytes` refuse the bytes with an error matching the pattern.
 macro_rules! assert_op_err {
     ($bytes:expr, $pat:pat $(if $guard:expr)?) => {{
         let owned = &$bytes;
@@ -39,10 +39,12 @@ macro_rules! assert_op_err {
     }};
 }
 
+/// `SignedInception::from_bytes` refuses the bytes with an error matching the pattern.
 macro_rules! assert_inception_err {
     ($bytes:expr, $pat:pat $(if $guard:expr)?) => {{
         let owned = &$bytes;
-        let r = SignedInception::from_bytes(AsRef::<[u8]>::as_ref(&owned));
+        let bytes: &[u8] = owned.as_ref();
+        let r = SignedInception::from_bytes(bytes);
         assert!(
             matches!(r, Err($pat) $(if $guard)?),
             "expected {}, got {:?}",

@@ -813,3 +813,119 @@ fn case_28_cascade_everything_that_depends_on_an_invalid_admission_is_invalid() 
     );
     let _ = FederationId([0; 32]);
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Regressions found in review: finality against equivocation, equivocating revocations, sync of twins, roles
+// that outlive accreditation.
+
+/// A world where ITU, APC and Kenya coordinate C2, C3, C4 (an electorate of three for the coordinators' meeting).
+fn three_coordinators() -> (World, usize, usize, usize) {
+    let (mut w, ngo, gov, co) = base();
+    w.recommend_and_nominate("C3", gov, &[ngo, gov, co]);
+    w.recommend_and_nominate("C4", co, &[ngo, gov, co]);
+    (w, ngo, gov, co)
+}
+
+#[test]
+fn a_finalised_op_survives_its_authors_later_equivocation() {
+    let (mut w, ngo, gov, co) = three_coordinators();
+    let before = w.gov.heads();
+    let seq = w.orgs[co].next_seq;
+    let a = w.op_at(co, &before, OpKind::JoinTeam { team: w.team("C5") });
+    let meeting = w.coordinators_meeting();
+    w.pass_motion(
+        &meeting,
+        MotionKind::Checkpoint {
+            heads: vec![a.id()],
+        },
+        &[ngo, gov],
+    );
+    assert!(w.gov.is_finalised(&a.id()));
+    // The author signs a twin of the finalised op, on the same parents.
+    w.orgs[co].next_seq = seq;
+    let twin = w.sign_at(co, &before, OpKind::LeaveTeam { team: w.team("C5") });
+    w.gov.insert(twin.clone().verify().unwrap()).unwrap();
+    assert_eq!(
+        w.gov.validity(&a.id()),
+        Some(Ok(())),
+        "finalised: the twin cannot undo it"
+    );
+    assert_eq!(w.gov.validity(&twin.id()), Some(Err(Invalid::Equivocation)));
+    assert_eq!(
+        w.gov.equivocations().len(),
+        1,
+        "the equivocation is still recorded as evidence"
+    );
+    assert_eq!(replay(&w, &w.log[1..]).digest(), w.gov.digest());
+}
+
+#[test]
+fn an_equivocating_revocation_revokes_nothing() {
+    let (mut w, ngo, ..) = base();
+    let fork = w.gov.heads();
+    let seq = w.orgs[1].next_seq;
+    let r = w.op_at(
+        1,
+        &fork,
+        OpKind::RevokeRole {
+            role: RevocableRole::Member,
+            org: w.id(ngo),
+        },
+    );
+    w.orgs[1].next_seq = seq;
+    let twin = w.op_at(1, &fork, OpKind::JoinTeam { team: w.team("C1") });
+    assert_eq!(w.gov.validity(&r.id()), Some(Err(Invalid::Equivocation)));
+    assert_eq!(w.gov.validity(&twin.id()), Some(Err(Invalid::Equivocation)));
+    assert!(
+        w.gov.is_member(&w.id(ngo)),
+        "an excluded revocation has no effect"
+    );
+}
+
+#[test]
+fn sync_sends_both_equivocating_twins() {
+    let (mut w, ngo, ..) = base();
+    let heads = w.gov.heads();
+    let seq = w.orgs[ngo].next_seq;
+    let _a = w.op_at(ngo, &heads, OpKind::JoinTeam { team: w.team("C3") });
+    // A peer that has `a` as a head: the clock says it has (ngo, seq) already.
+    let their_heads = w.gov.heads();
+    w.orgs[ngo].next_seq = seq;
+    let b = w.op_at(ngo, &heads, OpKind::JoinTeam { team: w.team("C4") });
+    let missing: Vec<OpId> = w
+        .gov
+        .ops_missing_from(&their_heads)
+        .iter()
+        .map(|o| o.id())
+        .collect();
+    assert!(missing.contains(&b.id()), "the twin the peer lacks is sent");
+}
+
+#[test]
+fn an_expelled_coordinator_holds_no_role() {
+    let (mut w, ngo, ..) = base();
+    let doc = output_draft(&mut w, ngo);
+    w.op(
+        0,
+        OpKind::RevokeRole {
+            role: RevocableRole::Member,
+            org: w.id(ngo),
+        },
+    );
+    let sub = w.op(
+        ngo,
+        OpKind::SubmitOutput {
+            team: w.team("C2"),
+            year: 2026,
+            doc,
+            attestation: att(),
+        },
+    );
+    assert_ne!(w.gov.validity(&sub.id()), Some(Ok(())));
+    assert!(w.gov.coordinator(&w.team("C2")).is_none());
+    let meeting = w.coordinators_meeting();
+    assert!(!w
+        .gov
+        .coordinators_meeting_electorate_for_test(&meeting.id())
+        .contains(&w.id(ngo)));
+}

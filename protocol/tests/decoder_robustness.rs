@@ -189,6 +189,14 @@ fn check_inception_canonical(rec: &SignedInception) {
     assert_eq!(rec.id(), OrgId::of_bytes(rec.bytes()));
 }
 
+/// Strictly ascending: sets encoded as lists have exactly one order.
+fn ascending<T: Ord + std::fmt::Debug>(items: &[T], what: &str) {
+    assert!(
+        items.windows(2).all(|w| w[0] < w[1]),
+        "{what} not strictly ascending: {items:?}"
+    );
+}
+
 fn check_op_canonical(op: &SignedOp) {
     assert_eq!(
         op.body().encode(),
@@ -197,12 +205,31 @@ fn check_op_canonical(op: &SignedOp) {
     );
     assert_eq!(wrap(op.body_bytes(), op.signature()), op.bytes());
     assert_eq!(op.id(), OpId::of_bytes(op.bytes()));
+    // The encoder writes lists in the order given, so re-encoding alone can't tell a reordered set: check the
+    // order of every set-valued field.
+    ascending(op.parents(), "parents");
     match op.kind() {
         OpKind::Genesis(g) => g.secretariat.iter().for_each(check_inception_canonical),
         OpKind::OrgInception(rec) => check_inception_canonical(rec),
         OpKind::Evidence { first, second } => {
             check_op_canonical(first);
             check_op_canonical(second);
+        }
+        OpKind::Motion {
+            motion: MotionKind::Checkpoint { heads },
+            ..
+        } => ascending(heads, "checkpoint heads"),
+        OpKind::Motion {
+            motion: MotionKind::AdoptProcedure(p),
+            ..
+        } => ascending(&p.teams, "procedure teams"),
+        OpKind::ApproveRecord {
+            record: attestation,
+            ..
+        }
+        | OpKind::SubmitOutput { attestation, .. }
+        | OpKind::SubmitNationalReport { attestation, .. } => {
+            ascending(&attestation.heads, "document heads")
         }
         _ => {}
     }
@@ -282,6 +309,83 @@ fn apply(bytes: &mut Vec<u8>, mutations: &[Mutation]) {
     }
 }
 
+/// Where the items of a canonical encoding are, for structure-aware mutations: every item head, and the spans of
+/// the elements of every array and of the entries (key and value) of every map. Nested signed records are byte
+/// strings and are not entered.
+#[derive(Default)]
+struct Layout {
+    /// (offset, head length, major type, argument)
+    heads: Vec<(usize, usize, u8, u64)>,
+    /// Per array or map with at least two members: (is a map, spans of its members).
+    groups: Vec<(bool, Vec<(usize, usize)>)>,
+}
+
+fn layout(b: &[u8]) -> Layout {
+    fn item(b: &[u8], pos: &mut usize, out: &mut Layout) {
+        let at = *pos;
+        let (major, info) = (b[at] >> 5, b[at] & 0x1f);
+        let extra = match info {
+            0..=23 => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            _ => panic!("not canonical input"),
+        };
+        let arg = if extra == 0 {
+            info as u64
+        } else {
+            b[at + 1..at + 1 + extra]
+                .iter()
+                .fold(0u64, |a, x| a << 8 | *x as u64)
+        };
+        *pos = at + 1 + extra;
+        out.heads.push((at, 1 + extra, major, arg));
+        match major {
+            2 | 3 => *pos += arg as usize,
+            4 | 5 => {
+                let per = if major == 5 { 2 } else { 1 };
+                let mut spans = Vec::new();
+                for _ in 0..arg {
+                    let start = *pos;
+                    for _ in 0..per {
+                        item(b, pos, out);
+                    }
+                    spans.push((start, *pos));
+                }
+                if spans.len() >= 2 {
+                    out.groups.push((major == 5, spans));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Layout::default();
+    let mut pos = 0;
+    item(b, &mut pos, &mut out);
+    assert_eq!(pos, b.len());
+    out
+}
+
+/// The head at `at` rewritten one size longer: same value, non-minimal encoding.
+fn widen(b: &[u8], (at, len, major, arg): (usize, usize, u8, u64)) -> Option<Vec<u8>> {
+    let m = major << 5;
+    let head: Vec<u8> = match len {
+        1 => vec![m | 24, arg as u8],
+        2 => [vec![m | 25], (arg as u16).to_be_bytes().to_vec()].concat(),
+        3 => [vec![m | 26], (arg as u32).to_be_bytes().to_vec()].concat(),
+        5 => [vec![m | 27], arg.to_be_bytes().to_vec()].concat(),
+        _ => return None,
+    };
+    Some([&b[..at], &head[..], &b[at + len..]].concat())
+}
+
+/// Members `i` and `i + 1` of a group swapped.
+fn swap(b: &[u8], spans: &[(usize, usize)], i: usize) -> Vec<u8> {
+    let ((s0, e0), (s1, e1)) = (spans[i], spans[i + 1]);
+    [&b[..s0], &b[s1..e1], &b[s0..e0], &b[e1..]].concat()
+}
+
 /// A seed record: any op or inception record of the corpus.
 fn seed() -> impl Strategy<Value = &'static [u8]> {
     let c = corpus();
@@ -333,6 +437,39 @@ proptest! {
         let verdict = check_all(&wrap(&body, &sig));
         // The signature covers every byte of the body: a changed body never verifies.
         prop_assert!(!verdict.verified || body == unwrap(seed).0);
+    }
+    /// Structure-aware: one item of a valid body re-encoded in a longer (non-minimal) form. The value is unchanged,
+    /// so accepting it would give one value two encodings and two ids: it must never decode.
+    #[test]
+    fn non_minimal_heads_never_decode(seed in seed(), which in any::<Index>()) {
+        let (body, sig) = unwrap(seed);
+        let l = layout(&body);
+        if let Some(widened) = widen(&body, l.heads[which.index(l.heads.len())]) {
+            let verdict = check_all(&wrap(&widened, &sig));
+            prop_assert!(!verdict.decoded && !verdict.verified);
+        }
+    }
+
+    /// Structure-aware: two adjacent members of a map or an array swapped. Swapped map entries are out of order and
+    /// must never decode; a swapped array may decode only if its order is data (e.g. section names), and then it
+    /// must still be canonical (sets such as parents are checked to be ascending).
+    #[test]
+    fn swapped_members_decode_only_when_order_is_data(
+        seed in seed(),
+        group in any::<Index>(),
+        at in any::<Index>(),
+    ) {
+        let (body, sig) = unwrap(seed);
+        let l = layout(&body);
+        if !l.groups.is_empty() {
+            let (is_map, spans) = &l.groups[group.index(l.groups.len())];
+            let swapped = swap(&body, spans, at.index(spans.len() - 1));
+            let verdict = check_all(&wrap(&swapped, &sig));
+            prop_assert!(!verdict.verified);
+            if *is_map {
+                prop_assert!(!verdict.decoded);
+            }
+        }
     }
 }
 

@@ -63,7 +63,18 @@ pub(crate) fn revocation_valid(
 
 /// If two ops are a real equivocation (same federation, author, key and seq; different ops; the author's key),
 /// the (org index, seq) they share.
-pub(crate) fn evidence_pair(g: &Governance, a: &SignedOp, b: &SignedOp) -> Option<(u32, u32)> {
+///
+/// The equivocator's inception must be in the history `vc` of the evidence op, so the answer depends on the evidence
+/// op and its history only, not on what else has arrived.
+pub(crate) fn evidence_pair(
+    g: &Governance,
+    a: &SignedOp,
+    b: &SignedOp,
+    vc: &[u32],
+) -> Option<(u32, u32)> {
+    if !g.org_known_at(&a.author(), &At { vc, op: None }) {
+        return None;
+    }
     if a.id() == b.id()
         || a.author() != b.author()
         || a.seq() != b.seq()
@@ -102,11 +113,11 @@ impl Governance {
         self.facts
             .checkpoints
             .iter()
-            .any(|c| self.le_vc(x, c) && !self.le_vc(r, c))
+            .any(|(c, _)| self.le_vc(x, c) && !self.le_vc(r, c))
     }
 
     pub(crate) fn finalised(&self, x: u32) -> bool {
-        self.facts.checkpoints.iter().any(|c| self.le_vc(x, c))
+        self.facts.checkpoints.iter().any(|(c, _)| self.le_vc(x, c))
     }
 
     /// Does revocation `r` take away, at `at`, the capability granted by `grant`?
@@ -170,6 +181,10 @@ impl Governance {
             .filter(|&n| self.in_hist(n, at) && !self.facts.lost_nominations.contains(&n))
             .filter_map(|n| {
                 let org = nominee(&self.nodes[n as usize].op)?;
+                // A coordinator whose accreditation was withdrawn holds no role (and no longer fills the slot).
+                if !self.member_in_history(&org, at) {
+                    return None;
+                }
                 let ended = self
                     .statics
                     .coordinator_revokes
@@ -192,8 +207,11 @@ impl Governance {
         (std::cmp::Reverse(yes), op.id())
     }
 
-    /// Is `org` the coordinator of `team` at `at`, with no revocation concurrent with it?
+    /// Is `org` the coordinator of `team` at `at`, with no revocation concurrent with it, and still a member?
     pub(crate) fn is_coordinator_at(&self, team: &TeamCode, org: &OrgId, at: &At<'_>) -> bool {
+        if !self.is_member_at(org, at) {
+            return false;
+        }
         match self.coordinator_at(team, at) {
             Some((holder, n)) if &holder == org => {
                 let revokes = self
@@ -326,6 +344,12 @@ impl Governance {
         })
     }
 
+    /// Membership counting only revocations in the history (no concurrency rule): for role holders, where the
+    /// concurrency rule applies to the role's own use, not to who holds it.
+    pub(crate) fn member_in_history(&self, org: &OrgId, at: &At<'_>) -> bool {
+        self.fed.secretariat.contains(org) || self.was_member_in_history(org, at)
+    }
+
     /// Membership counting only revocations in the history (to name the reason of a failure).
     fn was_member_in_history(&self, org: &OrgId, at: &At<'_>) -> bool {
         let grants = self.index.admits.get(org).map(Vec::as_slice).unwrap_or(&[]);
@@ -365,12 +389,14 @@ impl Governance {
             return false;
         };
         let me = n.op.id();
-        // Finalised, and no twin is in the same checkpoint: a later twin cannot undo it.
-        let protected = self.facts.checkpoints.iter().any(|c| {
+        // Finalised, and no twin is in the same checkpoint: a later twin cannot undo it. The clock cannot tell
+        // twins apart, so ancestry is checked exactly here.
+        let protected = self.facts.checkpoints.iter().any(|(c, heads)| {
             self.le_vc(idx, c)
-                && twins
-                    .iter()
-                    .all(|t| *t == me || self.by_id.get(t).is_none_or(|&ti| !self.le_vc(ti, c)))
+                && self.reaches(heads, idx)
+                && twins.iter().all(|t| {
+                    *t == me || self.by_id.get(t).is_none_or(|&ti| !self.reaches(heads, ti))
+                })
         });
         !protected
     }
@@ -568,7 +594,7 @@ impl Governance {
                 self.require(right, Invalid::WrongDocument)
             }
             OpKind::Evidence { first, second } => self.require(
-                evidence_pair(self, first, second).is_some(),
+                evidence_pair(self, first, second, &node.vc).is_some(),
                 Invalid::BadEvidence,
             ),
         }
@@ -708,7 +734,7 @@ impl Governance {
                 }
             }
         }
-        let mut checkpoints: Vec<Box<[u32]>> = self
+        let mut checkpoints: Vec<(Box<[u32]>, Vec<OpId>)> = self
             .index
             .motions
             .values()
@@ -717,12 +743,15 @@ impl Governance {
                 OpKind::Motion {
                     motion: MotionKind::Checkpoint { heads },
                     ..
-                } => Some(self.merged_vc(heads.iter().filter_map(|h| self.by_id.get(h).copied()))),
+                } => Some((
+                    self.merged_vc(heads.iter().filter_map(|h| self.by_id.get(h).copied())),
+                    heads.clone(),
+                )),
                 _ => None,
             })
             .collect();
         // Trailing zeros depend on how many organisations this replica has seen; drop them so facts compare equal.
-        for c in &mut checkpoints {
+        for (c, _) in &mut checkpoints {
             let len = c.iter().rposition(|&s| s != 0).map_or(0, |p| p + 1);
             *c = c[..len].into();
         }

@@ -300,10 +300,17 @@ impl Governance {
         })
     }
 
-    /// Every valid meeting, in topological order.
+    /// A deterministic order for lists: the author's timestamp (informational, but part of the signed op, so
+    /// every replica sees the same), then the OpId. Never the local insertion order.
+    fn display_order(&self, i: u32) -> (u64, OpId) {
+        let op = &self.nodes[i as usize].op;
+        (op.body().timestamp_ms, op.id())
+    }
+
+    /// Every valid meeting, ordered by (timestamp, OpId).
     pub fn meetings(&self) -> Vec<MeetingInfo> {
         let mut idxs: Vec<u32> = self.index.meetings.values().copied().collect();
-        idxs.sort();
+        idxs.sort_by_key(|&i| self.display_order(i));
         idxs.into_iter()
             .filter_map(|i| self.meeting_info(i))
             .collect()
@@ -423,6 +430,14 @@ impl Governance {
         }
     }
 
+    /// The electorate a coordinators' meeting would give its motions (the coordinators when it was convened).
+    #[doc(hidden)]
+    pub fn coordinators_meeting_electorate_for_test(&self, meeting: &OpId) -> Vec<OrgId> {
+        self.coordinators_meeting_electorate(meeting)
+            .into_iter()
+            .collect()
+    }
+
     /// The organisations that may vote on a motion.
     pub fn electorate(&self, motion: &OpId) -> Option<Vec<OrgId>> {
         self.index
@@ -483,7 +498,7 @@ impl Governance {
         Some((first.1, first.2.clone(), rivals))
     }
 
-    /// Passed checkpoint motions with their heads, in topological order of the motions.
+    /// Passed checkpoint motions with their heads, ordered by (timestamp, OpId).
     pub fn passed_checkpoints(&self) -> Vec<(OpId, Vec<OpId>)> {
         let mut v: Vec<(u32, OpId, Vec<OpId>)> = self
             .index
@@ -498,7 +513,7 @@ impl Governance {
                 _ => None,
             })
             .collect();
-        v.sort();
+        v.sort_by_key(|(i, _, _)| self.display_order(*i));
         v.into_iter().map(|(_, id, h)| (id, h)).collect()
     }
 
@@ -518,7 +533,7 @@ impl Governance {
         self.by_id.get(a).is_some_and(|&i| self.le_vc(i, &vc))
     }
 
-    /// Every valid submission, in topological order.
+    /// Every valid submission, ordered by (timestamp, OpId).
     pub fn submissions(&self) -> Vec<SubmissionInfo> {
         let subs = &self.index.submissions;
         let subject = |i: u32| -> Option<(SubmissionSubject, u16, DocId, &Attestation)> {
@@ -550,7 +565,7 @@ impl Governance {
         };
         let mut out = Vec::new();
         let mut sorted = subs.clone();
-        sorted.sort();
+        sorted.sort_by_key(|&i| self.display_order(i));
         for &i in &sorted {
             let Some((subj, year, doc, att)) = subject(i) else {
                 continue;
