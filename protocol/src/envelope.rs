@@ -47,9 +47,7 @@
 //!
 //! 1. [`VerifiedHeader::from_bytes`] on the received bytes.
 //! 2. The governance check on the header: the signing key is the author's key and the author may write the
-//!    document at the cited governance heads (`Governance::authorize_header(&VerifiedHeader)` in `gov`;
-//!    until it exists, `Governance::authorize_envelope` makes the same decision but takes a
-//!    [`SignedEnvelope`], i.e. after stage 2).
+//!    document at the cited governance heads ([`crate::gov::Governance::authorize_header`]).
 //! 3. Dependencies and equivocation, still without Automerge: every hash in
 //!    [`VerifiedHeader::external_deps`] already accepted (otherwise park the envelope's bytes in a bounded
 //!    per-peer buffer and fetch by hash), and no other accepted change under an (actor, seq) of
