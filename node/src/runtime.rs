@@ -1,0 +1,761 @@
+//! The running node: one organisation's replica of the federation, kept durable on disk and in sync with peers.
+//!
+//! [`Node`] ties the parts together. Governance ops flow like this:
+//!
+//! - **local**: sign with the organisation's key (next seq, current heads) → stored and flushed → inserted into
+//!   the replica → announced. Nothing is acknowledged before it is durable, and nothing is shown to peers before
+//!   it is durable either, so a crash can never make the node reuse a sequence number a peer has seen.
+//! - **remote**: bytes from a peer → strict decode and signature (protocol) → inserted into the replica
+//!   (structural checks, parking of ops with missing parents, validity) → stored with every parked op it released.
+//!   A peer whose ops fail decoding, signature or structural checks is penalised; enough penalties disconnect it.
+//!
+//! Sync is pull-based: announcements (gossipsub) and new connections trigger a `GovSince` request with this
+//! node's heads; the peer answers with exactly the ops this node lacks (computed from the vector clocks), in
+//! frames bounded by the sync protocol, repeating while it says `more`. Missing parents are fetched by id.
+//!
+//! Access control on the serving side follows the trust model: a peer bound (by a `BindNode` op) to an admitted
+//! organisation may read federation data; any other peer may only fetch the genesis and push its own inception
+//! and binding.
+
+use crate::identity::DataDir;
+use crate::net::{
+    Announce, ChannelId, Multiaddr, NetConfig, NetError, NetEvent, Network, PeerId, RefuseReason,
+    SyncRequest, SyncResponse, Validation,
+};
+use crate::store::{Store, StoreError, StoreOpenError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use wsis_protocol::crypto::SecretKey;
+use wsis_protocol::gov::{topological_order, Governance, InsertError, Inserted};
+use wsis_protocol::ids::{FederationId, OpId, OrgId};
+use wsis_protocol::limits::MAX_PARENTS;
+use wsis_protocol::op::{OpBody, OpKind, SignedOp};
+
+/// Ops in one `Ops` response frame at most (the frame limit bounds bytes too).
+const MAX_OPS_PER_RESPONSE: usize = 2_000;
+/// Bytes of ops in one response frame at most (below the 16 MiB frame limit, with room for framing).
+const MAX_OPS_BYTES_PER_RESPONSE: usize = 8 * 1024 * 1024;
+/// Ids in one `GetOps` request at most (the request frame is 64 KiB).
+const MAX_IDS_PER_REQUEST: usize = 1_000;
+/// Rounds of `GovSince` / `GetOps` in one sync with one peer before giving up until the next trigger.
+const MAX_SYNC_ROUNDS: usize = 64;
+/// Syncs running at once (each with a different peer).
+const MAX_CONCURRENT_SYNCS: usize = 8;
+/// Ops in one push that may wait for missing parents before the push counts as an orphan flood (penalised).
+const MAX_PARKED_PER_PUSH: usize = 8;
+/// How often every connected peer is asked for what this node lacks, whatever the gossip said.
+const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("cannot open the store")]
+    Store(#[from] StoreOpenError),
+    #[error("the store is damaged")]
+    Damaged(#[source] StoreError),
+    #[error("the store holds no genesis: create a federation or join one with --federation and --bootstrap")]
+    NoGenesis,
+    #[error("the stored genesis is not valid")]
+    BadGenesis(#[source] InsertError),
+    #[error("this data directory belongs to federation {found}, not {expected}")]
+    WrongFederation {
+        found: FederationId,
+        expected: FederationId,
+    },
+    #[error("invalid address `{0}`")]
+    Address(String),
+    #[error("cannot start networking")]
+    Net(#[from] NetError),
+    #[error("could not fetch the genesis of {0} from any bootstrap peer")]
+    GenesisUnavailable(FederationId),
+    #[error("cannot write the federation id to the data directory")]
+    Bind(#[source] crate::identity::BindError),
+}
+
+/// Why a local op was not accepted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    #[error("the op was refused: {0}")]
+    Refused(#[from] InsertError),
+    #[error("the op was not durably stored")]
+    Store(#[from] StoreError),
+}
+
+/// How the node starts.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Listen addresses; empty means the data directory's config.
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap peers (with `/p2p/<id>`), in addition to the config's.
+    pub bootstrap: Vec<Multiaddr>,
+    /// mDNS discovery; `None` means the config's setting.
+    pub mdns: Option<bool>,
+    /// Join this federation: fetch its genesis from a bootstrap peer and check its hash.
+    pub join: Option<FederationId>,
+}
+
+/// Counters an operator (and the testnet) reads.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct NodeStats {
+    /// Ops received from peers that were refused (bad bytes, bad signature, structural failure).
+    pub ops_refused: u64,
+    /// Ops received from peers that were new and entered the DAG.
+    pub ops_received: u64,
+    /// Requests from peers that were refused for lack of admission.
+    pub requests_refused: u64,
+}
+
+struct Inner {
+    org: OrgId,
+    inception: wsis_protocol::op::SignedInception,
+    org_key: SecretKey,
+    store: Store,
+    net: Network,
+    gov: Mutex<Governance>,
+    stats: std::sync::Mutex<NodeStats>,
+    syncs: Semaphore,
+    /// Peers with a sync queued or running (so a burst of announcements queues one sync, not many).
+    syncing: std::sync::Mutex<std::collections::HashSet<PeerId>>,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("org", &self.inner.org)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_addrs(list: &[String]) -> Result<Vec<Multiaddr>, StartError> {
+    list.iter()
+        .map(|s| s.parse().map_err(|_| StartError::Address(s.clone())))
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes a new federation's genesis into a data directory's store, signed by its organisation (which becomes
+/// the convening secretariat, together with the `other_secretariat` inceptions). Returns the federation id.
+pub async fn create_federation(
+    dir: &mut DataDir,
+    name: &str,
+    teams: Vec<wsis_protocol::op::Team>,
+    other_secretariat: Vec<wsis_protocol::op::SignedInception>,
+) -> Result<FederationId, StartError> {
+    let store = Store::open(dir.db_path())?;
+    if store.federation().is_some() || dir.federation().is_some() {
+        let found = store
+            .federation()
+            .or(dir.federation())
+            .unwrap_or(FederationId([0; 32]));
+        return Err(StartError::WrongFederation {
+            found,
+            expected: found,
+        });
+    }
+    let mut secretariat = vec![dir.inception().clone()];
+    secretariat.extend(other_secretariat);
+    let genesis = OpBody {
+        federation: None,
+        author: dir.org_id(),
+        key: dir.org_key().public(),
+        seq: 1,
+        parents: vec![],
+        timestamp_ms: now_ms(),
+        kind: OpKind::Genesis(Box::new(wsis_protocol::op::Genesis {
+            name: name.to_string(),
+            secretariat,
+            nominating_authority: None,
+            teams,
+            policy: wsis_protocol::op::Policy::default(),
+        })),
+    }
+    .sign(dir.org_key());
+    let fed = FederationId(genesis.id().0);
+    store.put_op(&genesis).await.map_err(StartError::Damaged)?;
+    store
+        .bind_federation(fed)
+        .await
+        .map_err(StartError::Damaged)?;
+    dir.bind_federation(fed).map_err(StartError::Bind)?;
+    Ok(fed)
+}
+
+impl Node {
+    /// Opens the data directory's store, replays it (every op verified again on load), starts networking and the
+    /// sync loop. With `options.join`, an empty store first fetches the genesis from a bootstrap peer.
+    pub async fn start(mut dir: DataDir, options: NodeOptions) -> Result<Node, StartError> {
+        let store = Store::open(dir.db_path())?;
+        let config = dir.config().clone();
+        let listen = if options.listen.is_empty() {
+            parse_addrs(&config.listen)?
+        } else {
+            options.listen.clone()
+        };
+        let mut bootstrap = parse_addrs(&config.bootstrap)?;
+        bootstrap.extend(options.bootstrap.iter().cloned());
+        let mdns = options.mdns.unwrap_or(config.mdns);
+
+        let stored = store.load_ops().map_err(StartError::Damaged)?;
+        let federation = match (
+            stored.is_empty(),
+            options.join,
+            store.federation().or(dir.federation()),
+        ) {
+            (false, Some(want), Some(have)) if want != have => {
+                return Err(StartError::WrongFederation {
+                    found: have,
+                    expected: want,
+                })
+            }
+            (_, _, Some(have)) => have,
+            (true, Some(want), None) => want,
+            _ => return Err(StartError::NoGenesis),
+        };
+
+        let mut net_config = NetConfig::new(*dir.node_key_seed(), federation);
+        net_config.listen = listen;
+        net_config.bootstrap = bootstrap;
+        net_config.mdns = mdns;
+        let (net, events) = Network::new(net_config)?;
+
+        let gov = if stored.is_empty() {
+            let genesis = fetch_genesis(&net, federation).await?;
+            store.put_op(&genesis).await.map_err(StartError::Damaged)?;
+            store
+                .bind_federation(federation)
+                .await
+                .map_err(StartError::Damaged)?;
+            Governance::new(
+                genesis
+                    .verify()
+                    .map_err(|e| StartError::BadGenesis(e.into()))?,
+            )
+            .map_err(StartError::BadGenesis)?
+        } else {
+            replay_store(stored, federation)?
+        };
+        if dir.federation().is_none() {
+            dir.bind_federation(federation).map_err(StartError::Bind)?;
+        }
+        let org_key = SecretKey::from_seed(&dir.org_key().to_seed());
+        let node = Node {
+            inner: Arc::new(Inner {
+                org: dir.org_id(),
+                inception: dir.inception().clone(),
+                org_key,
+                store,
+                net,
+                gov: Mutex::new(gov),
+                stats: Default::default(),
+                syncs: Semaphore::new(MAX_CONCURRENT_SYNCS),
+                syncing: Default::default(),
+            }),
+        };
+        node.ensure_identity().await.map_err(|e| match e {
+            SubmitError::Store(e) => StartError::Damaged(e),
+            SubmitError::Refused(e) => StartError::BadGenesis(e),
+        })?;
+        tokio::spawn(node.clone().event_loop(events));
+        tokio::spawn(node.clone().anti_entropy());
+        Ok(node)
+    }
+
+    /// Publishes this organisation's inception (unless it is a secretariat organisation, incepted in the genesis)
+    /// and the binding of this node's peer id, if the replica does not have them yet.
+    async fn ensure_identity(&self) -> Result<(), SubmitError> {
+        let me = self.inner.org;
+        let peer = self.peer_id().to_bytes();
+        let (incepted, bound) = {
+            let gov = self.inner.gov.lock().await;
+            let incepted = gov.federation().secretariat.contains(&me) || gov.last_seq(&me) > 0;
+            let bound = gov.ops().any(|op| {
+                op.author() == me
+                    && matches!(op.kind(), OpKind::BindNode { peer_id } if *peer_id == peer)
+            });
+            (incepted, bound)
+        };
+        if !incepted {
+            self.submit(OpKind::OrgInception(self.inner.inception.clone()))
+                .await?;
+        }
+        if !bound {
+            self.submit(OpKind::BindNode { peer_id: peer }).await?;
+        }
+        Ok(())
+    }
+
+    pub fn org(&self) -> OrgId {
+        self.inner.org
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.inner.net
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.net.local_peer_id()
+    }
+
+    pub fn stats(&self) -> NodeStats {
+        self.inner
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the governance replica.
+    pub async fn with_gov<R>(&self, f: impl FnOnce(&Governance) -> R) -> R {
+        f(&*self.inner.gov.lock().await)
+    }
+
+    /// Signs a governance op as this organisation, stores it durably, applies it and announces it. Returns the
+    /// op once it is durable.
+    pub async fn submit(&self, kind: OpKind) -> Result<SignedOp, SubmitError> {
+        let mut gov = self.inner.gov.lock().await;
+        let op = OpBody {
+            federation: Some(gov.federation_id()),
+            author: self.inner.org,
+            key: self.inner.org_key.public(),
+            seq: gov.last_seq(&self.inner.org) + 1,
+            parents: choose_parents(&gov, &self.inner.org),
+            timestamp_ms: now_ms(),
+            kind,
+        }
+        .sign(&self.inner.org_key);
+        // Durable before it is visible to anyone (see the module docs).
+        self.inner.store.put_op(&op).await?;
+        let verified = op.clone().verify().map_err(InsertError::from)?;
+        gov.insert(verified)?;
+        let heads = gov.heads();
+        drop(gov);
+        self.announce(heads).await;
+        Ok(op)
+    }
+
+    async fn announce(&self, gov_heads: Vec<OpId>) {
+        let msg = Announce {
+            gov_heads: gov_heads
+                .into_iter()
+                .take(wsis_protocol::limits::MAX_HEADS)
+                .collect(),
+            docs: vec![],
+        };
+        if let Err(e) = self.inner.net.announce(&msg).await {
+            // No subscribed peer yet: they will pull on connect and through anti-entropy.
+            tracing::debug!(error = %e, "announcement not published");
+        }
+    }
+
+    /// Inserts ops received from `peer`, storing what enters the DAG. Returns (new ops, refused ops, parked ops).
+    async fn receive_ops(&self, peer: PeerId, ops: Vec<Vec<u8>>) -> (usize, usize, usize) {
+        let (mut new, mut refused, mut parked) = (0, 0, 0);
+        for bytes in ops {
+            let mut gov = self.inner.gov.lock().await;
+            let result = gov.insert_bytes(&bytes);
+            let to_store: Vec<SignedOp> = match &result {
+                Ok(Inserted::Applied { released, .. }) => {
+                    std::iter::once(SignedOp::decode(&bytes).ok())
+                        .flatten()
+                        .chain(released.iter().filter_map(|id| gov.get(id).cloned()))
+                        .collect()
+                }
+                _ => vec![],
+            };
+            drop(gov);
+            match result {
+                Ok(Inserted::Applied { .. }) => new += 1,
+                Ok(Inserted::Parked { .. }) => parked += 1,
+                Ok(Inserted::Duplicate) => {}
+                Err(e) => {
+                    refused += 1;
+                    tracing::info!(%peer, error = %e, "refused an op from a peer");
+                    let _ = self
+                        .inner
+                        .net
+                        .penalise(peer, format!("refused op: {e}"))
+                        .await;
+                }
+            }
+            for op in to_store {
+                if let Err(e) = self.inner.store.put_op(&op).await {
+                    tracing::error!(error = %e, "cannot store a received op; it will be fetched again");
+                }
+            }
+        }
+        if let Ok(mut s) = self.inner.stats.lock() {
+            s.ops_received += new as u64;
+            s.ops_refused += refused as u64;
+        }
+        (new, refused, parked)
+    }
+
+    /// Pulls from `peer` everything this node lacks of the governance DAG: `GovSince` with this node's heads,
+    /// page after page while the peer says `more`, then one `GetOps` for parents that parked ops still wait for
+    /// (ops that can never be completed, e.g. an orphan flood, must not stop the next sync from asking `GovSince`).
+    pub async fn sync_with(&self, peer: PeerId) -> Result<usize, crate::net::RequestError> {
+        let _permit = self
+            .inner
+            .syncs
+            .acquire()
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        let mut total = 0;
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let heads = self.inner.gov.lock().await.heads();
+            match self
+                .inner
+                .net
+                .request(peer, &SyncRequest::GovSince { heads })
+                .await?
+            {
+                SyncResponse::Ops { ops, more } => {
+                    let (applied, _, _) = self.receive_ops(peer, ops).await;
+                    total += applied;
+                    if !more || applied == 0 {
+                        break;
+                    }
+                }
+                SyncResponse::Refused { reason } => {
+                    tracing::debug!(%peer, ?reason, "sync refused");
+                    return Ok(total);
+                }
+                other => {
+                    tracing::info!(%peer, ?other, "unexpected sync response");
+                    return Ok(total);
+                }
+            }
+        }
+        let missing = self.inner.gov.lock().await.missing();
+        if !missing.is_empty() {
+            let ids = missing.into_iter().take(MAX_IDS_PER_REQUEST).collect();
+            if let SyncResponse::Ops { ops, .. } = self
+                .inner
+                .net
+                .request(peer, &SyncRequest::GetOps { ids })
+                .await?
+            {
+                total += self.receive_ops(peer, ops).await.0;
+            }
+        }
+        if total > 0 {
+            let heads = self.inner.gov.lock().await.heads();
+            self.announce(heads).await;
+        }
+        Ok(total)
+    }
+
+    fn schedule_sync(&self, peer: PeerId) {
+        let fresh = self
+            .inner
+            .syncing
+            .lock()
+            .map(|mut s| s.insert(peer))
+            .unwrap_or(false);
+        if !fresh {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let member = {
+                let gov = node.inner.gov.lock().await;
+                gov.is_member(&node.inner.org)
+            };
+            if !member {
+                // Not admitted (yet): offer our inception and binding so a secretariat can admit us.
+                if let Err(e) = node.push_identity(peer).await {
+                    tracing::debug!(%peer, error = %e, "could not push identity");
+                }
+            }
+            if let Err(e) = node.sync_with(peer).await {
+                tracing::debug!(%peer, error = %e, "sync failed");
+            }
+            if let Ok(mut s) = node.inner.syncing.lock() {
+                s.remove(&peer);
+            }
+        });
+    }
+
+    async fn anti_entropy(self) {
+        let mut tick = tokio::time::interval(ANTI_ENTROPY_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Ok(peers) = self.inner.net.connected_peers().await else {
+                return;
+            };
+            for p in peers {
+                self.schedule_sync(p);
+            }
+        }
+    }
+
+    async fn event_loop(self, mut events: mpsc::Receiver<NetEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetEvent::InboundRequest {
+                    peer,
+                    request,
+                    channel_id,
+                } => {
+                    let node = self.clone();
+                    tokio::spawn(async move { node.serve(peer, request, channel_id).await });
+                }
+                NetEvent::Announcement {
+                    peer,
+                    msg,
+                    message_id,
+                    ..
+                } => {
+                    let known = {
+                        let gov = self.inner.gov.lock().await;
+                        msg.gov_heads.iter().all(|h| gov.contains(h))
+                    };
+                    let _ = self
+                        .inner
+                        .net
+                        .validate_announcement(message_id, peer, Validation::Accept)
+                        .await;
+                    if !known {
+                        self.schedule_sync(peer);
+                    }
+                }
+                NetEvent::PeerConnected { peer, .. } => self.schedule_sync(peer),
+                _ => {}
+            }
+        }
+    }
+
+    /// Is the peer bound to an admitted organisation (or is it this node's own organisation's)?
+    async fn admitted(&self, peer: &PeerId) -> bool {
+        let gov = self.inner.gov.lock().await;
+        !gov.bound_orgs(&peer.to_bytes()).is_empty()
+    }
+
+    async fn serve(&self, peer: PeerId, request: SyncRequest, channel: ChannelId) {
+        let response = self.answer(peer, request).await;
+        if let Err(e) = self.inner.net.respond(channel, response).await {
+            tracing::debug!(%peer, error = %e, "could not respond");
+        }
+    }
+
+    async fn answer(&self, peer: PeerId, request: SyncRequest) -> SyncResponse {
+        let refuse = |reason| SyncResponse::Refused { reason };
+        match request {
+            SyncRequest::Hello { federation } => {
+                let gov = self.inner.gov.lock().await;
+                if federation != gov.federation_id() {
+                    return refuse(RefuseReason::WrongFederation);
+                }
+                SyncResponse::Genesis(gov.genesis().bytes().to_vec())
+            }
+            SyncRequest::Push { ops } => {
+                // Unknown peers may push only inceptions and bindings (their own: the signature says whose).
+                if !self.admitted(&peer).await {
+                    let allowed = ops.iter().all(|b| {
+                        SignedOp::decode(b).is_ok_and(|op| {
+                            matches!(op.kind(), OpKind::OrgInception(_) | OpKind::BindNode { .. })
+                        })
+                    });
+                    if !allowed {
+                        self.count_refusal();
+                        return refuse(RefuseReason::NotAdmitted);
+                    }
+                }
+                let (new, _, parked) = self.receive_ops(peer, ops).await;
+                if parked > MAX_PARKED_PER_PUSH {
+                    let _ = self
+                        .inner
+                        .net
+                        .penalise(peer, format!("orphan flood: {parked} ops without parents"))
+                        .await;
+                }
+                if new > 0 {
+                    let heads = self.inner.gov.lock().await.heads();
+                    self.announce(heads).await;
+                }
+                SyncResponse::Ack {
+                    accepted: new as u32,
+                }
+            }
+            _ if !self.admitted(&peer).await => {
+                self.count_refusal();
+                refuse(RefuseReason::NotAdmitted)
+            }
+            SyncRequest::GovSince { heads } => {
+                let gov = self.inner.gov.lock().await;
+                ops_response(gov.ops_missing_from(&heads).into_iter())
+            }
+            SyncRequest::GetOps { ids } => {
+                let gov = self.inner.gov.lock().await;
+                ops_response(ids.iter().filter_map(|id| gov.get(id)))
+            }
+            _ => refuse(RefuseReason::NotFound),
+        }
+    }
+
+    fn count_refusal(&self) {
+        if let Ok(mut s) = self.inner.stats.lock() {
+            s.requests_refused += 1;
+        }
+    }
+
+    /// Publishes this organisation's inception and node binding to a peer (used when joining: the peer admits
+    /// nobody by itself, but a secretariat operator can then admit the organisation).
+    pub async fn push_identity(&self, peer: PeerId) -> Result<u32, crate::net::RequestError> {
+        let ops: Vec<Vec<u8>> = {
+            let gov = self.inner.gov.lock().await;
+            gov.ops()
+                .filter(|op| op.author() == self.inner.org)
+                .filter(|op| matches!(op.kind(), OpKind::OrgInception(_) | OpKind::BindNode { .. }))
+                .map(|op| op.bytes().to_vec())
+                .collect()
+        };
+        match self
+            .inner
+            .net
+            .request(peer, &SyncRequest::Push { ops })
+            .await?
+        {
+            SyncResponse::Ack { accepted } => Ok(accepted),
+            _ => Ok(0),
+        }
+    }
+
+    /// Runs until ctrl-c or SIGTERM, then shuts down gracefully (connections closed; every acknowledged write is
+    /// already flushed).
+    pub async fn run_until_signal(&self) -> std::io::Result<()> {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Stops networking. The store flushes every acknowledged write before its acknowledgement, so there is
+    /// nothing else to save.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.net.shutdown().await;
+    }
+}
+
+/// The op list for a response, bounded in count and bytes; `more` when something was left out.
+fn ops_response<'a>(ops: impl Iterator<Item = &'a SignedOp>) -> SyncResponse {
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut more = false;
+    for op in ops {
+        if out.len() >= MAX_OPS_PER_RESPONSE
+            || bytes + op.bytes().len() > MAX_OPS_BYTES_PER_RESPONSE
+        {
+            more = true;
+            break;
+        }
+        bytes += op.bytes().len();
+        out.push(op.bytes().to_vec());
+    }
+    SyncResponse::Ops { ops: out, more }
+}
+
+/// Parents for a new local op: the current heads, at most [`MAX_PARENTS`], always including one whose history
+/// holds this organisation's previous op (the chain rule).
+fn choose_parents(gov: &Governance, org: &OrgId) -> Vec<OpId> {
+    let heads = gov.heads();
+    if heads.len() <= MAX_PARENTS {
+        return heads;
+    }
+    let last = gov.last_seq(org);
+    let own = gov
+        .ops()
+        .filter(|op| op.author() == *org && op.seq() == last)
+        .map(|op| op.id())
+        .next();
+    let mut chosen: Vec<OpId> = match own {
+        Some(own) => heads
+            .iter()
+            .copied()
+            .filter(|h| gov.is_ancestor(&own, h) == Some(true))
+            .take(1)
+            .collect(),
+        None => vec![],
+    };
+    for h in heads {
+        if chosen.len() >= MAX_PARENTS {
+            break;
+        }
+        if !chosen.contains(&h) {
+            chosen.push(h);
+        }
+    }
+    chosen.sort();
+    chosen
+}
+
+/// Rebuilds the replica from the store, in topological order (no parking), checking the genesis hash.
+fn replay_store(stored: Vec<SignedOp>, federation: FederationId) -> Result<Governance, StartError> {
+    let ordered = topological_order(stored);
+    let mut it = ordered.into_iter();
+    let genesis = it.next().ok_or(StartError::NoGenesis)?;
+    if FederationId(genesis.id().0) != federation {
+        return Err(StartError::WrongFederation {
+            found: FederationId(genesis.id().0),
+            expected: federation,
+        });
+    }
+    let mut gov = Governance::new(
+        genesis
+            .verify()
+            .map_err(|e| StartError::BadGenesis(e.into()))?,
+    )
+    .map_err(StartError::BadGenesis)?;
+    for op in it {
+        // The store verified each op's signature on load; the replica checks it again through `verify`.
+        match op.verify() {
+            Ok(v) => {
+                if let Err(e) = gov.insert(v) {
+                    tracing::warn!(error = %e, "a stored op is refused by the replay");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "a stored op does not verify"),
+        }
+    }
+    Ok(gov)
+}
+
+/// Asks the bootstrap peers for the genesis until one answers with bytes that hash to `federation`.
+async fn fetch_genesis(net: &Network, federation: FederationId) -> Result<SignedOp, StartError> {
+    for _ in 0..60 {
+        let peers = net.connected_peers().await.unwrap_or_default();
+        for peer in peers {
+            if let Ok(SyncResponse::Genesis(bytes)) =
+                net.request(peer, &SyncRequest::Hello { federation }).await
+            {
+                if let Ok(op) = SignedOp::from_bytes(&bytes) {
+                    // All 32 bytes: a genesis matching on a prefix is another federation.
+                    if FederationId(op.id().0) == federation {
+                        return Ok(op);
+                    }
+                }
+                let _ = net.penalise(peer, "wrong genesis").await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(StartError::GenesisUnavailable(federation))
+}
