@@ -156,6 +156,17 @@ impl<S: EnvelopeSink + ?Sized> EnvelopeSink for Box<S> {
     }
 }
 
+/// The node's store is the production sink: [`Store::put_envelope_blocking`](crate::store::Store) returns once
+/// the envelope is flushed (group commit), so an envelope is durable before it is applied or announced. It blocks
+/// the calling thread: run the engine on a dedicated or blocking thread, not on an async task.
+impl EnvelopeSink for crate::store::Store {
+    type Error = crate::store::StoreError;
+
+    fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error> {
+        self.put_envelope_blocking(envelope)
+    }
+}
+
 /// An in-memory [`EnvelopeSink`] for tests and tools: keeps the signed bytes per document, in acceptance order.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySink {
@@ -1813,12 +1824,36 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         let mut envs = Vec::new();
         for b in stored {
             match VerifiedHeader::from_bytes(b.as_ref(), self.federation) {
-                Ok(env) => envs.push(env),
+                Ok(env) => envs.push(Incoming::Header(env)),
                 Err(_) => report.rejected += 1,
             }
         }
+        self.restore_incoming(gov, envs, report)
+    }
+
+    /// [`restore`](Self::restore) for envelopes the store has verified already (`Store::load_envelopes`), so
+    /// no signature is checked twice.
+    pub fn restore_envelopes(
+        &mut self,
+        gov: &Governance,
+        stored: impl IntoIterator<Item = SignedEnvelope>,
+    ) -> Restored {
+        let envs = stored.into_iter().map(Incoming::Parsed).collect();
+        self.restore_incoming(gov, envs, Restored::default())
+    }
+
+    fn restore_incoming(
+        &mut self,
+        gov: &Governance,
+        envs: Vec<Incoming>,
+        mut report: Restored,
+    ) -> Restored {
         for env in causal_order(envs) {
-            match self.admit(gov, Incoming::Header(env), &Peer::local(), true) {
+            if env.header().federation() != self.federation {
+                report.rejected += 1;
+                continue;
+            }
+            match self.admit(gov, env, &Peer::local(), true) {
                 Ok(Step::Accepted { hashes, .. }) => {
                     let (released, _, _) = self.release(gov, hashes);
                     report.accepted += 1 + released;
@@ -2227,10 +2262,10 @@ fn own_histories(st: &DocState, env: &SignedEnvelope) -> Vec<ActorSet> {
 }
 
 /// Orders envelopes so that each comes after the envelopes carrying its dependencies (input order otherwise).
-fn causal_order(envs: Vec<VerifiedHeader>) -> Vec<VerifiedHeader> {
+fn causal_order(envs: Vec<Incoming>) -> Vec<Incoming> {
     let mut carrier: HashMap<Hash32, usize> = HashMap::new();
     for (i, e) in envs.iter().enumerate() {
-        for h in e.change_hashes() {
+        for h in e.header().change_hashes() {
             carrier.entry(*h).or_insert(i);
         }
     }
@@ -2238,7 +2273,7 @@ fn causal_order(envs: Vec<VerifiedHeader>) -> Vec<VerifiedHeader> {
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); envs.len()];
     for (i, e) in envs.iter().enumerate() {
         let mut on: BTreeSet<usize> = BTreeSet::new();
-        for d in e.external_deps() {
+        for d in e.header().external_deps() {
             if let Some(&j) = carrier.get(&d) {
                 if j != i {
                     on.insert(j);
@@ -2264,7 +2299,7 @@ fn causal_order(envs: Vec<VerifiedHeader>) -> Vec<VerifiedHeader> {
     // A cycle cannot happen with hashes; anything left over is appended in input order.
     let placed: HashSet<usize> = order.iter().copied().collect();
     order.extend((0..envs.len()).filter(|i| !placed.contains(i)));
-    let mut slots: Vec<Option<VerifiedHeader>> = envs.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<Incoming>> = envs.into_iter().map(Some).collect();
     order
         .into_iter()
         .filter_map(|i| slots.get_mut(i).and_then(Option::take))
@@ -2354,15 +2389,15 @@ mod tests {
         let cs = changes(salt, 4);
         let envs: Vec<SignedEnvelope> = cs.iter().map(|c| sealed(salt, vec![c.clone()])).collect();
         let ids: Vec<EnvelopeId> = envs.iter().map(SignedEnvelope::id).collect();
-        let mut shuffled: Vec<VerifiedHeader> = envs
+        let mut shuffled: Vec<Incoming> = envs
             .iter()
             .rev()
-            .map(|e| e.verified_header().clone())
+            .map(|e| Incoming::Header(e.verified_header().clone()))
             .collect();
         shuffled.swap(0, 2);
         let ordered: Vec<EnvelopeId> = causal_order(shuffled)
             .iter()
-            .map(VerifiedHeader::id)
+            .map(|e| e.header().id())
             .collect();
         assert_eq!(ordered, ids);
     }

@@ -17,6 +17,7 @@
 //! organisation may read federation data; any other peer may only fetch the genesis and push its own inception
 //! and binding.
 
+use crate::engine::{DocumentEngine, EnvelopeSink, Peer, Received};
 use crate::identity::DataDir;
 use crate::net::{
     Announce, ChannelId, Multiaddr, NetConfig, NetError, NetEvent, Network, PeerId, RefuseReason,
@@ -27,8 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex, Semaphore};
 use wsis_protocol::crypto::SecretKey;
+use wsis_protocol::envelope::SignedEnvelope;
 use wsis_protocol::gov::{topological_order, Governance, InsertError, Inserted};
-use wsis_protocol::ids::{FederationId, OpId, OrgId};
+use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
 use wsis_protocol::limits::MAX_PARENTS;
 use wsis_protocol::op::{OpBody, OpKind, SignedOp};
 
@@ -108,8 +110,36 @@ pub struct NodeStats {
     pub requests_refused: u64,
 }
 
+/// The document engine's sink: the node's store. The engine calls it synchronously, before it applies an envelope
+/// or returns it for announcement; the store acknowledges once the envelope is flushed.
+pub struct StoreSink(Store);
+
+impl EnvelopeSink for StoreSink {
+    type Error = StoreError;
+
+    fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), StoreError> {
+        // The node runs on a multi-threaded runtime; waiting for the flush here must not stall other tasks.
+        tokio::task::block_in_place(|| self.0.put_envelope_blocking(envelope))
+    }
+}
+
+/// The node's documents.
+pub type Engine = DocumentEngine<StoreSink>;
+
+/// Why a document operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocError {
+    #[error("edit failed: {0}")]
+    Edit(#[from] crate::engine::EditError),
+    #[error("publish failed: {0}")]
+    Publish(#[from] crate::engine::PublishError),
+}
+
 struct Inner {
     org: OrgId,
+    /// Locked after `gov` when both are needed.
+    docs: Mutex<Engine>,
     inception: wsis_protocol::op::SignedInception,
     org_key: SecretKey,
     store: Store,
@@ -252,9 +282,19 @@ impl Node {
             dir.bind_federation(federation).map_err(StartError::Bind)?;
         }
         let org_key = SecretKey::from_seed(&dir.org_key().to_seed());
+        let mut engine = DocumentEngine::new(
+            federation,
+            dir.org_id(),
+            SecretKey::from_seed(&dir.org_key().to_seed()),
+            StoreSink(store.clone()),
+        );
+        let stored_envelopes = store.load_envelopes().map_err(StartError::Damaged)?;
+        let restored = engine.restore(&gov, stored_envelopes.iter().map(|e| e.bytes()));
+        tracing::info!(?restored, "documents restored from the store");
         let node = Node {
             inner: Arc::new(Inner {
                 org: dir.org_id(),
+                docs: Mutex::new(engine),
                 inception: dir.inception().clone(),
                 org_key,
                 store,
@@ -343,17 +383,70 @@ impl Node {
         gov.insert(verified)?;
         let heads = gov.heads();
         drop(gov);
+        if matches!(
+            op.kind(),
+            OpKind::RevokeRole { .. } | OpKind::LeaveTeam { .. } | OpKind::Admit { .. }
+        ) {
+            self.revalidate_documents().await;
+        }
         self.announce(heads).await;
         Ok(op)
     }
 
+    /// Runs `f` on the governance replica and the document engine together.
+    pub async fn with_docs<R>(&self, f: impl FnOnce(&Governance, &Engine) -> R) -> R {
+        let gov = self.inner.gov.lock().await;
+        let docs = self.inner.docs.lock().await;
+        f(&gov, &docs)
+    }
+
+    /// Edits a document locally (an Automerge transaction). The change is visible here at once and leaves the node
+    /// with the next [`Node::publish`].
+    pub async fn edit<O>(
+        &self,
+        doc: &DocId,
+        f: impl FnOnce(
+            &mut automerge::transaction::Transaction<'_>,
+        ) -> Result<O, automerge::AutomergeError>,
+    ) -> Result<O, DocError> {
+        Ok(self.inner.docs.lock().await.edit(doc, f)?)
+    }
+
+    /// Signs every unpublished local change of `doc` into (usually) one envelope, stores it durably and announces
+    /// it. Returns the number of envelopes published.
+    pub async fn publish(&self, doc: &DocId) -> Result<usize, DocError> {
+        let (envs, gov_heads, heads) = {
+            let gov = self.inner.gov.lock().await;
+            let mut docs = self.inner.docs.lock().await;
+            let envs = docs.publish(&gov, doc)?;
+            (envs.len(), gov.heads(), docs.envelope_heads(doc))
+        };
+        if envs > 0 {
+            self.announce_with(gov_heads, vec![(*doc, heads)]).await;
+        }
+        Ok(envs)
+    }
+
     async fn announce(&self, gov_heads: Vec<OpId>) {
+        self.announce_with(gov_heads, vec![]).await
+    }
+
+    async fn announce_with(
+        &self,
+        gov_heads: Vec<OpId>,
+        docs: Vec<(DocId, Vec<wsis_protocol::ids::EnvelopeId>)>,
+    ) {
+        let docs = docs
+            .into_iter()
+            .map(|(d, h)| (d, h.into_iter().take(64).collect()))
+            .take(crate::net::wire::MAX_ANNOUNCE_DOCS)
+            .collect();
         let msg = Announce {
             gov_heads: gov_heads
                 .into_iter()
                 .take(wsis_protocol::limits::MAX_HEADS)
                 .collect(),
-            docs: vec![],
+            docs,
         };
         if let Err(e) = self.inner.net.announce(&msg).await {
             // No subscribed peer yet: they will pull on connect and through anti-entropy.
@@ -400,6 +493,9 @@ impl Node {
         if let Ok(mut s) = self.inner.stats.lock() {
             s.ops_received += new as u64;
             s.ops_refused += refused as u64;
+        }
+        if new > 0 {
+            self.revalidate_documents().await;
         }
         (new, refused, parked)
     }
@@ -452,11 +548,71 @@ impl Node {
                 total += self.receive_ops(peer, ops).await.0;
             }
         }
+        let docs = self.inner.gov.lock().await.documents();
+        for doc in docs {
+            total += self.sync_document(peer, doc).await?;
+        }
         if total > 0 {
             let heads = self.inner.gov.lock().await.heads();
             self.announce(heads).await;
         }
         Ok(total)
+    }
+
+    /// New governance ops can authorise parked envelopes or withdraw authority from stored ones (a late
+    /// revocation): re-run authorisation and rebuild what changed.
+    async fn revalidate_documents(&self) {
+        let gov = self.inner.gov.lock().await;
+        let report = self.inner.docs.lock().await.revalidate(&gov);
+        if report != Default::default() {
+            tracing::info!(?report, "documents revalidated after governance changes");
+        }
+    }
+
+    /// Pulls the envelopes of one document that this node lacks from `peer`, through the acceptance pipeline.
+    async fn sync_document(
+        &self,
+        peer: PeerId,
+        doc: DocId,
+    ) -> Result<usize, crate::net::RequestError> {
+        let from = Peer::new(&peer.to_bytes());
+        let mut accepted = 0;
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let have = self.inner.docs.lock().await.envelope_heads(&doc);
+            let (envelopes, more) = match self
+                .inner
+                .net
+                .request(peer, &SyncRequest::GetEnvelopes { doc, have })
+                .await?
+            {
+                SyncResponse::Envelopes { envelopes, more } => (envelopes, more),
+                _ => return Ok(accepted),
+            };
+            let mut new = 0;
+            {
+                let gov = self.inner.gov.lock().await;
+                let mut docs = self.inner.docs.lock().await;
+                for bytes in &envelopes {
+                    match docs.receive(&gov, &from, bytes) {
+                        Ok(Received::Accepted(_)) => new += 1,
+                        Ok(_) => {}
+                        Err(e) => {
+                            if e.reason().is_some() {
+                                tracing::info!(%peer, error = %e, "refused an envelope from a peer");
+                                let net = self.inner.net.clone();
+                                let reason = format!("refused envelope: {e}");
+                                tokio::spawn(async move { net.penalise(peer, reason).await });
+                            }
+                        }
+                    }
+                }
+            }
+            accepted += new;
+            if !more || new == 0 {
+                break;
+            }
+        }
+        Ok(accepted)
     }
 
     fn schedule_sync(&self, peer: PeerId) {
@@ -522,7 +678,12 @@ impl Node {
                 } => {
                     let known = {
                         let gov = self.inner.gov.lock().await;
+                        let docs = self.inner.docs.lock().await;
                         msg.gov_heads.iter().all(|h| gov.contains(h))
+                            && msg
+                                .docs
+                                .iter()
+                                .all(|(d, hs)| hs.iter().all(|h| docs.envelope(d, h).is_some()))
                     };
                     let _ = self
                         .inner
@@ -603,7 +764,25 @@ impl Node {
                 let gov = self.inner.gov.lock().await;
                 ops_response(ids.iter().filter_map(|id| gov.get(id)))
             }
-            _ => refuse(RefuseReason::NotFound),
+            SyncRequest::GetEnvelopes { doc, have } => {
+                let docs = self.inner.docs.lock().await;
+                let mut batch = crate::net::wire::Batch::for_envelopes();
+                let mut more = false;
+                for env in docs.envelopes_missing_from(&doc, &have) {
+                    if batch.try_push(env.bytes().to_vec()).is_err() {
+                        more = true;
+                        break;
+                    }
+                }
+                batch.into_envelopes(more)
+            }
+            SyncRequest::DocHeads { doc } => {
+                let docs = self.inner.docs.lock().await;
+                SyncResponse::Heads {
+                    doc,
+                    heads: docs.envelope_heads(&doc),
+                }
+            }
         }
     }
 

@@ -1072,6 +1072,52 @@ fn a_restart_restores_the_same_documents_from_stored_envelopes() {
     assert!(b.equivocations(&f.doc).is_empty());
 }
 
+#[test]
+fn the_store_is_the_sink_and_a_restart_from_it_restores_the_documents() {
+    let f = federation();
+    let dir = tempfile::tempdir().unwrap();
+    let store = wsis_node::store::Store::open(dir.path().join("db")).unwrap();
+    store.bind_federation_blocking(f.w.federation).unwrap();
+    let mut a = DocumentEngine::new(
+        f.w.federation,
+        f.w.id(f.apc),
+        secret(&f.w, f.apc),
+        store.clone(),
+    );
+    let mut b = engine(&f.w, f.acme);
+    for i in 0..5 {
+        b.edit(&f.doc, |tx| tx.put(ROOT, format!("acme-{i}"), i))
+            .unwrap();
+        let env = one(b.publish(&f.w.gov, &f.doc).unwrap());
+        accepted(a.receive(&f.w.gov, &peer(2), env.bytes()));
+        a.edit(&f.doc, |tx| tx.put(ROOT, format!("apc-{i}"), i))
+            .unwrap();
+        let mine = one(a.publish(&f.w.gov, &f.doc).unwrap());
+        accepted(b.receive(&f.w.gov, &peer(1), mine.bytes()));
+    }
+    let stored = store.envelopes_of(&f.doc).unwrap();
+    assert_eq!(
+        stored.len(),
+        10,
+        "received and published envelopes are both stored"
+    );
+    let expected = a.export(&f.doc).unwrap();
+    assert_eq!(b.export(&f.doc).unwrap(), expected);
+    drop(a);
+    drop(store);
+
+    let store = wsis_node::store::Store::open(dir.path().join("db")).unwrap();
+    let mut restarted = DocumentEngine::new(
+        f.w.federation,
+        f.w.id(f.apc),
+        secret(&f.w, f.apc),
+        store.clone(),
+    );
+    let r = restarted.restore_envelopes(&f.w.gov, store.load_envelopes().unwrap());
+    assert_eq!((r.accepted, r.parked, r.rejected), (10, 0, 0));
+    assert_eq!(restarted.export(&f.doc).unwrap(), expected);
+}
+
 /// A quick throughput measurement (not a benchmark: `cargo test --release -- --ignored --nocapture`).
 #[test]
 #[ignore]
@@ -1131,10 +1177,22 @@ fn measure_pipeline_throughput() {
         let full = t.elapsed();
         assert_eq!(c.export(&f.doc).unwrap(), a.export(&f.doc).unwrap());
 
+        let dir = tempfile::tempdir().unwrap();
+        let store = wsis_node::store::Store::open(dir.path().join("db")).unwrap();
+        store.bind_federation_blocking(f.w.federation).unwrap();
+        let t = Instant::now();
+        let mut s =
+            DocumentEngine::new(f.w.federation, f.w.id(f.acme), secret(&f.w, f.acme), store);
+        for e in &envs {
+            accepted(s.receive(gov, &peer(1), e.bytes()));
+        }
+        let stored = t.elapsed();
+
         let rate = |d: std::time::Duration| (N as f64 / d.as_secs_f64()) as u64;
         println!(
             "batch {batch}: {} envelopes; local edit+publish {:?} ({} ch/s); raw apply_changes one batch {:?} ({} ch/s), \
-             per envelope {:?} ({} ch/s); verify {:?} ({} ch/s); engine after verify {:?} ({} ch/s); full pipeline {:?} ({} ch/s)",
+             per envelope {:?} ({} ch/s); verify {:?} ({} ch/s); engine after verify {:?} ({} ch/s); full pipeline {:?} ({} ch/s); \
+             full pipeline with the sled store {:?} ({} ch/s)",
             envs.len(),
             local, rate(local),
             raw_all, rate(raw_all),
@@ -1142,6 +1200,7 @@ fn measure_pipeline_throughput() {
             verify, rate(verify),
             engine_only, rate(engine_only),
             full, rate(full),
+            stored, rate(stored),
         );
     }
 }

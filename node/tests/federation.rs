@@ -477,3 +477,116 @@ async fn edits_on_both_sides_of_a_partition_converge_after_healing() {
         n.shutdown().await;
     }
 }
+
+/// The first node test: governance ops plus concurrent edits of one document by three organisations
+/// converge to identical heads and content on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_organisations_edit_one_document_concurrently_and_converge() {
+    use automerge::transaction::Transactable;
+    use wsis_protocol::ids::DocId;
+    use wsis_protocol::op::DocKind;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, fed, boot) = start_secretariat(tmp.path()).await;
+    let apc = join(
+        tmp.path(),
+        "APC",
+        StakeholderType::CivilSociety,
+        None,
+        fed,
+        &boot,
+    )
+    .await;
+    let kenya = join(
+        tmp.path(),
+        "Kenya",
+        StakeholderType::Government,
+        Some("KE"),
+        fed,
+        &boot,
+    )
+    .await;
+    for n in [&apc, &kenya] {
+        let org = n.org();
+        eventually("inception", || async {
+            itu.with_gov(|g| g.org(&org).is_some()).await
+        })
+        .await;
+        itu.submit(OpKind::Admit { org }).await.expect("admit");
+        eventually("admitted", || async {
+            n.with_gov(|g| g.is_member(&org)).await
+        })
+        .await;
+    }
+    let c2 = TeamCode::new("C2").expect("valid");
+    for n in [&itu, &apc, &kenya] {
+        n.submit(OpKind::JoinTeam { team: c2.clone() })
+            .await
+            .expect("join");
+    }
+    let draft = apc
+        .submit(OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: c2.clone(),
+                year: 2026,
+            },
+        })
+        .await
+        .expect("doc");
+    let doc = DocId(draft.id().0);
+    eventually("everyone sees three members and the draft", || async {
+        let mut ok = true;
+        for n in [&itu, &apc, &kenya] {
+            ok &= n
+                .with_gov(|g| g.team_members(&c2).len() == 3 && g.document(&doc).is_some())
+                .await;
+        }
+        ok
+    })
+    .await;
+    // Concurrent edits: each organisation writes its own section and a shared field, then publishes.
+    for (n, section, text) in [
+        (&itu, "achievements", "Broadband maps for 40 countries"),
+        (&apc, "challenges", "Affordability in rural areas"),
+        (&kenya, "recommendations", "Community networks licensing"),
+    ] {
+        n.edit(&doc, |tx| {
+            tx.put(automerge::ROOT, section, text)?;
+            tx.put(automerge::ROOT, "last_editor", section)?;
+            Ok(())
+        })
+        .await
+        .expect("edit");
+    }
+    for n in [&itu, &apc, &kenya] {
+        assert_eq!(
+            n.publish(&doc).await.expect("publish"),
+            1,
+            "one envelope per burst of local changes"
+        );
+    }
+    eventually(
+        "identical document content and heads everywhere",
+        || async {
+            let a = itu
+                .with_docs(|_, d| (d.export(&doc).ok(), d.heads(&doc)))
+                .await;
+            let b = apc
+                .with_docs(|_, d| (d.export(&doc).ok(), d.heads(&doc)))
+                .await;
+            let c = kenya
+                .with_docs(|_, d| (d.export(&doc).ok(), d.heads(&doc)))
+                .await;
+            a.0.is_some() && a == b && b == c && a.1.len() == 3
+        },
+    )
+    .await;
+    let json = itu.with_docs(|_, d| d.export(&doc).expect("export")).await;
+    let text = String::from_utf8(json).expect("utf-8");
+    for s in ["Broadband maps", "Affordability", "Community networks"] {
+        assert!(text.contains(s), "{s} missing from {text}");
+    }
+    for n in [&itu, &apc, &kenya] {
+        n.shutdown().await;
+    }
+}

@@ -653,6 +653,19 @@ impl Governance {
             .collect()
     }
 
+    /// Every document with a valid creating op (meeting records and created documents), sorted.
+    pub fn documents(&self) -> Vec<DocId> {
+        let mut v: Vec<DocId> = self
+            .index
+            .meetings
+            .keys()
+            .chain(self.index.docs.keys())
+            .map(|id| DocId(id.0))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The kind and scope of a document created in this federation.
     pub fn document(&self, doc: &DocId) -> Option<DocumentInfo> {
         let (i, scope) = self.doc_scope(&OpId(doc.0))?;
