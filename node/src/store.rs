@@ -18,6 +18,11 @@
 //!   second. One writer thread owns all writes: it takes every request that is waiting (up to [`MAX_BATCH_ITEMS`]
 //!   and [`MAX_BATCH_BYTES`]), applies them, flushes once, and only then answers each caller. While it flushes,
 //!   new requests queue up and form the next batch, so the batch size adapts to the load by itself.
+//! - **A full disk is an error, not a hang.** sled 0.34's `flush` can wait for ever once the disk is full
+//!   (observed on a full tmpfs), so the writer refuses a batch that would leave less than [`MIN_FREE_BYTES`] free
+//!   ([`StoreError::DiskFull`]: nothing applied, the database stays consistent, writes resume once space is
+//!   freed), and runs each flush on a helper thread with a timeout ([`StoreError::FlushStalled`]) for the case
+//!   where the disk fills anyway.
 //! - **Bounded.** The queue holds at most [`WRITE_QUEUE_CAPACITY`] requests and [`MAX_QUEUED_BYTES`] bytes; a
 //!   caller that finds it full waits (back-pressure) instead of growing memory without limit.
 //! - **Verified on the way out.** Bytes read back are checked again exactly as if a peer had sent them (strict
@@ -53,6 +58,12 @@ pub const MAX_QUEUED_BYTES: usize = 256 * 1024 * 1024;
 pub const MAX_BATCH_ITEMS: usize = 1024;
 /// Bytes applied before one flush (a batch may exceed it by its last item).
 pub const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Free space kept on the database's filesystem: a batch that would leave less is refused with
+/// [`StoreError::DiskFull`] instead of being handed to sled, which hangs when the disk fills (see
+/// `check_free_space`).
+pub const MIN_FREE_BYTES: u64 = 64 * 1024 * 1024;
+/// How long the writer waits for one flush before answering [`StoreError::FlushStalled`].
+pub const FLUSH_TIMEOUT_MS: u64 = 60_000;
 /// The largest encoded [`PeerRecord`].
 pub const MAX_PEER_RECORD_BYTES: usize = 16 * 1024;
 
@@ -65,6 +76,24 @@ const META_SCHEMA: &[u8] = b"schema_version";
 const META_FEDERATION: &[u8] = b"federation";
 /// DocId ‖ counter ‖ EnvelopeId.
 const DOC_INDEX_KEY_LEN: usize = 32 + 8 + 32;
+
+/// Tunables of [`Store::open_with`]; [`Store::open`] uses the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Free space kept on the database's filesystem (see [`MIN_FREE_BYTES`]).
+    pub min_free_bytes: u64,
+    /// How long one flush may take before writes are answered with [`StoreError::FlushStalled`].
+    pub flush_timeout_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: MIN_FREE_BYTES,
+            flush_timeout_ms: FLUSH_TIMEOUT_MS,
+        }
+    }
+}
 
 /// What the node remembers about a peer between runs. Every field is optional on disk so that fields can be added
 /// without a schema change.
@@ -125,6 +154,24 @@ pub enum StoreError {
         #[source]
         source: sled::Error,
     },
+    /// The filesystem is (nearly) full. Nothing of this write was applied; writes resume once space is freed.
+    #[error(
+        "not enough free space for the database {}: {available} bytes free, the store keeps at least {needed} \
+         free for this write; free some space and retry",
+        path.display()
+    )]
+    DiskFull {
+        path: PathBuf,
+        available: u64,
+        needed: u64,
+    },
+    /// A flush did not finish in time (a full or failing disk). The write may or may not be on disk.
+    #[error(
+        "a flush of the database {} has not completed after {waited_ms} ms (is the disk full or failing?); \
+         writes are refused until it does",
+        path.display()
+    )]
+    FlushStalled { path: PathBuf, waited_ms: u64 },
     /// Stored bytes no longer verify. Nothing is skipped: the caller decides (a node refuses to start and names
     /// the item; an operator restores or removes it).
     #[error("damaged item in tree `{tree}` at key {key}: {reason}")]
@@ -239,6 +286,15 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the database at `path` (normally `DATA/db`) and starts its writer thread.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreOpenError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with explicit tunables (a small device may keep less free space; tests shorten the flush
+    /// timeout).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<Store, StoreOpenError> {
         let path = path.as_ref().to_path_buf();
         let sled_err = |source: sled::Error| {
             if is_lock_error(&source) {
@@ -298,7 +354,7 @@ impl Store {
             let (db, trees, path) = (db.clone(), trees.clone(), path.clone());
             std::thread::Builder::new()
                 .name("wsis-store-writer".into())
-                .spawn(move || run_writer(db, trees, path, rx))
+                .spawn(move || run_writer(db, trees, path, options, rx))
                 .map_err(StoreOpenError::Spawn)?
         };
         Ok(Store {
@@ -774,9 +830,16 @@ fn decode_peer(key: &[u8], bytes: &[u8]) -> Result<PeerRecord, StoreError> {
 // ---------------------------------------------------------------------------------------------------------------
 // The writer.
 
-/// The writer thread: batch, apply, flush once, acknowledge. Runs until every `Store` clone is dropped and the
-/// queue is drained, so nothing queued is ever abandoned.
-fn run_writer(db: sled::Db, trees: Trees, path: PathBuf, mut rx: mpsc::Receiver<Request>) {
+/// The writer thread: batch, check free space, apply, flush once, acknowledge. Runs until every `Store` clone is
+/// dropped and the queue is drained, so nothing queued is ever abandoned.
+fn run_writer(
+    db: sled::Db,
+    trees: Trees,
+    path: PathBuf,
+    options: StoreOptions,
+    mut rx: mpsc::Receiver<Request>,
+) {
+    let mut flusher = Flusher::start(db.clone(), &path, options.flush_timeout_ms);
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH_ITEMS);
     let mut results: Vec<Result<(), StoreError>> = Vec::with_capacity(MAX_BATCH_ITEMS);
     while let Some(first) = rx.blocking_recv() {
@@ -791,25 +854,153 @@ fn run_writer(db: sled::Db, trees: Trees, path: PathBuf, mut rx: mpsc::Receiver<
                 Err(_) => break,
             }
         }
-        results.extend(batch.iter().map(|r| apply(&db, &trees, &r.write)));
-        // Flushed even when every write was a no-op: a duplicate may have been applied by an earlier batch
-        // whose flush failed, and `Ok` must still mean "on disk".
-        if let Err(source) = db.flush() {
-            let context = format!(
-                "flushing a batch of {} writes to {}",
-                batch.len(),
-                path.display()
-            );
-            for r in results.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(StoreError::Io {
-                    context: context.clone(),
-                    source: source.clone(),
-                });
+        let refused = flusher
+            .as_mut()
+            .map_or(Err(StoreError::Closed), |f| f.ready())
+            .and_then(|()| check_free_space(&path, options.min_free_bytes, bytes));
+        match refused {
+            Err(e) => results.extend(batch.iter().map(|_| Err(e.clone()))),
+            Ok(()) => {
+                results.extend(batch.iter().map(|r| apply(&db, &trees, &r.write)));
+                // Flushed even when every write was a no-op: a duplicate may have been applied by an earlier
+                // batch whose flush failed, and `Ok` must still mean "on disk".
+                let flushed = flusher
+                    .as_mut()
+                    .map_or(Err(StoreError::Closed), |f| f.flush(batch.len()));
+                if let Err(e) = flushed {
+                    for r in results.iter_mut().filter(|r| r.is_ok()) {
+                        *r = Err(e.clone());
+                    }
+                }
             }
         }
         for (request, result) in batch.drain(..).zip(results.drain(..)) {
             // A caller that stopped waiting still had its write applied; there is no one to tell.
             let _ = request.ack.send(result);
+        }
+    }
+    if let Some(f) = flusher {
+        f.stop();
+    }
+}
+
+/// Refuses a batch that would leave less than `min_free_bytes` ([`MIN_FREE_BYTES`] by default) free on the
+/// database's filesystem.
+///
+/// sled 0.34 does not survive running out of space: its `flush` waits for ever for a log write that failed
+/// (measured on a full tmpfs), so every caller would hang. Refusing before the disk is full gives the operator a
+/// clear error, leaves the database untouched and consistent, and writes resume by themselves once space is
+/// freed. If the free space cannot be read (an exotic filesystem), the check is skipped rather than refusing
+/// every write.
+fn check_free_space(
+    path: &Path,
+    min_free_bytes: u64,
+    batch_bytes: usize,
+) -> Result<(), StoreError> {
+    let Ok(available) = fs2::available_space(path) else {
+        return Ok(());
+    };
+    // sled writes each value to its log and later rewrites pages: allow for twice the batch.
+    let needed = min_free_bytes.saturating_add(2 * batch_bytes as u64);
+    if available < needed {
+        return Err(StoreError::DiskFull {
+            path: path.to_path_buf(),
+            available,
+            needed,
+        });
+    }
+    Ok(())
+}
+
+/// Runs sled's `flush` on its own thread so the writer can stop waiting for one that never returns (see
+/// [`check_free_space`]; a failing disk can do the same). After the timeout ([`FLUSH_TIMEOUT_MS`] by default) the
+/// batch is answered with
+/// [`StoreError::FlushStalled`], and so is every later batch, unapplied, until the stuck flush completes.
+struct Flusher {
+    path: PathBuf,
+    requests: std::sync::mpsc::SyncSender<()>,
+    done: std::sync::mpsc::Receiver<Result<usize, sled::Error>>,
+    thread: JoinHandle<()>,
+    timeout_ms: u64,
+    /// A flush was requested and has not answered yet.
+    stalled: bool,
+}
+
+impl Flusher {
+    fn start(db: sled::Db, path: &Path, timeout_ms: u64) -> Option<Flusher> {
+        let (requests, incoming) = std::sync::mpsc::sync_channel::<()>(1);
+        let (answer, done) = std::sync::mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("wsis-store-flush".into())
+            .spawn(move || {
+                while incoming.recv().is_ok() {
+                    if answer.send(db.flush()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Flusher {
+            path: path.to_path_buf(),
+            requests,
+            done,
+            thread,
+            timeout_ms,
+            stalled: false,
+        })
+    }
+
+    /// Whether a new batch may be applied: not while an earlier flush is still stuck.
+    fn ready(&mut self) -> Result<(), StoreError> {
+        if self.stalled {
+            match self.done.try_recv() {
+                // The stuck flush finally finished; its batch was already answered with an error.
+                Ok(_) => self.stalled = false,
+                Err(_) => {
+                    return Err(StoreError::FlushStalled {
+                        path: self.path.clone(),
+                        waited_ms: self.timeout_ms,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes everything applied so far and waits, at most the timeout, for it to be on disk.
+    fn flush(&mut self, writes: usize) -> Result<(), StoreError> {
+        if self.requests.send(()).is_err() {
+            return Err(StoreError::Closed);
+        }
+        match self
+            .done
+            .recv_timeout(std::time::Duration::from_millis(self.timeout_ms))
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(StoreError::Io {
+                context: format!(
+                    "flushing a batch of {writes} writes to {}",
+                    self.path.display()
+                ),
+                source,
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                self.stalled = true;
+                Err(StoreError::FlushStalled {
+                    path: self.path.clone(),
+                    waited_ms: self.timeout_ms,
+                })
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Ends the flush thread. A thread stuck in sled is left behind rather than joined, so that dropping the
+    /// store cannot hang too.
+    fn stop(self) {
+        drop(self.requests);
+        if !self.stalled {
+            let _ = self.thread.join();
         }
     }
 }

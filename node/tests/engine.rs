@@ -227,6 +227,16 @@ fn three_organisations_converge_whatever_the_delivery_order() {
     }
     // The title conflict resolved to one value, the same everywhere.
     assert_eq!(text.matches("\"title\"").count(), 1);
+
+    // One sync response with everything, shuffled, applied in one Automerge call: the same document.
+    let mut batched = engine(&f.w, f.outsider);
+    let mut shuffled = all.clone();
+    shuffled.shuffle(&mut rng);
+    let results = batched.receive_batch(gov, &peer(9), shuffled.iter().map(|e| e.bytes()));
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(batched.parked_len(), 0);
+    assert_eq!(batched.export(&doc).unwrap(), text.as_bytes());
+    assert_eq!(batched.heads(&doc), engines[0].heads(&doc));
 }
 
 #[test]
@@ -677,6 +687,48 @@ fn case_12_automerge_equivocation_in_both_orders_is_excluded_everywhere_without_
         Received::Duplicate
     );
     assert_eq!((e1.sink().len(), e1.stats().rebuilds), (stored, rebuilds));
+
+    // A third change under the same (actor, seq), and a fresh actor equivocating inside one envelope: excluded
+    // and recorded, without rebuilding (nothing applied has to be taken out).
+    let mut z = AutoCommit::new().with_actor(automerge_actor(
+        &secret(&f.w, f.acme).public(),
+        &f.doc,
+        &salt,
+    ));
+    z.put(ROOT, "budget", 1).unwrap();
+    let third = seal(
+        &f.w,
+        f.acme,
+        f.acme,
+        f.doc,
+        salt,
+        vec![z.get_last_local_change().unwrap()],
+    );
+    let salt2 = [8; 16];
+    let actor2 = automerge_actor(&secret(&f.w, f.acme).public(), &f.doc, &salt2);
+    let twin = |v: i64| {
+        let mut d = AutoCommit::new().with_actor(actor2.clone());
+        d.put(ROOT, "twin", v).unwrap();
+        d.get_last_local_change().unwrap()
+    };
+    let inside = seal(&f.w, f.acme, f.acme, f.doc, salt2, vec![twin(1), twin(2)]);
+    for env in [&third, &inside] {
+        let acc = accepted(e1.receive(&f.w.gov, &peer(2), env.bytes()));
+        assert_eq!((acc.applied, acc.rebuilt), (0, false));
+    }
+    assert_eq!(e1.stats().rebuilds, rebuilds);
+    assert_eq!(export_str(&e1, &f.doc), r#"{"agreed":"yes"}"#);
+    let evidence = e1.equivocations(&f.doc);
+    assert_eq!(evidence.len(), 2);
+    assert!(
+        evidence.iter().any(|e| e.changes.len() == 3),
+        "{evidence:?}"
+    );
+    // A restart from the stored envelopes agrees.
+    let mut e4 = engine(&f.w, f.kenya);
+    e4.restore(&f.w.gov, e1.sink().all());
+    assert_eq!(e4.export(&f.doc).unwrap(), e1.export(&f.doc).unwrap());
+    assert_eq!(e4.equivocations(&f.doc), evidence);
 }
 
 /// A change chunk with a correct hash and checksum whose ops Automerge cannot parse: what passes stage 1 of
@@ -1035,6 +1087,14 @@ fn automerge_assertions_are_unreachable_or_contained() {
         accepted(b.receive(gov, &peer(1), next.bytes()));
         assert_eq!(export_str(&b, &f.doc), r#"{"after":"fine","z":1}"#);
     }
+
+    // The same inside one batch, where the refused change is found when the batch is applied at the end.
+    let mut c = engine(&f.w, f.kenya);
+    let bad = seal(&f.w, f.acme, f.acme, f.doc, salt, vec![bad_obj.clone()]);
+    let results = c.receive_batch(gov, &peer(1), [base.bytes(), bad.bytes(), next.bytes()]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(c.stats().quarantined_changes, 1);
+    assert_eq!(export_str(&c, &f.doc), r#"{"after":"fine","z":1}"#);
 }
 
 #[test]
@@ -1188,11 +1248,18 @@ fn measure_pipeline_throughput() {
         }
         let stored = t.elapsed();
 
+        let t = Instant::now();
+        let mut bt = engine(&f.w, f.acme);
+        let results = bt.receive_batch(gov, &peer(1), envs.iter().map(|e| e.bytes()));
+        assert!(results.iter().all(Result::is_ok));
+        let batched = t.elapsed();
+        assert_eq!(bt.export(&f.doc).unwrap(), a.export(&f.doc).unwrap());
+
         let rate = |d: std::time::Duration| (N as f64 / d.as_secs_f64()) as u64;
         println!(
             "batch {batch}: {} envelopes; local edit+publish {:?} ({} ch/s); raw apply_changes one batch {:?} ({} ch/s), \
              per envelope {:?} ({} ch/s); verify {:?} ({} ch/s); engine after verify {:?} ({} ch/s); full pipeline {:?} ({} ch/s); \
-             full pipeline with the sled store {:?} ({} ch/s)",
+             full pipeline with the sled store {:?} ({} ch/s); receive_batch {:?} ({} ch/s)",
             envs.len(),
             local, rate(local),
             raw_all, rate(raw_all),
@@ -1201,6 +1268,7 @@ fn measure_pipeline_throughput() {
             engine_only, rate(engine_only),
             full, rate(full),
             stored, rate(stored),
+            batched, rate(batched),
         );
     }
 }
