@@ -719,7 +719,7 @@ impl Governance {
         }
         if !self.is_member_at(author, &at) {
             let seen = At { vc: &vc, op: None };
-            return Err(if self.member_ignoring_unseen_revocations(author, &seen) {
+            return Err(if self.member_in_history(author, &seen) {
                 WriteDenied::RevokedConcurrently
             } else {
                 WriteDenied::NotMember
@@ -797,22 +797,6 @@ impl Governance {
         env: &crate::envelope::SignedEnvelope,
     ) -> Result<(), WriteDenied> {
         self.authorize_header(env.verified_header())
-    }
-
-    fn member_ignoring_unseen_revocations(&self, org: &OrgId, at: &At<'_>) -> bool {
-        let grants = self.index.admits.get(org).map(Vec::as_slice).unwrap_or(&[]);
-        let revokes = self
-            .statics
-            .member_revokes
-            .get(org)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        grants.iter().any(|&g| {
-            self.le_vc(g, at.vc)
-                && revokes
-                    .iter()
-                    .all(|&r| !self.le_vc(r, at.vc) || self.le(r, g))
-        })
     }
 
     /// Members, coordinators and the Chair: the part of the state the digest covers besides op validity.
