@@ -56,8 +56,9 @@
 //!
 //! That is a function of the stored envelopes and the governance state only, never of the arrival order, so every
 //! node with the same envelopes and governance ops materialises the same document (same heads, same
-//! [`export`](DocumentEngine::export) bytes). The incremental path (a new envelope that conflicts with nothing is
-//! applied on top of the cache) computes exactly the same set; anything else triggers a rebuild.
+//! [`export`](DocumentEngine::export) bytes). The incremental path (new changes applied on top of the cache, or
+//! recorded as excluded) computes exactly the same set; only when a change that is already applied has to come out
+//! is the document rebuilt.
 //!
 //! # The acceptance pipeline (remote envelopes)
 //!
@@ -88,10 +89,11 @@
 //! # Panic firewall
 //!
 //! Automerge 0.7 asserts (panics) on some malformed-but-parseable changes: an op that references an actor or an
-//! object that the document does not have. Step 4 rejects the actor cases deterministically. For the rest (e.g. an
-//! op whose object id names an op that does not exist), `apply_changes` runs under `catch_unwind`; when it panics
-//! or errs, the document is rebuilt change by change, the change Automerge refuses is *quarantined* (excluded,
-//! with everything that depends on it) and the engine goes on. This needs `panic = "unwind"` (the default). Which
+//! object that the document does not have. Step 5 rejects the actor cases deterministically. For the rest (e.g. an
+//! op whose object id names an op that is not an object), `apply_changes` runs under `catch_unwind`; when it panics
+//! or errs, the document is rebuilt from the changes already trusted and the new ones are tried one at a time; the
+//! change Automerge refuses is *quarantined* (excluded, with everything that depends on it) and the engine goes
+//! on. This needs `panic = "unwind"` (the default). Which
 //! change is refused can in theory depend on concurrent history, so only a malicious change can be affected.
 //!
 //! # Local edits
@@ -1534,7 +1536,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         let mut out = Vec::new();
         while let Some((batch, salt, changes)) = self.docs.get(doc).and_then(|st| {
             let pending = &st.local.pending;
-            let batch = next_batch(pending, heads.len())?;
+            let batch = next_batch(pending, heads.len(), MAX_ENVELOPE_BYTES)?;
             let changes: Vec<Change> = pending[..batch].iter().map(|(_, c)| c.clone()).collect();
             Some((batch, pending[0].0, changes))
         }) {
@@ -2317,16 +2319,25 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 /// Authorisation answers within one [`DocumentEngine::revalidate`], by (document, author, key, cited heads).
 type AuthorisationCache = HashMap<(DocId, OrgId, PublicKey, Vec<OpId>), Result<(), WriteDenied>>;
 
-/// How many of the first pending changes (all with the first one's salt) fit one envelope.
-fn next_batch(pending: &[(Salt, Change)], heads: usize) -> Option<usize> {
+/// Upper bound on an envelope's size besides its changes: header fields, signature, framing, and 34 bytes per
+/// cited governance head.
+fn envelope_overhead(heads: usize) -> usize {
+    2048 + 34 * heads.min(MAX_HEADS)
+}
+
+/// Upper bound on what one change adds to an envelope: its bytes, a CBOR length prefix, and its hash in the header.
+fn change_cost(c: &Change) -> usize {
+    c.raw_bytes().len() + 9 + 34
+}
+
+/// How many of the first pending changes (all with the first one's salt) fit one envelope of `max_bytes`.
+fn next_batch(pending: &[(Salt, Change)], heads: usize, max_bytes: usize) -> Option<usize> {
     let (salt, _) = pending.first()?;
-    // Header: fixed fields plus 34 bytes per listed hash; each change: its bytes plus a CBOR length prefix.
-    let mut size = 2048 + 34 * heads.min(MAX_HEADS);
+    let mut size = envelope_overhead(heads);
     let mut n = 0;
     for (s, c) in pending {
-        let add = c.raw_bytes().len() + 9 + 34;
-        if s != salt || n == MAX_CHANGES_PER_ENVELOPE || (n > 0 && size + add > MAX_ENVELOPE_BYTES)
-        {
+        let add = change_cost(c);
+        if s != salt || n == MAX_CHANGES_PER_ENVELOPE || (n > 0 && size + add > max_bytes) {
             break;
         }
         size += add;
@@ -2443,35 +2454,46 @@ mod tests {
         for i in 0..MAX_CHANGES_PER_ENVELOPE + 5 {
             pending.push((a, cs[i % 3].clone()));
         }
-        assert_eq!(next_batch(&pending, 1), Some(MAX_CHANGES_PER_ENVELOPE));
+        let max = MAX_ENVELOPE_BYTES;
+        assert_eq!(next_batch(&pending, 1, max), Some(MAX_CHANGES_PER_ENVELOPE));
         let mixed = vec![(a, cs[0].clone()), (a, cs[1].clone()), (b, cs[2].clone())];
-        assert_eq!(next_batch(&mixed, 1), Some(2));
-        assert_eq!(next_batch(&mixed[2..], 1), Some(1));
-        assert_eq!(next_batch(&[], 1), None);
+        assert_eq!(next_batch(&mixed, 1, max), Some(2));
+        assert_eq!(next_batch(&mixed[2..], 1, max), Some(1));
+        assert_eq!(next_batch(&[], 1, max), None);
     }
 
     #[test]
-    fn batches_split_before_the_envelope_byte_limit() {
+    fn batches_split_before_the_byte_limit_and_the_estimate_is_an_upper_bound() {
         let salt = [3; 16];
-        let mut d = AutoCommit::new().with_actor(automerge_actor(&key().public(), &DOC, &salt));
-        let mut pending = Vec::new();
-        for i in 0..12u8 {
-            d.put(ROOT, "blob", vec![i; 900 * 1024]).unwrap();
-            d.commit();
-            pending.push((salt, d.get_last_local_change().unwrap()));
+        let pending: Vec<(Salt, Change)> =
+            changes(salt, 40).into_iter().map(|c| (salt, c)).collect();
+        let heads = 3;
+        let cost: Vec<usize> = pending.iter().map(|(_, c)| change_cost(c)).collect();
+        // A budget with room for exactly the first 10 changes.
+        let budget = envelope_overhead(heads) + cost[..10].iter().sum::<usize>();
+        assert_eq!(next_batch(&pending, heads, budget), Some(10));
+        assert_eq!(next_batch(&pending, heads, budget - 1), Some(9));
+        // A single change always goes, even over the budget (seal then reports the real size).
+        assert_eq!(next_batch(&pending, heads, 1), Some(1));
+        // The estimate is never below the real size of the sealed envelope.
+        for n in [1, 10, 40] {
+            let env = ChangeEnvelope::seal(
+                FED,
+                DOC,
+                OrgId([1; 32]),
+                &key(),
+                salt,
+                (0..heads as u8).map(|i| OpId([i; 32])).collect(),
+                pending[..n].iter().map(|(_, c)| c.clone()).collect(),
+            )
+            .unwrap();
+            let estimate = envelope_overhead(heads) + cost[..n].iter().sum::<usize>();
+            assert!(
+                env.bytes().len() <= estimate,
+                "{n}: {} > {estimate}",
+                env.bytes().len()
+            );
         }
-        let n = next_batch(&pending, 1).unwrap();
-        assert!(n < 12 && n > 1, "{n}");
-        let env = ChangeEnvelope::seal(
-            FED,
-            DOC,
-            OrgId([1; 32]),
-            &key(),
-            salt,
-            vec![OpId([1; 32])],
-            pending[..n].iter().map(|(_, c)| c.clone()).collect(),
-        );
-        assert!(env.is_ok(), "a batch that next_batch allows seals: {env:?}");
     }
 
     #[test]
@@ -2510,18 +2532,33 @@ mod tests {
 
     #[test]
     fn export_handles_deep_nesting_without_recursion() {
+        const DEPTH: usize = 1_500;
         let mut d = AutoCommit::new();
         let mut obj = ROOT;
-        for _ in 0..5_000 {
-            obj = d.put_object(&obj, "n", ObjType::Map).unwrap();
+        for i in 0..DEPTH {
+            obj = if i % 2 == 0 {
+                d.put_object(&obj, "n", ObjType::Map).unwrap()
+            } else {
+                let l = d.put_object(&obj, "l", ObjType::List).unwrap();
+                d.insert_object(&l, 0, ObjType::Map).unwrap()
+            };
         }
         d.put(&obj, "leaf", true).unwrap();
-        let json = canonical_json(&d).unwrap();
-        let text = String::from_utf8(json).unwrap();
-        assert!(text.starts_with("{\"n\":{\"n\":"));
-        assert!(text.ends_with(&format!("{{\"leaf\":true}}{}", "}".repeat(5_000))));
-        // It is valid JSON (serde_json's own parser has a depth limit, so check the shape by counting).
+        // A recursive writer would need far more than this stack for 1,500 levels.
+        let text = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || String::from_utf8(canonical_json(&d).unwrap()).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            text.starts_with("{\"n\":{\"l\":[{\"n\":"),
+            "{}",
+            &text[..40]
+        );
+        assert!(text.contains("{\"leaf\":true}"));
         assert_eq!(text.matches('{').count(), text.matches('}').count());
+        assert_eq!(text.matches('[').count(), DEPTH / 2);
     }
 
     #[test]
