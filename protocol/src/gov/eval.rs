@@ -149,10 +149,8 @@ impl Governance {
         })
     }
 
-    pub(crate) fn is_member_at(&self, org: &OrgId, at: &At<'_>) -> bool {
-        if self.fed.secretariat.contains(org) {
-            return true;
-        }
+    /// The valid admissions and revocations of an organisation's membership.
+    fn membership_events(&self, org: &OrgId) -> (&[u32], &[u32]) {
         let grants = self.index.admits.get(org).map(Vec::as_slice).unwrap_or(&[]);
         let revokes = self
             .statics
@@ -160,6 +158,14 @@ impl Governance {
             .get(org)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
+        (grants, revokes)
+    }
+
+    pub(crate) fn is_member_at(&self, org: &OrgId, at: &At<'_>) -> bool {
+        if self.fed.secretariat.contains(org) {
+            return true;
+        }
+        let (grants, revokes) = self.membership_events(org);
         self.held(grants, revokes, at)
     }
 
@@ -352,13 +358,7 @@ impl Governance {
 
     /// Membership counting only revocations in the history (to name the reason of a failure).
     fn was_member_in_history(&self, org: &OrgId, at: &At<'_>) -> bool {
-        let grants = self.index.admits.get(org).map(Vec::as_slice).unwrap_or(&[]);
-        let revokes = self
-            .statics
-            .member_revokes
-            .get(org)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let (grants, revokes) = self.membership_events(org);
         grants.iter().any(|&g| {
             self.in_hist(g, at)
                 && revokes
