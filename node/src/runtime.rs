@@ -46,6 +46,8 @@ const MAX_SYNC_ROUNDS: usize = 64;
 const MAX_CONCURRENT_SYNCS: usize = 8;
 /// Ops in one push that may wait for missing parents before the push counts as an orphan flood (penalised).
 const MAX_PARKED_PER_PUSH: usize = 8;
+/// Peers remembered as introduced at most (past it, identities are pushed again, which is harmless).
+const MAX_INTRODUCED_PEERS: usize = 4_096;
 /// How often every connected peer is asked for what this node lacks, whatever the gossip said.
 const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -74,6 +76,8 @@ pub enum StartError {
     GenesisUnavailable(FederationId),
     #[error("cannot write the federation id to the data directory")]
     Bind(#[source] crate::identity::BindError),
+    #[error("cannot publish this organisation's identity: {0}")]
+    Identity(String),
 }
 
 /// Why a local op was not accepted.
@@ -84,6 +88,9 @@ pub enum SubmitError {
     Refused(#[from] InsertError),
     #[error("the op was not durably stored")]
     Store(#[from] StoreError),
+    /// Refused before signing ([`Node::submit_checked`]): the op would be invalid.
+    #[error("refused: {0}")]
+    Invalid(String),
 }
 
 /// How the node starts.
@@ -149,6 +156,8 @@ struct Inner {
     syncs: Semaphore,
     /// Peers with a sync queued or running (so a burst of announcements queues one sync, not many).
     syncing: std::sync::Mutex<std::collections::HashSet<PeerId>>,
+    /// Peers this (admitted) node has pushed its inception and binding to; cleared for a peer when a sync fails.
+    introduced: std::sync::Mutex<std::collections::HashSet<PeerId>>,
 }
 
 /// A running node. Cheap to clone.
@@ -303,11 +312,13 @@ impl Node {
                 stats: Default::default(),
                 syncs: Semaphore::new(MAX_CONCURRENT_SYNCS),
                 syncing: Default::default(),
+                introduced: Default::default(),
             }),
         };
         node.ensure_identity().await.map_err(|e| match e {
             SubmitError::Store(e) => StartError::Damaged(e),
             SubmitError::Refused(e) => StartError::BadGenesis(e),
+            SubmitError::Invalid(why) => StartError::Identity(why),
         })?;
         tokio::spawn(node.clone().event_loop(events));
         tokio::spawn(node.clone().anti_entropy());
@@ -366,6 +377,17 @@ impl Node {
     /// Signs a governance op as this organisation, stores it durably, applies it and announces it. Returns the
     /// op once it is durable.
     pub async fn submit(&self, kind: OpKind) -> Result<SignedOp, SubmitError> {
+        self.sign_store_apply(kind, false).await
+    }
+
+    /// Like [`Node::submit`], but first applies the op to a copy of the replica: if it would be invalid (the
+    /// author lacks the role, the team is unknown, …) it is refused and nothing is signed, stored or sent. The
+    /// local API uses this, so a refused command changes nothing.
+    pub async fn submit_checked(&self, kind: OpKind) -> Result<SignedOp, SubmitError> {
+        self.sign_store_apply(kind, true).await
+    }
+
+    async fn sign_store_apply(&self, kind: OpKind, dry_run: bool) -> Result<SignedOp, SubmitError> {
         let mut gov = self.inner.gov.lock().await;
         let op = OpBody {
             federation: Some(gov.federation_id()),
@@ -377,6 +399,17 @@ impl Node {
             kind,
         }
         .sign(&self.inner.org_key);
+        if dry_run {
+            let mut copy = gov.clone();
+            let verified = op.clone().verify().map_err(InsertError::from)?;
+            if let Inserted::Applied { valid: false, .. } = copy.insert(verified)? {
+                let why = copy
+                    .validity(&op.id())
+                    .and_then(Result::err)
+                    .map_or_else(|| "invalid".to_string(), |w| w.to_string());
+                return Err(SubmitError::Invalid(why));
+            }
+        }
         // Durable before it is visible to anyone (see the module docs).
         self.inner.store.put_op(&op).await?;
         let verified = op.clone().verify().map_err(InsertError::from)?;
@@ -631,14 +664,34 @@ impl Node {
                 let gov = node.inner.gov.lock().await;
                 gov.is_member(&node.inner.org)
             };
-            if !member {
-                // Not admitted (yet): offer our inception and binding so a secretariat can admit us.
-                if let Err(e) = node.push_identity(peer).await {
-                    tracing::debug!(%peer, error = %e, "could not push identity");
+            // Not admitted (yet): offer our inception and binding so a secretariat can admit us. Admitted too,
+            // once per peer and again after a refusal: a secretariat organisation is a member from the genesis,
+            // and the peer serves it only once it knows the binding of this node (two secretariat nodes would
+            // otherwise refuse each other forever).
+            let introduced = node
+                .inner
+                .introduced
+                .lock()
+                .map(|s| s.contains(&peer))
+                .unwrap_or(false);
+            if !member || !introduced {
+                match node.push_identity(peer).await {
+                    Ok(_) if member => {
+                        if let Ok(mut s) = node.inner.introduced.lock() {
+                            if s.len() < MAX_INTRODUCED_PEERS {
+                                s.insert(peer);
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(%peer, error = %e, "could not push identity"),
                 }
             }
             if let Err(e) = node.sync_with(peer).await {
                 tracing::debug!(%peer, error = %e, "sync failed");
+                if let Ok(mut s) = node.inner.introduced.lock() {
+                    s.remove(&peer);
+                }
             }
             if let Ok(mut s) = node.inner.syncing.lock() {
                 s.remove(&peer);

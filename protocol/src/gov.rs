@@ -198,13 +198,50 @@ impl Invalid {
     fn code(self) -> u8 {
         self as u8 + 1
     }
+
+    /// A one-line explanation for people (CLI errors, the verifier, the report).
+    pub fn explain(self) -> &'static str {
+        match self {
+            Invalid::Equivocation => {
+                "its author signed two different ops with the same sequence number"
+            }
+            Invalid::NotMember => "the author is not an admitted member",
+            Invalid::NotSecretariat => "only a secretariat organisation may do this",
+            Invalid::NotNominatingAuthority => "only the nominating authority may do this",
+            Invalid::NotCoordinator => "the author is not the team's coordinator",
+            Invalid::RevokedConcurrently => "a capability it needs was revoked concurrently",
+            Invalid::UnknownTeam => "the team is not one of the federation's teams",
+            Invalid::UnknownOrg => "the organisation is unknown",
+            Invalid::UnknownReference => "a meeting, motion, document or head it cites is unknown",
+            Invalid::WrongMeetingKind => "the motion does not belong in this kind of meeting",
+            Invalid::NotAttendee => "the author did not attend the meeting",
+            Invalid::NotInElectorate => "the author is not in the motion's electorate",
+            Invalid::DoubleVote => "the author already voted on this motion",
+            Invalid::MotionNotPassed => {
+                "the cited motion has not passed or is not the right motion"
+            }
+            Invalid::SlotOccupied => "the team already has a coordinator",
+            Invalid::NotGovernment => "only a government may do this, and only for its own country",
+            Invalid::WrongDocument => "the document is of the wrong kind, team, country or year",
+            Invalid::NotTeamMember => "the author is not a member of the team",
+            Invalid::Duplicate => "already done",
+            Invalid::BadEvidence => "the evidence does not show two conflicting ops by one key",
+            Invalid::NotApplicable => "the op does not apply to its target",
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.explain())
+    }
 }
 
 /// An op's validity after replay.
 pub type Validity = Result<(), Invalid>;
 
 /// One op in the DAG with what the replay needs about it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub(crate) op: SignedOp,
     /// Dense index of the author (internal to this replica; never part of any output).
@@ -237,7 +274,7 @@ pub(crate) struct Facts {
 }
 
 /// The indexes of valid ops that the rules and queries read. Every entry is a node index.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
     pub(crate) admits: IdMap<OrgId, Vec<u32>>,
     pub(crate) nominations: BTreeMap<TeamCode, Vec<u32>>,
@@ -263,7 +300,7 @@ pub(crate) struct MotionEntry {
 
 /// Ops whose validity does not depend on any state (revocations by the right authority, evidence): collected
 /// over the whole set before evaluation, because the concurrency rules need all of them.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Static {
     pub(crate) member_revokes: IdMap<OrgId, Vec<u32>>,
     pub(crate) coordinator_revokes: IdMap<(TeamCode, OrgId), Vec<u32>>,
@@ -272,7 +309,7 @@ pub(crate) struct Static {
 }
 
 /// Parked ops, bounded.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Parking {
     ops: IdMap<OpId, VerifiedOp>,
     /// missing parent → parked ops waiting for it.
@@ -280,7 +317,10 @@ struct Parking {
 }
 
 /// A replica of one federation's governance: the DAG and its replayed state.
-#[derive(Debug)]
+///
+/// `Clone` lets a node dry-run a local op (insert into a copy, look at its validity) before it signs and stores
+/// it, so a refused command changes nothing. The copy costs O(ops); local ops come at human rate.
+#[derive(Debug, Clone)]
 pub struct Governance {
     pub(crate) fed: FederationInfo,
     pub(crate) nodes: Vec<Node>,

@@ -1,1 +1,479 @@
-//! wsis-testnet (work in progress).
+//! # wsis-testnet
+//!
+//! A local WSIS federation of real `wsis node` processes on 127.0.0.1, driven through the `wsis` CLI exactly as
+//! operators would drive it. Used by the `wsis-testnet` binary (the README's main job) and by the end-to-end
+//! tests.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use wsis_testnet::{orgs, Testnet};
+//! let mut net = Testnet::create("target/debug/wsis".into(), "/tmp/wsis-demo".into(), orgs::demo(12))?;
+//! let outcome = wsis_testnet::scenario::annual_cycle(&mut net, &Default::default())?;
+//! println!("{}", outcome.view_text);
+//! # Ok(()) }
+//! ```
+//!
+//! - Every node has its own data directory under the run directory, its own libp2p port and API port (both
+//!   picked by the OS), and bootstraps from the convening secretariat's node.
+//! - A command that depends on something another node did (a vote on a motion proposed elsewhere) is retried
+//!   until the item has synced, with a deadline; nothing is faked by reading another node's state.
+//! - Faults are real: `kill -9` of a node process, a partition by restarting nodes with blocked peers, a
+//!   malicious process that pushes forged data.
+
+pub mod malicious;
+pub mod orgs;
+pub mod report;
+pub mod scenario;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a command that waits for sync is retried before the run fails.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(120);
+/// CLI commands run at once by [`Testnet::par_retry`] (the machine may have 2 cores; the nodes need them too).
+pub const MAX_PARALLEL_COMMANDS: usize = 6;
+/// Pause between retries and between status polls.
+const POLL: Duration = Duration::from_millis(200);
+
+/// One organisation's node process.
+pub struct NodeProc {
+    pub spec: orgs::OrgSpec,
+    pub dir: PathBuf,
+    pub org: String,
+    child: Option<Child>,
+    /// libp2p address (with /p2p/…) other nodes bootstrap from.
+    pub address: Option<String>,
+    /// Highest resident set size seen for this node's processes (KiB).
+    pub peak_rss_kib: u64,
+    pub kills: u32,
+}
+
+/// A running local federation.
+pub struct Testnet {
+    pub wsis: PathBuf,
+    pub root: PathBuf,
+    pub nodes: Vec<NodeProc>,
+    pub federation: String,
+    /// Progress lines go here (the binary prints them; tests keep them quiet).
+    pub progress: Box<dyn Fn(&str) + Send + Sync>,
+    /// (node, op id) of every governance op a node acknowledged (the CLI printed its id); checked after kills.
+    pub acked: std::sync::Mutex<Vec<(usize, String)>>,
+}
+
+/// What a CLI command printed (as JSON) or why it failed.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}: {}", self.code, self.stderr.trim())
+    }
+}
+impl std::error::Error for CliError {}
+
+impl Testnet {
+    /// Initialises every organisation's data directory under `root`, creates the federation (the first org
+    /// convenes it; the other secretariat orgs are named in the genesis), starts every node and admits everyone.
+    pub fn create(wsis: PathBuf, root: PathBuf, specs: Vec<orgs::OrgSpec>) -> Result<Testnet> {
+        if specs.is_empty() {
+            bail!("a testnet needs at least one organisation");
+        }
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let mut net = Testnet {
+            wsis,
+            root,
+            nodes: Vec::new(),
+            federation: String::new(),
+            progress: Box::new(|_| {}),
+            acked: Default::default(),
+        };
+        for spec in specs {
+            let dir = net.root.join(spec.dir_name());
+            if dir.exists() {
+                bail!("{} exists: use a fresh --out directory", dir.display());
+            }
+            let mut args = vec![
+                "init".to_string(),
+                "--name".into(),
+                spec.name.clone(),
+                "--stakeholder".into(),
+                spec.stakeholder.to_string(),
+            ];
+            if let Some(c) = spec.country {
+                args.push("--country".into());
+                args.push(c.to_string());
+            }
+            let out = net.run(&dir, &args)?;
+            let org = out["org"].as_str().unwrap_or_default().to_string();
+            net.nodes.push(NodeProc {
+                spec,
+                dir,
+                org,
+                child: None,
+                address: None,
+                peak_rss_kib: 0,
+                kills: 0,
+            });
+        }
+        Ok(net)
+    }
+
+    /// Creates the genesis on node 0 (with the other secretariat orgs), starts all nodes and admits everyone.
+    pub fn launch(&mut self, federation_name: &str) -> Result<()> {
+        let mut args = vec![
+            "federation".to_string(),
+            "create".into(),
+            "--name".into(),
+            federation_name.into(),
+        ];
+        for n in self.nodes.iter().skip(1).filter(|n| n.spec.secretariat) {
+            args.push("--secretariat-inception".into());
+            args.push(n.dir.join("org.inception").display().to_string());
+        }
+        let out = self.run(&self.nodes[0].dir.clone(), &args)?;
+        self.federation = out["federation"]
+            .as_str()
+            .ok_or_else(|| anyhow!("federation create printed no id"))?
+            .to_string();
+        (self.progress)(&format!("federation {} created", self.federation));
+        self.start_node(0)?;
+        for i in 1..self.nodes.len() {
+            self.start_node(i)?;
+        }
+        (self.progress)(&format!("{} nodes running", self.nodes.len()));
+        // Admission by the convening secretariat, once each inception has reached it.
+        for i in 1..self.nodes.len() {
+            if self.nodes[i].spec.secretariat {
+                continue;
+            }
+            let org = self.nodes[i].org.clone();
+            self.cli_retry(0, &["org", "admit", &org])?;
+        }
+        self.wait_converged(SYNC_DEADLINE)?;
+        (self.progress)("every organisation admitted");
+        Ok(())
+    }
+
+    /// Runs `wsis --json --data-dir DIR ARGS`, returning its JSON output.
+    fn run(&self, dir: &Path, args: &[String]) -> Result<Value> {
+        let out = Command::new(&self.wsis)
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.wsis.display()))?;
+        if !out.status.success() {
+            return Err(CliError {
+                code: out.status.code().unwrap_or(-1),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+            .with_context(|| format!("wsis {}", args.join(" ")));
+        }
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("wsis {} printed no JSON", args.join(" ")))
+    }
+
+    /// Runs a CLI command against node `i`.
+    pub fn cli(&self, i: usize, args: &[&str]) -> Result<Value> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = self.run(&self.nodes[i].dir, &args)?;
+        if let Some(op) = out["op"].as_str() {
+            if let Ok(mut acked) = self.acked.lock() {
+                acked.push((i, op.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `wsis` without `--json` (for the human-readable view).
+    pub fn cli_text(&self, i: usize, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.wsis)
+            .arg("--data-dir")
+            .arg(&self.nodes[i].dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", self.wsis.display()))?;
+        if !out.status.success() {
+            return Err(CliError {
+                code: out.status.code().unwrap_or(-1),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+            .with_context(|| format!("wsis {}", args.join(" ")));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs commands on several nodes at once (at most [`MAX_PARALLEL_COMMANDS`] at a time), each retried until
+    /// synced. Results in job order.
+    pub fn par_retry(&self, jobs: &[(usize, Vec<String>)]) -> Result<Vec<Value>> {
+        let mut results = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(MAX_PARALLEL_COMMANDS) {
+            let chunk_results: Vec<Result<Value>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|(i, args)| {
+                        scope.spawn(move || {
+                            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                            self.cli_retry(*i, &args)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(anyhow!("a command thread panicked")))
+                    })
+                    .collect()
+            });
+            for r in chunk_results {
+                results.push(r?);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Runs a CLI command against node `i`, retrying while it fails because something has not synced yet. A
+    /// refusal saying the thing is already done counts as done.
+    pub fn cli_retry(&self, i: usize, args: &[&str]) -> Result<Value> {
+        let started = Instant::now();
+        loop {
+            match self.cli(i, args) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let text = format!("{e:#}");
+                    if text.contains("already") {
+                        return Ok(Value::Null);
+                    }
+                    if started.elapsed() > SYNC_DEADLINE {
+                        return Err(e.context(format!(
+                            "{} gave up after {:?}",
+                            self.nodes[i].spec.acronym, SYNC_DEADLINE
+                        )));
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+    }
+
+    /// Starts (or restarts) node `i` and waits until its API answers.
+    pub fn start_node(&mut self, i: usize) -> Result<()> {
+        let dir = self.nodes[i].dir.clone();
+        let _ = std::fs::remove_file(dir.join("api.addr"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .with_context(|| format!("opening {}/node.log", dir.display()))?;
+        let mut cmd = Command::new(&self.wsis);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--api")
+            .arg("127.0.0.1:0")
+            .arg("--listen")
+            .arg("/ip4/127.0.0.1/tcp/0")
+            .arg("--mdns")
+            .arg("false")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        if i != 0 {
+            let boot = self.nodes[0]
+                .address
+                .clone()
+                .ok_or_else(|| anyhow!("the first node has no address yet"))?;
+            cmd.arg("--federation")
+                .arg(&self.federation)
+                .arg("--bootstrap")
+                .arg(boot);
+        }
+        let child = cmd.spawn().context("spawning wsis node")?;
+        self.nodes[i].child = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Some(c) = self.nodes[i].child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    bail!(
+                        "{}'s node exited with {status}; see {}/node.log",
+                        self.nodes[i].spec.acronym,
+                        dir.display()
+                    );
+                }
+            }
+            if dir.join("api.addr").exists() {
+                if let Ok(status) = self.run(&dir, &["status".to_string()]) {
+                    let addr = status["listen"]
+                        .as_array()
+                        .and_then(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .find(|a| a.contains("/tcp/"))
+                        })
+                        .map(str::to_string);
+                    if let Some(a) = addr {
+                        self.nodes[i].address = Some(a);
+                        return Ok(());
+                    }
+                }
+            }
+            if started.elapsed() > SYNC_DEADLINE {
+                bail!(
+                    "{}'s node did not start; see {}/node.log",
+                    self.nodes[i].spec.acronym,
+                    dir.display()
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// `kill -9` node `i` (no flush, no goodbye).
+    pub fn kill(&mut self, i: usize) -> Result<()> {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            self.sample_rss_of(i, c.id());
+            c.kill().context("kill -9")?;
+            let _ = c.wait();
+            self.nodes[i].kills += 1;
+        }
+        Ok(())
+    }
+
+    /// Status of node `i`.
+    pub fn status(&self, i: usize) -> Result<Value> {
+        self.run(&self.nodes[i].dir, &["status".to_string()])
+    }
+
+    /// Records the peak RSS of every running node (VmHWM from /proc).
+    pub fn sample_rss(&mut self) {
+        for i in 0..self.nodes.len() {
+            if let Some(pid) = self.nodes[i].child.as_ref().map(Child::id) {
+                self.sample_rss_of(i, pid);
+            }
+        }
+    }
+
+    fn sample_rss_of(&mut self, i: usize, pid: u32) {
+        let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        let n = &mut self.nodes[i];
+        n.peak_rss_kib = n.peak_rss_kib.max(hwm);
+    }
+
+    /// Waits until every node has the same governance digest and document digest and nothing parked. Returns
+    /// how long it took.
+    pub fn wait_converged(&mut self, deadline: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        loop {
+            self.sample_rss();
+            let statuses: Vec<Option<Value>> =
+                (0..self.nodes.len()).map(|i| self.status(i).ok()).collect();
+            let key = |s: &Value| {
+                (
+                    s["gov_digest"].as_str().unwrap_or_default().to_string(),
+                    s["docs_digest"].as_str().unwrap_or_default().to_string(),
+                    s["ops_parked"].as_u64().unwrap_or(1),
+                )
+            };
+            let keys: Vec<_> = statuses.iter().map(|s| s.as_ref().map(key)).collect();
+            if keys.iter().all(|k| k.is_some())
+                && keys.windows(2).all(|w| w[0] == w[1])
+                && keys[0].as_ref().is_some_and(|k| k.2 == 0)
+            {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > deadline {
+                let summary: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .zip(&statuses)
+                    .map(|(n, s)| match s {
+                        Some(s) => format!(
+                            "{}: {} ops, gov {}, docs {}",
+                            n.spec.acronym,
+                            s["ops"],
+                            &s["gov_digest"].as_str().unwrap_or("?")[..8],
+                            &s["docs_digest"].as_str().unwrap_or("?")[..8]
+                        ),
+                        None => format!("{}: not answering", n.spec.acronym),
+                    })
+                    .collect();
+                bail!("no convergence after {deadline:?}: {}", summary.join("; "));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The index of the node of `acronym`.
+    pub fn index_of(&self, acronym: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.spec.acronym == acronym)
+    }
+
+    /// Stops every node with SIGTERM (graceful: flush and close), falling back to SIGKILL.
+    pub fn stop_all(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(c.id().to_string())
+                    .status();
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(10) {
+                    if let Ok(Some(_)) = c.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Finds the `wsis` binary: `WSIS_BIN`, else next to the running executable (cargo puts both in one target
+/// directory).
+pub fn find_wsis() -> Result<PathBuf> {
+    if let Ok(p) = std::env::var("WSIS_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    for dir in exe.ancestors().skip(1).take(2) {
+        let candidate = dir.join("wsis");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "cannot find the `wsis` binary next to {}; build it (cargo build -p wsis-cli) or set WSIS_BIN",
+        exe.display()
+    )
+}

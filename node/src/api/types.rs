@@ -1,0 +1,210 @@
+//! The local API's request and response bodies. Public so the `wsis` CLI (and the testnet) deserialise exactly
+//! what the node serialises; `docs/api.md` documents them and `node/tests/api.rs` keeps the two in step.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Every error body: a one-line message for people and a stable code for scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub code: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub org: String,
+    pub name: String,
+    pub stakeholder: String,
+    pub country: Option<String>,
+    pub federation: String,
+    pub federation_name: String,
+    pub peer_id: String,
+    /// libp2p addresses this node listens on, each ending in `/p2p/<peer id>` (usable as `--bootstrap`).
+    pub listen: Vec<String>,
+    pub connected_peers: usize,
+    /// Admitted (accredited) in this node's replica; a joining node waits for this.
+    pub admitted: bool,
+    pub secretariat: bool,
+    /// Governance ops in the replica, and those parked for missing parents.
+    pub ops: usize,
+    pub ops_parked: usize,
+    pub ops_invalid: usize,
+    /// Hex SHA-256 of the replayed governance state (equal on converged nodes).
+    pub gov_digest: String,
+    pub documents: usize,
+    /// Hex SHA-256 over every document's id and heads (equal on converged nodes).
+    pub docs_digest: String,
+    pub ops_received: u64,
+    pub ops_refused: u64,
+    pub requests_refused: u64,
+    /// Rejected change envelopes per reason.
+    pub envelopes_rejected: BTreeMap<String, u64>,
+    /// Sync bytes received from and sent to peers since start.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+/// `GET /v1/ops/{op}`: one governance op as this node has it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpInfo {
+    pub op: String,
+    pub kind: String,
+    pub author: String,
+    pub seq: u64,
+    /// `null` when valid, else why it has no effect.
+    pub invalid: Option<String>,
+}
+
+/// `POST /v1/orgs/admit`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdmitRequest {
+    pub org: String,
+}
+
+/// What a command that signed a governance op returns: the op's id (a meeting, motion or document id where the
+/// op creates one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpDone {
+    pub op: String,
+    pub kind: String,
+}
+
+/// `GET /v1/teams`: one row per team.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamRow {
+    pub code: String,
+    pub name: String,
+    pub coordinator: Option<String>,
+    pub coordinator_name: Option<String>,
+    pub contested_with: Vec<String>,
+    pub members: Vec<String>,
+    pub modalities: Option<String>,
+}
+
+/// `POST /v1/teams/{team}/modalities`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModalitiesRequest {
+    pub text: String,
+}
+
+/// `POST /v1/meetings`: `kind` is `team` (with `team`), `recommendation` or `coordinators`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConveneRequest {
+    pub kind: String,
+    #[serde(default)]
+    pub team: Option<String>,
+    pub year: u16,
+    pub title: String,
+}
+
+/// `POST /v1/meetings/{id}/minutes`: appends a paragraph to the meeting record, signed by this organisation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MinutesRequest {
+    pub text: String,
+}
+
+/// `POST /v1/motions`. `motion.kind`: `recommend` (team, org), `elect` (role: chair|co-chair, org),
+/// `adopt-procedure` (year, teams, deadline_ms, sections, national_reports), `checkpoint` (this node's current
+/// governance heads), `adopt-report` (year, manifest_hash).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MotionRequest {
+    pub meeting: String,
+    pub motion: MotionSpec,
+}
+
+/// The motion being proposed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum MotionSpec {
+    Recommend {
+        team: String,
+        org: String,
+    },
+    Elect {
+        role: String,
+        org: String,
+    },
+    AdoptProcedure {
+        year: u16,
+        #[serde(default)]
+        teams: Vec<String>,
+        #[serde(default)]
+        deadline_ms: u64,
+        #[serde(default)]
+        sections: Vec<String>,
+        #[serde(default)]
+        national_reports: bool,
+    },
+    Checkpoint,
+    AdoptReport {
+        year: u16,
+        manifest_hash: String,
+    },
+}
+
+/// `POST /v1/motions/{id}/vote`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VoteRequest {
+    pub yes: bool,
+}
+
+/// `POST /v1/coordinators`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NominateRequest {
+    pub team: String,
+    pub org: String,
+    pub recommendation: String,
+}
+
+/// `POST /v1/outputs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputDraftRequest {
+    pub team: String,
+    pub year: u16,
+}
+
+/// `POST /v1/national-reports` (the country is the government's own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NationalReportRequest {
+    pub year: u16,
+}
+
+/// `POST /v1/docs/{doc}/edit`: set or append to a section's text, or add an activity (outputs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditRequest {
+    #[serde(default)]
+    pub section: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub append: Option<String>,
+    #[serde(default)]
+    pub activity: Option<String>,
+}
+
+/// A document as this node has it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocView {
+    pub doc: String,
+    pub scope: serde_json::Value,
+    pub creator: String,
+    pub heads: Vec<String>,
+    pub content_hash: String,
+    pub content: serde_json::Value,
+}
+
+/// `POST /v1/stocktake/assemble`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AssembleRequest {
+    pub year: u16,
+}
+
+/// The assembled bundle: relative path → base64 bytes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BundleFiles {
+    pub federation: String,
+    pub year: u16,
+    pub files: BTreeMap<String, String>,
+}

@@ -1,0 +1,124 @@
+//! The run's report: a table per node and `DIR/report.json`.
+
+use crate::scenario::Outcome;
+use crate::Testnet;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use std::time::Duration;
+
+/// One node's line.
+#[derive(Debug, Serialize)]
+pub struct NodeReport {
+    pub org: String,
+    pub acronym: String,
+    pub ops: u64,
+    pub ops_invalid: u64,
+    pub documents: u64,
+    /// Its governance and document heads equal every other node's.
+    pub converged: bool,
+    /// Items it refused from peers (ops, requests, envelopes).
+    pub rejected: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub peak_rss_kib: u64,
+    pub kills: u32,
+}
+
+/// `report.json`.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub federation: String,
+    pub nodes: Vec<NodeReport>,
+    pub converged: bool,
+    pub convergence_after_last_edit_ms: u128,
+    pub total_ms: u128,
+    pub bytes_exchanged: u64,
+    pub phases: Vec<(String, u128)>,
+    pub killed: Vec<(String, usize)>,
+    pub malicious_pushed: u64,
+    pub bundle: String,
+    pub report_html: String,
+    pub verified: serde_json::Value,
+}
+
+/// Collects every node's status and writes `out/report.json`.
+pub fn write(net: &Testnet, outcome: &Outcome, total: Duration, out: &Path) -> Result<RunReport> {
+    let statuses: Vec<serde_json::Value> = (0..net.nodes.len())
+        .map(|i| net.status(i).unwrap_or_default())
+        .collect();
+    let key = |s: &serde_json::Value| (s["gov_digest"].clone(), s["docs_digest"].clone());
+    let reference = statuses.first().map(key);
+    let nodes: Vec<NodeReport> = net
+        .nodes
+        .iter()
+        .zip(&statuses)
+        .map(|(n, s)| NodeReport {
+            org: n.org.clone(),
+            acronym: n.spec.acronym.clone(),
+            ops: s["ops"].as_u64().unwrap_or(0),
+            ops_invalid: s["ops_invalid"].as_u64().unwrap_or(0),
+            documents: s["documents"].as_u64().unwrap_or(0),
+            converged: Some(key(s)) == reference && !s["gov_digest"].is_null(),
+            rejected: s["ops_refused"].as_u64().unwrap_or(0)
+                + s["requests_refused"].as_u64().unwrap_or(0)
+                + s["envelopes_rejected"]
+                    .as_object()
+                    .map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum()),
+            bytes_in: s["bytes_in"].as_u64().unwrap_or(0),
+            bytes_out: s["bytes_out"].as_u64().unwrap_or(0),
+            peak_rss_kib: n.peak_rss_kib,
+            kills: n.kills,
+        })
+        .collect();
+    let report = RunReport {
+        federation: net.federation.clone(),
+        converged: nodes.iter().all(|n| n.converged),
+        bytes_exchanged: nodes.iter().map(|n| n.bytes_out).sum(),
+        nodes,
+        convergence_after_last_edit_ms: outcome.convergence_after_last_edit.as_millis(),
+        total_ms: total.as_millis(),
+        phases: outcome
+            .phases
+            .iter()
+            .map(|(p, d)| (p.clone(), d.as_millis()))
+            .collect(),
+        killed: outcome.killed.clone(),
+        malicious_pushed: outcome.malicious_pushed,
+        bundle: outcome.bundle_dir.display().to_string(),
+        report_html: outcome.report_html.display().to_string(),
+        verified: outcome.verified.clone(),
+    };
+    let path = out.join("report.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(report)
+}
+
+/// The final table.
+pub fn table(r: &RunReport) -> String {
+    let mut out = format!(
+        "{:<8} {:>6} {:>8} {:>5} {:>10} {:>9} {:>10} {:>9}\n",
+        "NODE", "OPS", "INVALID", "DOCS", "CONVERGED", "REJECTED", "PEAK RSS", "KILLED"
+    );
+    for n in &r.nodes {
+        out.push_str(&format!(
+            "{:<8} {:>6} {:>8} {:>5} {:>10} {:>9} {:>7} MiB {:>9}\n",
+            n.acronym,
+            n.ops,
+            n.ops_invalid,
+            n.documents,
+            if n.converged { "yes" } else { "NO" },
+            n.rejected,
+            n.peak_rss_kib / 1024,
+            n.kills
+        ));
+    }
+    out.push_str(&format!(
+        "converged {} s after the last edit; {} bytes exchanged; total {:.1} s\n",
+        r.convergence_after_last_edit_ms as f64 / 1000.0,
+        r.bytes_exchanged,
+        r.total_ms as f64 / 1000.0
+    ));
+    out
+}
