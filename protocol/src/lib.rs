@@ -6,6 +6,7 @@
 pub mod cbor;
 pub mod crypto;
 pub mod envelope;
+pub mod export;
 pub mod fixture;
 pub mod gov;
 pub mod ids;
