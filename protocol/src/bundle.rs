@@ -14,7 +14,7 @@ pub mod sshsig;
 
 use crate::crypto::{PublicKey, SecretKey};
 use crate::export::canonical_json;
-use crate::gov::{verify_all, Governance, InsertError, Inserted};
+use crate::gov::{verify_all, Governance, InsertError, Inserted, VerifiedOp};
 use crate::ids::{sha256, DocId, FederationId, OpId, OrgId};
 use crate::limits::{
     MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES, MAX_BUNDLE_FILE_BYTES, MAX_BUNDLE_OPS,
@@ -135,9 +135,9 @@ pub fn encode_ops<'a>(ops: impl IntoIterator<Item = &'a SignedOp>) -> Vec<u8> {
     out
 }
 
-/// Strictly decodes `gov/ops` (signatures not verified).
-pub fn decode_ops(bytes: &[u8]) -> Result<Vec<SignedOp>, OpsFileError> {
-    let mut ops = Vec::new();
+/// Splits `gov/ops` into its records, checking lengths; nothing is decoded.
+fn split_ops(bytes: &[u8]) -> Result<Vec<&[u8]>, OpsFileError> {
+    let mut records = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         let Some(len) = bytes.get(at..at + 4) else {
@@ -150,17 +150,62 @@ pub fn decode_ops(bytes: &[u8]) -> Result<Vec<SignedOp>, OpsFileError> {
         let Some(op) = bytes.get(at + 4..at + 4 + len) else {
             return Err(OpsFileError::Truncated(at));
         };
-        if ops.len() >= MAX_BUNDLE_OPS {
+        if records.len() >= MAX_BUNDLE_OPS {
             return Err(OpsFileError::TooMany);
         }
-        let op = SignedOp::decode(op).map_err(|error| OpsFileError::Op {
-            index: ops.len(),
-            error,
-        })?;
-        ops.push(op);
+        records.push(op);
         at += 4 + len;
     }
-    Ok(ops)
+    Ok(records)
+}
+
+/// Strictly decodes `gov/ops` (signatures not verified).
+pub fn decode_ops(bytes: &[u8]) -> Result<Vec<SignedOp>, OpsFileError> {
+    split_ops(bytes)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| SignedOp::decode(r).map_err(|error| OpsFileError::Op { index, error }))
+        .collect()
+}
+
+/// Decodes and strictly verifies `gov/ops` records on up to `threads` threads (decoding validates every key, so
+/// it is worth spreading too); results in file order, the first failure in file order is returned.
+fn decode_and_verify(records: &[&[u8]], threads: usize) -> Result<Vec<VerifiedOp>, Box<Problem>> {
+    let one = |index: usize, r: &[u8]| -> Result<VerifiedOp, Box<Problem>> {
+        let op = SignedOp::decode(r)
+            .map_err(|error| Box::new(Problem::OpsFile(OpsFileError::Op { index, error })))?;
+        let id = op.id();
+        op.verify()
+            .map_err(|error| Box::new(Problem::Replay(ReplayError::Signature { op: id, error })))
+    };
+    let threads = threads.clamp(1, 64);
+    if threads == 1 || records.len() < 64 {
+        return records.iter().enumerate().map(|(i, r)| one(i, r)).collect();
+    }
+    let chunk = records.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = records
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, rs)| {
+                s.spawn(move || {
+                    rs.iter()
+                        .enumerate()
+                        .map(|(i, r)| one(c * chunk + i, r))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(records.len());
+        for h in handles {
+            match h.join() {
+                Ok(v) => out.extend(v?),
+                // A panic in decoding or ed25519 would be a bug in this crate or the library: surface it.
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        Ok(out)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -336,10 +381,21 @@ pub enum ReplayError {
     Duplicate(OpId),
 }
 
-fn replay(mut gov: Governance, ops: Vec<SignedOp>) -> Result<Governance, ReplayError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for v in verify_all(ops, threads) {
-        let op = v.map_err(|(op, error)| ReplayError::Signature { op, error })?;
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Verifies and inserts ops in order; every op must be applied (not refused, duplicate or parked).
+fn replay(gov: Governance, ops: Vec<SignedOp>) -> Result<Governance, ReplayError> {
+    let verified = verify_all(ops, threads())
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|(op, error)| ReplayError::Signature { op, error })?;
+    insert_all(gov, verified)
+}
+
+fn insert_all(mut gov: Governance, ops: Vec<VerifiedOp>) -> Result<Governance, ReplayError> {
+    for op in ops {
         let id = op.op().id();
         match gov.insert(op) {
             Ok(Inserted::Applied { .. }) => {}
@@ -994,7 +1050,9 @@ pub enum Problem {
     OpsFile(OpsFileError),
     #[error("{0}")]
     Replay(ReplayError),
-    #[error("op {0} is not in the history of the closing point (the checkpoint and its ballots)")]
+    #[error(
+        "op {0} is not in the history of the closing point (the checkpoint and its valid ballots)"
+    )]
     BeyondClosingPoint(OpId),
     #[error("the manifest's closing checkpoint {0} is not in the bundle")]
     UnknownCheckpoint(OpId),
@@ -1104,6 +1162,13 @@ pub fn verify(
     }
     sshsig::verify(get(SIGNATURE)?, manifest_bytes, &h.chair_key)
         .or_else(|e| fail(blame(SIGNATURE), Problem::Signature(e)))?;
+    if manifest
+        .files
+        .keys()
+        .any(|p| SEAL_FILES.contains(&p.as_str()))
+    {
+        return fail(MANIFEST, Problem::Unexpected);
+    }
     for (p, b) in files {
         if SEAL_FILES.contains(&p.as_str()) {
             continue;
@@ -1162,8 +1227,12 @@ pub fn verify(
     // Governance.
     let base = Governance::from_genesis_bytes(get(GENESIS)?, federation)
         .or_else(|e| fail(GENESIS, Problem::Genesis(Box::new(e))))?;
-    let ops = decode_ops(get(OPS)?).or_else(|e| fail(OPS, Problem::OpsFile(e)))?;
-    let replica = replay(base, ops).or_else(|e| fail(OPS, Problem::Replay(e)))?;
+    let records = split_ops(get(OPS)?).or_else(|e| fail(OPS, Problem::OpsFile(e)))?;
+    let ops = decode_and_verify(&records, threads()).map_err(|problem| VerifyError {
+        file: OPS.into(),
+        problem,
+    })?;
+    let replica = insert_all(base, ops).or_else(|e| fail(OPS, Problem::Replay(e)))?;
     let cp = h.closing_checkpoint;
     if !replica.contains(&cp) {
         return fail(MANIFEST, Problem::UnknownCheckpoint(cp));
@@ -1172,7 +1241,7 @@ pub fn verify(
         let ballot_on_cp = matches!(
             replica.get(&head).map(|op| op.kind()),
             Some(OpKind::Ballot { motion, .. }) if *motion == cp
-        );
+        ) && replica.validity(&head) == Some(Ok(()));
         if head != cp && !ballot_on_cp {
             return fail(OPS, Problem::BeyondClosingPoint(head));
         }

@@ -234,7 +234,25 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
         .as_ref()
         .map(|p| p.required_sections.clone())
         .unwrap_or_default();
-    for t in &v.teams {
+    // Reference order (C1, C2, …, C7.x, …, C11), not byte order; teams with nothing to report and not expected this
+    // year are listed together at the end.
+    let rank = |code: &str| {
+        reference()
+            .action_lines
+            .iter()
+            .position(|a| a.code == code)
+            .unwrap_or(usize::MAX)
+    };
+    let mut teams: Vec<&TeamView> = v.teams.iter().collect();
+    teams.sort_by_key(|t| (rank(t.code.as_str()), t.code.clone()));
+    let idle = |t: &TeamView| {
+        !t.expected
+            && t.coordinator.is_none()
+            && t.members.is_empty()
+            && t.meetings.is_empty()
+            && t.output.submission.is_none()
+    };
+    for t in teams.iter().filter(|t| !idle(t)) {
         team_blocks(
             &mut out,
             &mut attention,
@@ -244,6 +262,21 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
             &name,
             docs_map,
         );
+    }
+    let quiet: Vec<String> = teams
+        .iter()
+        .filter(|t| idle(t))
+        .map(|t| format!("{}: {}", t.code, team_title(t.code.as_str(), &t.name)))
+        .collect();
+    if !quiet.is_empty() {
+        out.push(Block::Heading(
+            3,
+            "Teams not expected to report this year".into(),
+        ));
+        out.push(Block::Para(
+            "No coordinator, no members, no meetings and no output recorded for:".into(),
+        ));
+        out.push(Block::List(quiet));
     }
 
     // National reports.

@@ -86,6 +86,8 @@ fn a_complete_year_assembles_verifies_and_renders() {
             "required section(s) missing or empty: challenges",
             "(section missing)",
             "Civil society",
+            "Teams not expected to report this year",
+            "C9: Media",
         ] {
             assert!(r.contains(expected), "{format:?} report lacks {expected:?}");
         }
