@@ -111,7 +111,9 @@
 //! See [`canonical_json`].
 
 use automerge::transaction::Transaction;
-use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ObjId, ReadDoc, ROOT};
+#[cfg(test)]
+use automerge::ROOT;
+use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
