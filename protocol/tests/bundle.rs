@@ -402,3 +402,16 @@ fn bundle_fixture_seal_file(path: &str) -> bool {
     ]
     .contains(&path)
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The bundle's own parsers never panic on garbage.
+    #[test]
+    fn bundle_parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let key = wsis_protocol::crypto::SecretKey::from_seed(&[1; 32]).public();
+        let _ = bundle::Manifest::parse(&bytes);
+        let _ = bundle::decode_ops(&bytes);
+        prop_assert!(bundle::sshsig::verify(&bytes, b"m", &key).is_err());
+    }
+}
