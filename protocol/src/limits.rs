@@ -35,3 +35,13 @@ pub const MAX_ENVELOPE_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_PARKED_OPS: usize = 10_000;
 /// Timestamps are informational; anything beyond this (year 2200) is refused as malformed.
 pub const MAX_TIMESTAMP_MS: u64 = 7_258_118_400_000;
+/// Files in a stocktaking bundle (two per attested document plus nine fixed files).
+pub const MAX_BUNDLE_FILES: usize = 8192;
+/// One file of a stocktaking bundle (the op log of a large federation is the largest).
+pub const MAX_BUNDLE_FILE_BYTES: usize = 512 * 1024 * 1024;
+/// A whole stocktaking bundle.
+pub const MAX_BUNDLE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+/// Governance ops in a bundle's `gov/ops`.
+pub const MAX_BUNDLE_OPS: usize = 2_000_000;
+/// A relative path in a bundle, and one component of it.
+pub const MAX_BUNDLE_PATH_BYTES: usize = 255;
