@@ -114,7 +114,21 @@ pub fn verify_dir(dir: &Path, federation: &str) -> Result<serde_json::Value, Fai
     let files = read(dir).map_err(|e| Failure::Failed(format!("invalid bundle: {e}")))?;
     let verified = wsis_protocol::bundle::verify(&files, &fed)
         .map_err(|e| Failure::Failed(format!("invalid bundle: {e}")))?;
-    Ok(verified.summary())
+    let submitted = verified.view.summary.outputs_submitted;
+    Ok(serde_json::json!({
+        "bundle": dir.display().to_string(),
+        "federation": verified.manifest.header.federation.to_string(),
+        "year": verified.year,
+        "closing_checkpoint": verified.manifest.header.closing_checkpoint.to_string(),
+        "chair": verified.manifest.header.chair.to_string(),
+        "manifest_sha256": verified.manifest_hash.to_string(),
+        "files": verified.manifest.files.len(),
+        "ops": verified.replica.len(),
+        "attested_documents": verified.attested.len(),
+        "outputs_submitted": submitted,
+        "teams": verified.view.summary.teams,
+        "national_reports": verified.view.summary.national_reports,
+    }))
 }
 
 /// `wsis report render`: verifies, then renders.
@@ -123,8 +137,13 @@ pub fn render_dir(dir: &Path, federation: Option<&str>, format: &str) -> Result<
     let fed = match federation {
         Some(f) => parse_federation(f)?,
         None => {
-            let fed = wsis_protocol::bundle::claimed_federation(&files)
-                .map_err(|e| Failure::Failed(format!("invalid bundle: {e}")))?;
+            let manifest = files
+                .get(wsis_protocol::bundle::MANIFEST)
+                .ok_or_else(|| Failure::Failed("invalid bundle: no manifest.json".into()))?;
+            let fed = wsis_protocol::bundle::Manifest::parse(manifest)
+                .map_err(|e| Failure::Failed(format!("invalid bundle: manifest.json: {e}")))?
+                .header
+                .federation;
             eprintln!(
                 "warning: no --federation given; verifying against the id the bundle claims ({fed}). Pin the id \
                  you trust with --federation."

@@ -353,6 +353,11 @@ impl Node {
         self.inner.org
     }
 
+    /// The organisation's signing key, for the Chair's bundle ([`crate::chair`]).
+    pub(crate) fn org_key(&self) -> &SecretKey {
+        &self.inner.org_key
+    }
+
     pub fn network(&self) -> &Network {
         &self.inner.net
     }
