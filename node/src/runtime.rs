@@ -16,6 +16,23 @@
 //! Access control on the serving side follows the trust model: a peer bound (by a `BindNode` op) to an admitted
 //! organisation may read federation data; any other peer may only fetch the genesis and push its own inception
 //! and binding.
+//!
+//! Documents use the engine's fast paths: one [`DocumentEngine::receive_batch`] call per `GetEnvelopes` response
+//! (one Automerge `apply_changes` per document instead of one per envelope; one penalty per response that held
+//! rejected envelopes), and at start-up [`DocumentEngine::restore_envelopes`] with the envelopes the store has
+//! already verified (no second signature check).
+//!
+//! # Blocking work and the runtime
+//!
+//! The node needs tokio's **multi-threaded** runtime ([`Node::start`] refuses a current-thread one). Engine calls
+//! that can take long — a batch receive, the start-up restore, revalidation after governance changes, and every
+//! store write the engine makes through [`StoreSink`] (it waits for the group-commit flush) — run under
+//! [`tokio::task::block_in_place`]: the worker thread hands its other tasks (the network task, other syncs, the
+//! API) to another worker and then blocks. We chose it over `spawn_blocking` because these calls borrow the
+//! governance and engine guards (`spawn_blocking` needs `'static` data, i.e. owned guards of `Arc`ed mutexes
+//! and a restructured `Inner`) and the caller awaits the result anyway, so a separate thread would buy nothing.
+//! Nested calls (the store sink inside a batch receive) are fine: tokio treats an inner `block_in_place` as a
+//! no-op.
 
 use crate::engine::{DocumentEngine, EnvelopeSink, Peer, Received};
 use crate::identity::DataDir;
@@ -74,6 +91,8 @@ pub enum StartError {
     GenesisUnavailable(FederationId),
     #[error("cannot write the federation id to the data directory")]
     Bind(#[source] crate::identity::BindError),
+    #[error("the node needs tokio's multi-threaded runtime (it blocks in place for engine and store work)")]
+    CurrentThreadRuntime,
 }
 
 /// Why a local op was not accepted.
@@ -228,6 +247,11 @@ impl Node {
     /// Opens the data directory's store, replays it (every op verified again on load), starts networking and the
     /// sync loop. With `options.join`, an empty store first fetches the genesis from a bootstrap peer.
     pub async fn start(mut dir: DataDir, options: NodeOptions) -> Result<Node, StartError> {
+        if tokio::runtime::Handle::current().runtime_flavor()
+            != tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            return Err(StartError::CurrentThreadRuntime);
+        }
         let store = Store::open(dir.db_path())?;
         let config = dir.config().clone();
         let listen = if options.listen.is_empty() {
@@ -288,8 +312,15 @@ impl Node {
             SecretKey::from_seed(&dir.org_key().to_seed()),
             StoreSink(store.clone()),
         );
-        let stored_envelopes = store.load_envelopes().map_err(StartError::Damaged)?;
-        let restored = engine.restore(&gov, stored_envelopes.iter().map(|e| e.bytes()));
+        // The store verifies every envelope as it loads it (strict decode, signature, key = hash), so the engine
+        // takes them as verified rather than checking each signature again. Loading and restoring every document
+        // can take long: block in place (see the module docs).
+        let restored = tokio::task::block_in_place(|| {
+            store
+                .load_envelopes()
+                .map(|stored| engine.restore_envelopes(&gov, stored))
+        })
+        .map_err(StartError::Damaged)?;
         tracing::info!(?restored, "documents restored from the store");
         let node = Node {
             inner: Arc::new(Inner {
@@ -563,7 +594,9 @@ impl Node {
     /// revocation): re-run authorisation and rebuild what changed.
     async fn revalidate_documents(&self) {
         let gov = self.inner.gov.lock().await;
-        let report = self.inner.docs.lock().await.revalidate(&gov);
+        let mut docs = self.inner.docs.lock().await;
+        // Re-authorises every stored envelope and may rebuild documents: block in place (see the module docs).
+        let report = tokio::task::block_in_place(|| docs.revalidate(&gov));
         if report != Default::default() {
             tracing::info!(?report, "documents revalidated after governance changes");
         }
@@ -588,24 +621,47 @@ impl Node {
                 SyncResponse::Envelopes { envelopes, more } => (envelopes, more),
                 _ => return Ok(accepted),
             };
-            let mut new = 0;
-            {
+            let (new, refused, first_error) = {
                 let gov = self.inner.gov.lock().await;
                 let mut docs = self.inner.docs.lock().await;
-                for bytes in &envelopes {
-                    match docs.receive(&gov, &from, bytes) {
+                // One engine call per response (one Automerge apply per document); it verifies signatures,
+                // parses changes and flushes the store: block in place (see the module docs).
+                let results = tokio::task::block_in_place(|| {
+                    docs.receive_batch(&gov, &from, envelopes.iter())
+                });
+                let (mut new, mut refused, mut first_error) = (0, 0, None);
+                for result in results {
+                    match result {
                         Ok(Received::Accepted(_)) => new += 1,
                         Ok(_) => {}
                         Err(e) => {
-                            if e.reason().is_some() {
+                            if let Some(reason) = e.reason() {
+                                refused += 1;
                                 tracing::info!(%peer, error = %e, "refused an envelope from a peer");
-                                let net = self.inner.net.clone();
-                                let reason = format!("refused envelope: {e}");
-                                tokio::spawn(async move { net.penalise(peer, reason).await });
+                                first_error.get_or_insert((reason, e.to_string()));
+                            } else {
+                                tracing::error!(error = %e, "cannot store a received envelope; it will be fetched again");
                             }
                         }
                     }
                 }
+                (new, refused, first_error)
+            };
+            if let Some((reason, error)) = first_error {
+                // One penalty per response, however many envelopes it held: the response is one act of the peer,
+                // and an honest peer can relay an envelope this node judges differently (it may know a
+                // revocation the peer does not), which must not ban it at once.
+                let _ = self
+                    .inner
+                    .net
+                    .penalise(
+                        peer,
+                        format!(
+                            "refused {refused} of {} envelopes, first {reason:?}: {error}",
+                            envelopes.len()
+                        ),
+                    )
+                    .await;
             }
             accepted += new;
             if !more || new == 0 {
@@ -695,6 +751,16 @@ impl Node {
                     }
                 }
                 NetEvent::PeerConnected { peer, .. } => self.schedule_sync(peer),
+                NetEvent::PeerBanned { peer } => {
+                    // Its parked envelopes would hold its parking quota (and memory) for nothing.
+                    let dropped = self
+                        .inner
+                        .docs
+                        .lock()
+                        .await
+                        .forget_peer(&Peer::new(&peer.to_bytes()));
+                    tracing::info!(%peer, dropped, "banned peer's parked envelopes dropped");
+                }
                 _ => {}
             }
         }
