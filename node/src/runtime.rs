@@ -25,8 +25,9 @@
 //! # Blocking work and the runtime
 //!
 //! The node needs tokio's **multi-threaded** runtime ([`Node::start`] refuses a current-thread one). Engine calls
-//! that can take long — a batch receive, the start-up restore, revalidation after governance changes, and every
-//! store write the engine makes through [`StoreSink`] (it waits for the group-commit flush) — run under
+//! that can take long — a batch receive (with one group commit for the envelopes it accepts), the start-up
+//! restore, revalidation after governance changes, and every store write the engine makes through [`StoreSink`]
+//! (it waits for the group-commit flush) — run under
 //! [`tokio::task::block_in_place`]: the worker thread hands its other tasks (the network task, other syncs, the
 //! API) to another worker and then blocks. We chose it over `spawn_blocking` because these calls borrow the
 //! governance and engine guards (`spawn_blocking` needs `'static` data, i.e. owned guards of `Arc`ed mutexes
@@ -131,14 +132,62 @@ pub struct NodeStats {
 
 /// The document engine's sink: the node's store. The engine calls it synchronously, before it applies an envelope
 /// or returns it for announcement; the store acknowledges once the envelope is flushed.
-pub struct StoreSink(Store);
+///
+/// During a batch receive the runtime *defers* the wait: each accepted envelope is queued for the writer at once
+/// and the runtime waits for all of them at the end of the batch ([`StoreSink::finish_batch`]), still holding
+/// the engine's lock, so one group commit covers the whole response instead of one flush per envelope, and
+/// nothing from the batch can be read (served, exported) before it is durable. This is what the engine's sink
+/// contract allows ("queued in a group commit the caller flushes"). Only envelopes from peers are deferred; this
+/// node's own changes (`publish`) are flushed one by one before they are announced.
+pub struct StoreSink {
+    store: Store,
+    deferred: Option<Vec<crate::store::PendingWrite>>,
+}
+
+impl StoreSink {
+    fn new(store: Store) -> Self {
+        StoreSink {
+            store,
+            deferred: None,
+        }
+    }
+
+    /// From now until [`StoreSink::finish_batch`], writes are queued without waiting for their flush.
+    fn start_batch(&mut self) {
+        self.deferred.get_or_insert_with(Vec::new);
+    }
+
+    /// Waits for every write queued since [`StoreSink::start_batch`] (all of them, even after an error) and
+    /// returns the first error. Blocks the thread: call it under `block_in_place`.
+    fn finish_batch(&mut self) -> Result<usize, StoreError> {
+        let pending = self.deferred.take().unwrap_or_default();
+        let n = pending.len();
+        let mut first = Ok(n);
+        for p in pending {
+            if let Err(e) = p.wait() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}
 
 impl EnvelopeSink for StoreSink {
     type Error = StoreError;
 
     fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), StoreError> {
-        // The node runs on a multi-threaded runtime; waiting for the flush here must not stall other tasks.
-        tokio::task::block_in_place(|| self.0.put_envelope_blocking(envelope))
+        // The node runs on a multi-threaded runtime; waiting for the writer here must not stall other tasks.
+        match &mut self.deferred {
+            Some(pending) => {
+                let queued =
+                    tokio::task::block_in_place(|| self.store.queue_envelope_blocking(envelope))?;
+                pending.push(queued);
+                Ok(())
+            }
+            None => tokio::task::block_in_place(|| self.store.put_envelope_blocking(envelope)),
+        }
     }
 }
 
@@ -310,7 +359,7 @@ impl Node {
             federation,
             dir.org_id(),
             SecretKey::from_seed(&dir.org_key().to_seed()),
-            StoreSink(store.clone()),
+            StoreSink::new(store.clone()),
         );
         // The store verifies every envelope as it loads it (strict decode, signature, key = hash), so the engine
         // takes them as verified rather than checking each signature again. Loading and restoring every document
@@ -624,11 +673,20 @@ impl Node {
             let (new, refused, first_error) = {
                 let gov = self.inner.gov.lock().await;
                 let mut docs = self.inner.docs.lock().await;
-                // One engine call per response (one Automerge apply per document); it verifies signatures,
-                // parses changes and flushes the store: block in place (see the module docs).
-                let results = tokio::task::block_in_place(|| {
-                    docs.receive_batch(&gov, &from, envelopes.iter())
+                // One engine call per response (one Automerge apply per document) and one group commit for the
+                // envelopes it accepts (see `StoreSink`); it verifies signatures, parses changes and waits for
+                // the disk: block in place (see the module docs).
+                let (results, flushed) = tokio::task::block_in_place(|| {
+                    docs.sink_mut().start_batch();
+                    let results = docs.receive_batch(&gov, &from, envelopes.iter());
+                    (results, docs.sink_mut().finish_batch())
                 });
+                if let Err(e) = flushed {
+                    // The envelopes are applied in memory but may not be on disk: after a restart they are
+                    // simply fetched again. They are a peer's (signed by their author), so no sequence number of
+                    // this node's own is at stake.
+                    tracing::error!(error = %e, "a batch of received envelopes was not flushed");
+                }
                 let (mut new, mut refused, mut first_error) = (0, 0, None);
                 for result in results {
                     match result {
