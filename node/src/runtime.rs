@@ -24,16 +24,17 @@
 //!
 //! # Blocking work and the runtime
 //!
-//! The node needs tokio's **multi-threaded** runtime ([`Node::start`] refuses a current-thread one). Engine calls
-//! that can take long — a batch receive (with one group commit for the envelopes it accepts), the start-up
-//! restore, revalidation after governance changes, and every store write the engine makes through [`StoreSink`]
-//! (it waits for the group-commit flush) — run under
-//! [`tokio::task::block_in_place`]: the worker thread hands its other tasks (the network task, other syncs, the
-//! API) to another worker and then blocks. We chose it over `spawn_blocking` because these calls borrow the
-//! governance and engine guards (`spawn_blocking` needs `'static` data, i.e. owned guards of `Arc`ed mutexes
-//! and a restructured `Inner`) and the caller awaits the result anyway, so a separate thread would buy nothing.
-//! Nested calls (the store sink inside a batch receive) are fine: tokio treats an inner `block_in_place` as a
-//! no-op.
+//! The node is meant for tokio's **multi-threaded** runtime. Engine calls that can take long — a batch receive
+//! (with one group commit for the envelopes it accepts), the start-up restore, revalidation after governance
+//! changes, and every store write the engine makes through [`StoreSink`] (it waits for the group-commit flush) —
+//! run under [`tokio::task::block_in_place`]: the worker thread hands its other tasks (the network task, other
+//! syncs, the API) to another worker and then blocks. We chose it over `spawn_blocking` because these calls
+//! borrow the governance and engine guards (`spawn_blocking` needs `'static` data, i.e. owned guards of `Arc`ed
+//! mutexes and a restructured `Inner`) and the caller awaits the result anyway, so a separate thread would buy
+//! nothing. Nested calls (the store sink inside a batch receive) are fine: tokio treats an inner
+//! `block_in_place` as a no-op. On a current-thread runtime (`block_in_place` would panic there) the same work
+//! runs inline (`blocking`): correct, because nothing in it waits for the runtime (the store's writer is its
+//! own thread), but the runtime's other tasks wait meanwhile.
 
 use crate::engine::{DocumentEngine, EnvelopeSink, Peer, Received};
 use crate::identity::DataDir;
@@ -92,8 +93,6 @@ pub enum StartError {
     GenesisUnavailable(FederationId),
     #[error("cannot write the federation id to the data directory")]
     Bind(#[source] crate::identity::BindError),
-    #[error("the node needs tokio's multi-threaded runtime (it blocks in place for engine and store work)")]
-    CurrentThreadRuntime,
 }
 
 /// Why a local op was not accepted.
@@ -128,6 +127,15 @@ pub struct NodeStats {
     pub ops_received: u64,
     /// Requests from peers that were refused for lack of admission.
     pub requests_refused: u64,
+}
+
+/// Runs blocking work from async code: under [`tokio::task::block_in_place`] on a multi-threaded runtime, inline
+/// otherwise (see the module docs).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// The document engine's sink: the node's store. The engine calls it synchronously, before it applies an envelope
@@ -181,12 +189,11 @@ impl EnvelopeSink for StoreSink {
         // The node runs on a multi-threaded runtime; waiting for the writer here must not stall other tasks.
         match &mut self.deferred {
             Some(pending) => {
-                let queued =
-                    tokio::task::block_in_place(|| self.store.queue_envelope_blocking(envelope))?;
+                let queued = blocking(|| self.store.queue_envelope_blocking(envelope))?;
                 pending.push(queued);
                 Ok(())
             }
-            None => tokio::task::block_in_place(|| self.store.put_envelope_blocking(envelope)),
+            None => blocking(|| self.store.put_envelope_blocking(envelope)),
         }
     }
 }
@@ -296,11 +303,6 @@ impl Node {
     /// Opens the data directory's store, replays it (every op verified again on load), starts networking and the
     /// sync loop. With `options.join`, an empty store first fetches the genesis from a bootstrap peer.
     pub async fn start(mut dir: DataDir, options: NodeOptions) -> Result<Node, StartError> {
-        if tokio::runtime::Handle::current().runtime_flavor()
-            != tokio::runtime::RuntimeFlavor::MultiThread
-        {
-            return Err(StartError::CurrentThreadRuntime);
-        }
         let store = Store::open(dir.db_path())?;
         let config = dir.config().clone();
         let listen = if options.listen.is_empty() {
@@ -364,7 +366,7 @@ impl Node {
         // The store verifies every envelope as it loads it (strict decode, signature, key = hash), so the engine
         // takes them as verified rather than checking each signature again. Loading and restoring every document
         // can take long: block in place (see the module docs).
-        let restored = tokio::task::block_in_place(|| {
+        let restored = blocking(|| {
             store
                 .load_envelopes()
                 .map(|stored| engine.restore_envelopes(&gov, stored))
@@ -645,7 +647,7 @@ impl Node {
         let gov = self.inner.gov.lock().await;
         let mut docs = self.inner.docs.lock().await;
         // Re-authorises every stored envelope and may rebuild documents: block in place (see the module docs).
-        let report = tokio::task::block_in_place(|| docs.revalidate(&gov));
+        let report = blocking(|| docs.revalidate(&gov));
         if report != Default::default() {
             tracing::info!(?report, "documents revalidated after governance changes");
         }
@@ -676,7 +678,7 @@ impl Node {
                 // One engine call per response (one Automerge apply per document) and one group commit for the
                 // envelopes it accepts (see `StoreSink`); it verifies signatures, parses changes and waits for
                 // the disk: block in place (see the module docs).
-                let (results, flushed) = tokio::task::block_in_place(|| {
+                let (results, flushed) = blocking(|| {
                     docs.sink_mut().start_batch();
                     let results = docs.receive_batch(&gov, &from, envelopes.iter());
                     (results, docs.sink_mut().finish_batch())

@@ -1071,3 +1071,62 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
         n.shutdown().await;
     }
 }
+
+/// The node is meant for the multi-threaded runtime, but its blocking work (store flushes, restore) also runs on a
+/// current-thread one (inline, where `block_in_place` would panic): publish, then restart and restore.
+#[tokio::test(flavor = "current_thread")]
+async fn a_node_also_runs_on_a_current_thread_runtime() {
+    use automerge::transaction::Transactable;
+    use wsis_protocol::ids::DocId;
+    use wsis_protocol::op::DocKind;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, _, _) = start_secretariat(tmp.path()).await;
+    let c2 = TeamCode::new("C2").expect("valid");
+    itu.submit(OpKind::JoinTeam { team: c2.clone() })
+        .await
+        .expect("join team");
+    let draft = itu
+        .submit(OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: c2,
+                year: 2026,
+            },
+        })
+        .await
+        .expect("doc");
+    let doc = DocId(draft.id().0);
+    itu.edit(&doc, |tx| tx.put(automerge::ROOT, "summary", "inline"))
+        .await
+        .expect("edit");
+    assert_eq!(itu.publish(&doc).await.expect("publish"), 1);
+    let before = itu.with_docs(|_, d| d.export(&doc).expect("export")).await;
+    itu.shutdown().await;
+    drop(itu);
+    // `shutdown` does not wait for the node's own tasks (the anti-entropy timer holds the store until its next
+    // tick): retry until the store's lock is free.
+    let start = tokio::time::Instant::now();
+    let again = loop {
+        let started = Node::start(
+            DataDir::open(tmp.path().join("ITU")).expect("reopen"),
+            NodeOptions {
+                listen: loopback(),
+                ..Default::default()
+            },
+        )
+        .await;
+        match started {
+            Ok(node) => break node,
+            Err(wsis_node::runtime::StartError::Store(e)) if start.elapsed() < DEADLINE => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("restart: {e:?}"),
+        }
+    };
+    let after = again
+        .with_docs(|_, d| d.export(&doc).expect("export"))
+        .await;
+    assert_eq!(after, before);
+    again.shutdown().await;
+}
