@@ -11,8 +11,10 @@
 //! ([`wire`]), that a response answers the request it was sent for, count caps on every list, bounded queues
 //! everywhere (when the application falls behind, inbound requests are refused with
 //! [`RefuseReason::Busy`] and announcements ignored, rather than buffered without end), and a per-peer penalty
-//! count: a malformed frame, a malformed or rejected announcement, or [`Network::penalise`] each count one, and a
-//! peer that reaches [`NetConfig::penalty_threshold`] is disconnected and refused from then on.
+//! score: a malformed frame, a malformed or rejected announcement, or [`Network::penalise`] each add one point,
+//! points decay (half-life [`penalty::PENALTY_HALF_LIFE`]), and a peer whose score reaches
+//! [`NetConfig::penalty_threshold`] is disconnected and refused until its ban expires ([`penalty::BAN_DURATION`],
+//! doubling for repeat offenders up to [`penalty::MAX_BAN_DURATION`]). See [`penalty`] for the numbers and why.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,15 +37,16 @@
 //! ```
 
 pub mod codec;
+pub mod penalty;
 pub mod wire;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
@@ -73,7 +76,7 @@ pub use wire::{
 pub const MAX_GOSSIP_TRANSMIT_BYTES: usize = 64 * 1024;
 /// Peers whose traffic and penalties are remembered (disconnected, unpenalised ones are forgotten first).
 pub const MAX_TRACKED_PEERS: usize = 4096;
-/// Peers remembered as banned; past this the oldest ban is lifted.
+/// Peers remembered as banned at once; past this the oldest ban is lifted early.
 pub const MAX_BANNED_PEERS: usize = 4096;
 /// Established connections to one peer.
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
@@ -96,8 +99,14 @@ pub struct NetConfig {
     pub mdns: bool,
     /// The federation this node serves: names the gossip topic and the Kademlia protocol.
     pub federation: FederationId,
-    /// Penalties after which a peer is disconnected and refused.
+    /// Penalty score at which a peer is disconnected and refused (banned); see [`penalty`].
     pub penalty_threshold: u32,
+    /// Half-life of a penalty point, in milliseconds (0: points never decay).
+    pub penalty_half_life_ms: u64,
+    /// Length of a peer's first ban; each further ban of the same peer doubles it.
+    pub ban_ms: u64,
+    /// Longest ban.
+    pub max_ban_ms: u64,
     /// How long a sync request may take, both ways (also how long the application has to answer one).
     pub request_timeout_ms: u64,
     /// How long a connection with no open stream is kept.
@@ -125,7 +134,10 @@ impl NetConfig {
             bootstrap: Vec::new(),
             mdns: false,
             federation,
-            penalty_threshold: 10,
+            penalty_threshold: penalty::DEFAULT_PENALTY_THRESHOLD,
+            penalty_half_life_ms: penalty::PENALTY_HALF_LIFE.as_millis() as u64,
+            ban_ms: penalty::BAN_DURATION.as_millis() as u64,
+            max_ban_ms: penalty::MAX_BAN_DURATION.as_millis() as u64,
             request_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
             redial_interval_ms: 15_000,
@@ -134,6 +146,16 @@ impl NetConfig {
             event_capacity: 1024,
             max_pending_inbound: 1024,
             max_pending_outbound: 1024,
+        }
+    }
+
+    /// The penalty rules these settings make.
+    pub fn penalty_policy(&self) -> penalty::PenaltyPolicy {
+        penalty::PenaltyPolicy {
+            threshold: self.penalty_threshold,
+            half_life: Duration::from_millis(self.penalty_half_life_ms),
+            ban: Duration::from_millis(self.ban_ms),
+            max_ban: Duration::from_millis(self.max_ban_ms),
         }
     }
 }
@@ -147,6 +169,9 @@ impl std::fmt::Debug for NetConfig {
             .field("mdns", &self.mdns)
             .field("federation", &self.federation)
             .field("penalty_threshold", &self.penalty_threshold)
+            .field("penalty_half_life_ms", &self.penalty_half_life_ms)
+            .field("ban_ms", &self.ban_ms)
+            .field("max_ban_ms", &self.max_ban_ms)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("idle_timeout_ms", &self.idle_timeout_ms)
             .field("redial_interval_ms", &self.redial_interval_ms)
@@ -264,8 +289,10 @@ pub enum NetEvent {
     },
     /// The last connection to a peer closed.
     PeerDisconnected { peer: PeerId },
-    /// A peer reached the penalty threshold: disconnected and refused from now on.
+    /// A peer reached the penalty threshold: disconnected and refused until its ban expires.
     PeerBanned { peer: PeerId },
+    /// A peer's ban expired (or was lifted to make room in the ban list): it may connect again.
+    PeerUnbanned { peer: PeerId },
     /// The node listens on a new address.
     ListenAddr { address: Multiaddr },
 }
@@ -290,6 +317,8 @@ pub struct PeerStats {
     pub requests_in: u64,
     pub requests_out: u64,
     pub announcements_in: u64,
+    /// Penalties counted against the peer while it was tracked (this count never decays; the score that decides
+    /// a ban does, see [`penalty`]).
     pub penalties: u32,
     pub connected: bool,
     pub banned: bool,
@@ -611,8 +640,10 @@ impl Network {
             pending_inbound: HashMap::new(),
             pending_outbound: HashMap::new(),
             stats: HashMap::new(),
-            banned: HashSet::new(),
+            banned: HashMap::new(),
             banned_order: VecDeque::new(),
+            conduct: HashMap::new(),
+            policy: config.penalty_policy(),
             totals: NetStats::default(),
             config,
         };
@@ -725,8 +756,8 @@ impl Network {
         self.command(Command::Disconnect { peer }).await
     }
 
-    /// Counts one invalid item against a peer; at [`NetConfig::penalty_threshold`] the peer is disconnected and
-    /// refused from then on.
+    /// Counts one invalid item against a peer; when its (decaying) score reaches [`NetConfig::penalty_threshold`]
+    /// the peer is disconnected and refused until its ban expires.
     pub async fn penalise(&self, peer: PeerId, reason: impl Into<String>) -> Result<(), NetError> {
         self.command(Command::Penalise {
             peer,
@@ -793,8 +824,12 @@ struct Task {
     >,
     pending_outbound: HashMap<OutboundRequestId, PendingOutbound>,
     stats: HashMap<PeerId, PeerStats>,
-    banned: HashSet<PeerId>,
+    /// Peers banned now (blocked in the swarm) with the end of their ban, and the order they were banned in.
+    banned: HashMap<PeerId, Instant>,
     banned_order: VecDeque<PeerId>,
+    /// Penalty scores and ban deadlines, for at most [`MAX_TRACKED_PEERS`] peers.
+    conduct: HashMap<PeerId, penalty::Conduct>,
+    policy: penalty::PenaltyPolicy,
     totals: NetStats,
     config: NetConfig,
 }
@@ -804,6 +839,8 @@ impl Task {
         let mut redial =
             tokio::time::interval(Duration::from_millis(self.config.redial_interval_ms.max(1)));
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweep = tokio::time::interval(penalty::BAN_SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -821,6 +858,7 @@ impl Task {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = redial.tick() => self.redial(),
+                _ = sweep.tick() => self.lift_expired_bans(Instant::now()),
             }
         }
     }
@@ -909,37 +947,84 @@ impl Task {
         }
     }
 
+    /// The conduct entry of a peer, creating it if there is room (forgetting one with nothing worth keeping).
+    fn conduct(&mut self, peer: PeerId, now: Instant) -> Option<&mut penalty::Conduct> {
+        if !self.conduct.contains_key(&peer) && self.conduct.len() >= MAX_TRACKED_PEERS {
+            let policy = self.policy;
+            self.conduct.retain(|_, c| !c.is_forgettable(now, &policy));
+            if self.conduct.len() >= MAX_TRACKED_PEERS {
+                return None;
+            }
+        }
+        Some(self.conduct.entry(peer).or_default())
+    }
+
     fn penalise(&mut self, peer: PeerId, reason: &str) {
-        if self.banned.contains(&peer) {
+        if self.banned.contains_key(&peer) {
             return;
         }
-        let threshold = self.config.penalty_threshold;
-        let penalties = match self.peer_stats(peer) {
-            Some(s) => {
-                s.penalties = s.penalties.saturating_add(1);
-                s.penalties
-            }
-            // No room to remember the peer: treat it as a repeat offender.
-            None => threshold,
+        let now = Instant::now();
+        let policy = self.policy;
+        if let Some(s) = self.peer_stats(peer) {
+            s.penalties = s.penalties.saturating_add(1);
+        }
+        let verdict = match self.conduct(peer, now) {
+            Some(c) => c.penalise(now, &policy),
+            // No room to remember the peer: treat it as a repeat offender (a ban bounded in time).
+            None => penalty::Verdict::Banned {
+                until: now + policy.ban,
+                length: policy.ban,
+            },
         };
-        tracing::warn!(%peer, %reason, penalties, threshold, "peer penalised");
-        if penalties >= threshold {
-            self.ban(peer);
+        match verdict {
+            penalty::Verdict::Counted { score } => {
+                tracing::warn!(%peer, %reason, score, threshold = policy.threshold, "peer penalised")
+            }
+            penalty::Verdict::Banned { until, length } => {
+                tracing::warn!(%peer, %reason, ban_s = length.as_secs(), "peer penalised past the threshold");
+                self.ban(peer, until);
+            }
+            penalty::Verdict::AlreadyBanned => {}
         }
     }
 
-    fn ban(&mut self, peer: PeerId) {
+    /// Lifts a ban: unblocks the peer and lets gossipsub talk to it again; its score starts from zero.
+    fn unban(&mut self, peer: PeerId) {
+        self.banned.remove(&peer);
+        self.banned_order.retain(|p| *p != peer);
+        if let Some(c) = self.conduct.get_mut(&peer) {
+            c.lift_ban();
+        }
+        if let Some(s) = self.stats.get_mut(&peer) {
+            s.banned = false;
+        }
+        let behaviour = self.swarm.behaviour_mut();
+        behaviour.blocked.unblock_peer(peer);
+        behaviour.gossipsub.remove_blacklisted_peer(&peer);
+        tracing::info!(%peer, "ban lifted");
+        self.emit(NetEvent::PeerUnbanned { peer });
+    }
+
+    fn lift_expired_bans(&mut self, now: Instant) {
+        let expired: Vec<PeerId> = self
+            .banned
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in expired {
+            self.unban(peer);
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, until: Instant) {
         tracing::warn!(%peer, "peer banned: disconnecting and refusing it");
         if self.banned_order.len() >= MAX_BANNED_PEERS {
-            if let Some(oldest) = self.banned_order.pop_front() {
-                self.banned.remove(&oldest);
-                self.swarm.behaviour_mut().blocked.unblock_peer(oldest);
-                if let Some(s) = self.stats.get_mut(&oldest) {
-                    s.banned = false;
-                }
+            if let Some(oldest) = self.banned_order.front().copied() {
+                self.unban(oldest);
             }
         }
-        self.banned.insert(peer);
+        self.banned.insert(peer, until);
         self.banned_order.push_back(peer);
         if let Some(s) = self.peer_stats(peer) {
             s.banned = true;
@@ -954,7 +1039,7 @@ impl Task {
 
     fn redial(&mut self) {
         for (peer, address) in self.bootstrap.clone() {
-            if self.banned.contains(&peer) || self.swarm.is_connected(&peer) {
+            if self.banned.contains_key(&peer) || self.swarm.is_connected(&peer) {
                 continue;
             }
             tracing::debug!(%peer, %address, "re-dialling bootstrap peer");
@@ -972,7 +1057,7 @@ impl Task {
                 expect,
                 reply,
             } => {
-                if self.banned.contains(&peer) {
+                if self.banned.contains_key(&peer) {
                     let _ = reply.send(Err(RequestError::Banned));
                     return;
                 }
@@ -1058,14 +1143,14 @@ impl Task {
                 }
             }
             Command::Dial { address, reply } => {
-                let result = if split_peer(&address).is_some_and(|(p, _)| self.banned.contains(&p))
-                {
-                    Ok(())
-                } else {
-                    self.swarm
-                        .dial(address.clone())
-                        .map_err(|source| NetError::Dial { address, source })
-                };
+                let result =
+                    if split_peer(&address).is_some_and(|(p, _)| self.banned.contains_key(&p)) {
+                        Ok(())
+                    } else {
+                        self.swarm
+                            .dial(address.clone())
+                            .map_err(|source| NetError::Dial { address, source })
+                    };
                 let _ = reply.send(result);
             }
             Command::Disconnect { peer } => {
@@ -1125,7 +1210,7 @@ impl Task {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, address) in found {
-                    if self.banned.contains(&peer) {
+                    if self.banned.contains_key(&peer) {
                         continue;
                     }
                     tracing::debug!(%peer, %address, "discovered by mdns");
@@ -1155,7 +1240,7 @@ impl Task {
                 num_established,
                 ..
             } => {
-                if self.banned.contains(&peer_id) {
+                if self.banned.contains_key(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }

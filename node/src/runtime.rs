@@ -16,6 +16,25 @@
 //! Access control on the serving side follows the trust model: a peer bound (by a `BindNode` op) to an admitted
 //! organisation may read federation data; any other peer may only fetch the genesis and push its own inception
 //! and binding.
+//!
+//! Documents use the engine's fast paths: one [`DocumentEngine::receive_batch`] call per `GetEnvelopes` response
+//! (one Automerge `apply_changes` per document instead of one per envelope; one penalty per response that held
+//! rejected envelopes), and at start-up [`DocumentEngine::restore_envelopes`] with the envelopes the store has
+//! already verified (no second signature check).
+//!
+//! # Blocking work and the runtime
+//!
+//! The node is meant for tokio's **multi-threaded** runtime. Engine calls that can take long — a batch receive
+//! (with one group commit for the envelopes it accepts), the start-up restore, revalidation after governance
+//! changes, and every store write the engine makes through [`StoreSink`] (it waits for the group-commit flush) —
+//! run under [`tokio::task::block_in_place`]: the worker thread hands its other tasks (the network task, other
+//! syncs, the API) to another worker and then blocks. We chose it over `spawn_blocking` because these calls
+//! borrow the governance and engine guards (`spawn_blocking` needs `'static` data, i.e. owned guards of `Arc`ed
+//! mutexes and a restructured `Inner`) and the caller awaits the result anyway, so a separate thread would buy
+//! nothing. Nested calls (the store sink inside a batch receive) are fine: tokio treats an inner
+//! `block_in_place` as a no-op. On a current-thread runtime (`block_in_place` would panic there) the same work
+//! runs inline (`blocking`): correct, because nothing in it waits for the runtime (the store's writer is its
+//! own thread), but the runtime's other tasks wait meanwhile.
 
 use crate::engine::{DocumentEngine, EnvelopeSink, Peer, Received};
 use crate::identity::DataDir;
@@ -117,16 +136,72 @@ pub struct NodeStats {
     pub requests_refused: u64,
 }
 
+/// Runs blocking work from async code: under [`tokio::task::block_in_place`] on a multi-threaded runtime, inline
+/// otherwise (see the module docs).
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The document engine's sink: the node's store. The engine calls it synchronously, before it applies an envelope
 /// or returns it for announcement; the store acknowledges once the envelope is flushed.
-pub struct StoreSink(Store);
+///
+/// During a batch receive the runtime *defers* the wait: each accepted envelope is queued for the writer at once
+/// and the runtime waits for all of them at the end of the batch ([`StoreSink::finish_batch`]), still holding
+/// the engine's lock, so one group commit covers the whole response instead of one flush per envelope, and
+/// nothing from the batch can be read (served, exported) before it is durable. This is what the engine's sink
+/// contract allows ("queued in a group commit the caller flushes"). Only envelopes from peers are deferred; this
+/// node's own changes (`publish`) are flushed one by one before they are announced.
+pub struct StoreSink {
+    store: Store,
+    deferred: Option<Vec<crate::store::PendingWrite>>,
+}
+
+impl StoreSink {
+    fn new(store: Store) -> Self {
+        StoreSink {
+            store,
+            deferred: None,
+        }
+    }
+
+    /// From now until [`StoreSink::finish_batch`], writes are queued without waiting for their flush.
+    fn start_batch(&mut self) {
+        self.deferred.get_or_insert_with(Vec::new);
+    }
+
+    /// Waits for every write queued since [`StoreSink::start_batch`] (all of them, even after an error) and
+    /// returns the first error. Blocks the thread: call it under `block_in_place`.
+    fn finish_batch(&mut self) -> Result<usize, StoreError> {
+        let pending = self.deferred.take().unwrap_or_default();
+        let n = pending.len();
+        let mut first = Ok(n);
+        for p in pending {
+            if let Err(e) = p.wait() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+}
 
 impl EnvelopeSink for StoreSink {
     type Error = StoreError;
 
     fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), StoreError> {
-        // The node runs on a multi-threaded runtime; waiting for the flush here must not stall other tasks.
-        tokio::task::block_in_place(|| self.0.put_envelope_blocking(envelope))
+        // The node runs on a multi-threaded runtime; waiting for the writer here must not stall other tasks.
+        match &mut self.deferred {
+            Some(pending) => {
+                let queued = blocking(|| self.store.queue_envelope_blocking(envelope))?;
+                pending.push(queued);
+                Ok(())
+            }
+            None => blocking(|| self.store.put_envelope_blocking(envelope)),
+        }
     }
 }
 
@@ -295,10 +370,17 @@ impl Node {
             federation,
             dir.org_id(),
             SecretKey::from_seed(&dir.org_key().to_seed()),
-            StoreSink(store.clone()),
+            StoreSink::new(store.clone()),
         );
-        let stored_envelopes = store.load_envelopes().map_err(StartError::Damaged)?;
-        let restored = engine.restore(&gov, stored_envelopes.iter().map(|e| e.bytes()));
+        // The store verifies every envelope as it loads it (strict decode, signature, key = hash), so the engine
+        // takes them as verified rather than checking each signature again. Loading and restoring every document
+        // can take long: block in place (see the module docs).
+        let restored = blocking(|| {
+            store
+                .load_envelopes()
+                .map(|stored| engine.restore_envelopes(&gov, stored))
+        })
+        .map_err(StartError::Damaged)?;
         tracing::info!(?restored, "documents restored from the store");
         let node = Node {
             inner: Arc::new(Inner {
@@ -601,7 +683,9 @@ impl Node {
     /// revocation): re-run authorisation and rebuild what changed.
     async fn revalidate_documents(&self) {
         let gov = self.inner.gov.lock().await;
-        let report = self.inner.docs.lock().await.revalidate(&gov);
+        let mut docs = self.inner.docs.lock().await;
+        // Re-authorises every stored envelope and may rebuild documents: block in place (see the module docs).
+        let report = blocking(|| docs.revalidate(&gov));
         if report != Default::default() {
             tracing::info!(?report, "documents revalidated after governance changes");
         }
@@ -626,24 +710,56 @@ impl Node {
                 SyncResponse::Envelopes { envelopes, more } => (envelopes, more),
                 _ => return Ok(accepted),
             };
-            let mut new = 0;
-            {
+            let (new, refused, first_error) = {
                 let gov = self.inner.gov.lock().await;
                 let mut docs = self.inner.docs.lock().await;
-                for bytes in &envelopes {
-                    match docs.receive(&gov, &from, bytes) {
+                // One engine call per response (one Automerge apply per document) and one group commit for the
+                // envelopes it accepts (see `StoreSink`); it verifies signatures, parses changes and waits for
+                // the disk: block in place (see the module docs).
+                let (results, flushed) = blocking(|| {
+                    docs.sink_mut().start_batch();
+                    let results = docs.receive_batch(&gov, &from, envelopes.iter());
+                    (results, docs.sink_mut().finish_batch())
+                });
+                if let Err(e) = flushed {
+                    // The envelopes are applied in memory but may not be on disk: after a restart they are
+                    // simply fetched again. They are a peer's (signed by their author), so no sequence number of
+                    // this node's own is at stake.
+                    tracing::error!(error = %e, "a batch of received envelopes was not flushed");
+                }
+                let (mut new, mut refused, mut first_error) = (0, 0, None);
+                for result in results {
+                    match result {
                         Ok(Received::Accepted(_)) => new += 1,
                         Ok(_) => {}
                         Err(e) => {
-                            if e.reason().is_some() {
+                            if let Some(reason) = e.reason() {
+                                refused += 1;
                                 tracing::info!(%peer, error = %e, "refused an envelope from a peer");
-                                let net = self.inner.net.clone();
-                                let reason = format!("refused envelope: {e}");
-                                tokio::spawn(async move { net.penalise(peer, reason).await });
+                                first_error.get_or_insert((reason, e.to_string()));
+                            } else {
+                                tracing::error!(error = %e, "cannot store a received envelope; it will be fetched again");
                             }
                         }
                     }
                 }
+                (new, refused, first_error)
+            };
+            if let Some((reason, error)) = first_error {
+                // One penalty per response, however many envelopes it held: the response is one act of the peer,
+                // and an honest peer can relay an envelope this node judges differently (it may know a
+                // revocation the peer does not), which must not ban it at once.
+                let _ = self
+                    .inner
+                    .net
+                    .penalise(
+                        peer,
+                        format!(
+                            "refused {refused} of {} envelopes, first {reason:?}: {error}",
+                            envelopes.len()
+                        ),
+                    )
+                    .await;
             }
             accepted += new;
             if !more || new == 0 {
@@ -753,6 +869,16 @@ impl Node {
                     }
                 }
                 NetEvent::PeerConnected { peer, .. } => self.schedule_sync(peer),
+                NetEvent::PeerBanned { peer } => {
+                    // Its parked envelopes would hold its parking quota (and memory) for nothing.
+                    let dropped = self
+                        .inner
+                        .docs
+                        .lock()
+                        .await
+                        .forget_peer(&Peer::new(&peer.to_bytes()));
+                    tracing::info!(%peer, dropped, "banned peer's parked envelopes dropped");
+                }
                 _ => {}
             }
         }

@@ -246,6 +246,24 @@ struct Request {
     _queued: OwnedSemaphorePermit,
 }
 
+/// A queued write ([`Store::queue_envelope_blocking`]): durable once [`PendingWrite::wait`] (or
+/// [`PendingWrite::done`]) returns `Ok`.
+#[must_use = "a queued write is durable only once its acknowledgement arrived"]
+#[derive(Debug)]
+pub struct PendingWrite(oneshot::Receiver<Result<(), StoreError>>);
+
+impl PendingWrite {
+    /// Waits for the flush that covers the write.
+    pub async fn done(self) -> Result<(), StoreError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`PendingWrite::done`] for synchronous callers. Blocks the thread; do not call it from an async task.
+    pub fn wait(self) -> Result<(), StoreError> {
+        futures::executor::block_on(self.done())
+    }
+}
+
 /// The node's database. Cheap to clone; all clones share one writer. Dropping the last clone lets the writer
 /// finish every queued request, then closes the database.
 #[derive(Clone)]
@@ -413,6 +431,21 @@ impl Store {
     /// Stores a signed envelope and lists it under its document (idempotent: a second put changes nothing, so
     /// the document's order is the order of first arrival).
     pub async fn put_envelope(&self, envelope: &SignedEnvelope) -> Result<(), StoreError> {
+        self.submit(self.envelope_write(envelope)?).await
+    }
+
+    /// Queues an envelope write without waiting for its flush: the returned [`PendingWrite`] resolves once a
+    /// group commit covered it. For callers that store many envelopes and then wait for all of them (one flush
+    /// instead of one per envelope); blocks only while the queue is full. Do not call it from an async task.
+    pub fn queue_envelope_blocking(
+        &self,
+        envelope: &SignedEnvelope,
+    ) -> Result<PendingWrite, StoreError> {
+        let write = self.envelope_write(envelope)?;
+        futures::executor::block_on(self.enqueue(write)).map(PendingWrite)
+    }
+
+    fn envelope_write(&self, envelope: &SignedEnvelope) -> Result<Write, StoreError> {
         let bound = self.inner.federation.get().ok_or(StoreError::NotBound)?;
         if envelope.federation() != *bound {
             return Err(StoreError::WrongFederation {
@@ -420,12 +453,11 @@ impl Store {
                 expected: envelope.federation(),
             });
         }
-        self.submit(Write::Envelope {
+        Ok(Write::Envelope {
             id: envelope.id(),
             doc: envelope.doc(),
             bytes: IVec::from(envelope.bytes()),
         })
-        .await
     }
 
     /// Stores (replaces) what is known about a peer.
@@ -459,6 +491,14 @@ impl Store {
     /// Queues a write and waits for its acknowledgement. The futures used here (tokio's semaphore, mpsc and
     /// oneshot) need no runtime, which is what lets the blocking variants use `block_on`.
     async fn submit(&self, write: Write) -> Result<(), StoreError> {
+        PendingWrite(self.enqueue(write).await?).done().await
+    }
+
+    /// Queues a write; the receiver gets its acknowledgement.
+    async fn enqueue(
+        &self,
+        write: Write,
+    ) -> Result<oneshot::Receiver<Result<(), StoreError>>, StoreError> {
         let queue = self.inner.queue.as_ref().ok_or(StoreError::Closed)?;
         // Every write is far below the bound (an envelope is at most 8 MiB), so this never waits forever.
         let permits = u32::try_from(write.len().clamp(1, MAX_QUEUED_BYTES)).unwrap_or(u32::MAX);
@@ -475,7 +515,7 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::Closed)?;
-        acked.await.map_err(|_| StoreError::Closed)?
+        Ok(acked)
     }
 
     /// Refuses an op of another federation once the store is bound (the genesis is the op whose id is the

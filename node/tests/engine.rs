@@ -6,7 +6,6 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Automerge, Change, ObjType, ReadDoc, ScalarValue, ROOT};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::time::Instant;
 use wsis_node::engine::{
     canonical_json, DocumentEngine, EnvelopeStatus, MemorySink, ParkingLimits, Peer, PublishError,
     ReceiveError, Received, Reject,
@@ -1176,99 +1175,4 @@ fn the_store_is_the_sink_and_a_restart_from_it_restores_the_documents() {
     let r = restarted.restore_envelopes(&f.w.gov, store.load_envelopes().unwrap());
     assert_eq!((r.accepted, r.parked, r.rejected), (10, 0, 0));
     assert_eq!(restarted.export(&f.doc).unwrap(), expected);
-}
-
-/// A quick throughput measurement (not a benchmark: `cargo test --release -- --ignored --nocapture`).
-#[test]
-#[ignore]
-fn measure_pipeline_throughput() {
-    let f = federation();
-    let gov = &f.w.gov;
-    const N: usize = 20_000;
-    for batch in [100usize, 1000] {
-        let mut a = engine(&f.w, f.apc);
-        let text = a
-            .edit(&f.doc, |tx| tx.put_object(ROOT, "text", ObjType::Text))
-            .unwrap();
-        let t = Instant::now();
-        let mut envs = Vec::new();
-        for i in 0..N {
-            a.edit(&f.doc, |tx| tx.splice_text(&text, i, 0, "x"))
-                .unwrap();
-            if (i + 1) % batch == 0 {
-                envs.extend(a.publish(gov, &f.doc).unwrap());
-            }
-        }
-        envs.extend(a.publish(gov, &f.doc).unwrap());
-        let local = t.elapsed();
-        let changes: Vec<Change> = envs.iter().flat_map(|e| e.changes().to_vec()).collect();
-
-        let t = Instant::now();
-        let mut raw = Automerge::new();
-        raw.apply_changes(changes.clone()).unwrap();
-        let raw_all = t.elapsed();
-
-        let t = Instant::now();
-        let mut raw2 = Automerge::new();
-        for e in &envs {
-            raw2.apply_changes(e.changes().to_vec()).unwrap();
-        }
-        let raw_batched = t.elapsed();
-
-        let t = Instant::now();
-        let verified: Vec<SignedEnvelope> = envs
-            .iter()
-            .map(|e| SignedEnvelope::from_bytes(e.bytes(), f.w.federation).unwrap())
-            .collect();
-        let verify = t.elapsed();
-
-        let t = Instant::now();
-        let mut b = engine(&f.w, f.acme);
-        for e in verified {
-            accepted(b.receive_verified(gov, &peer(1), e));
-        }
-        let engine_only = t.elapsed();
-
-        let t = Instant::now();
-        let mut c = engine(&f.w, f.acme);
-        for e in &envs {
-            accepted(c.receive(gov, &peer(1), e.bytes()));
-        }
-        let full = t.elapsed();
-        assert_eq!(c.export(&f.doc).unwrap(), a.export(&f.doc).unwrap());
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = wsis_node::store::Store::open(dir.path().join("db")).unwrap();
-        store.bind_federation_blocking(f.w.federation).unwrap();
-        let t = Instant::now();
-        let mut s =
-            DocumentEngine::new(f.w.federation, f.w.id(f.acme), secret(&f.w, f.acme), store);
-        for e in &envs {
-            accepted(s.receive(gov, &peer(1), e.bytes()));
-        }
-        let stored = t.elapsed();
-
-        let t = Instant::now();
-        let mut bt = engine(&f.w, f.acme);
-        let results = bt.receive_batch(gov, &peer(1), envs.iter().map(|e| e.bytes()));
-        assert!(results.iter().all(Result::is_ok));
-        let batched = t.elapsed();
-        assert_eq!(bt.export(&f.doc).unwrap(), a.export(&f.doc).unwrap());
-
-        let rate = |d: std::time::Duration| (N as f64 / d.as_secs_f64()) as u64;
-        println!(
-            "batch {batch}: {} envelopes; local edit+publish {:?} ({} ch/s); raw apply_changes one batch {:?} ({} ch/s), \
-             per envelope {:?} ({} ch/s); verify {:?} ({} ch/s); engine after verify {:?} ({} ch/s); full pipeline {:?} ({} ch/s); \
-             full pipeline with the sled store {:?} ({} ch/s); receive_batch {:?} ({} ch/s)",
-            envs.len(),
-            local, rate(local),
-            raw_all, rate(raw_all),
-            raw_batched, rate(raw_batched),
-            verify, rate(verify),
-            engine_only, rate(engine_only),
-            full, rate(full),
-            stored, rate(stored),
-            batched, rate(batched),
-        );
-    }
 }

@@ -590,3 +590,543 @@ async fn three_organisations_edit_one_document_concurrently_and_converge() {
         n.shutdown().await;
     }
 }
+
+/// A sync server that serves whatever bytes it is given: what a malicious node can put on the wire. It answers
+/// `GetEnvelopes` for one document from one victim with the next queued raw response (a length-prefixed frame,
+/// or not), and every other request with an empty, well-formed answer.
+mod evil {
+    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{noise, tcp, yamux, StreamProtocol, SwarmBuilder};
+    use std::collections::VecDeque;
+    use std::io;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use wsis_node::net::{
+        Multiaddr, PeerId, RefuseReason, SyncRequest, SyncResponse, MAX_REQUEST_FRAME_BYTES,
+        SYNC_PROTOCOL,
+    };
+    use wsis_protocol::ids::DocId;
+
+    #[derive(Clone, Default)]
+    struct RawServerCodec;
+
+    #[async_trait::async_trait]
+    impl request_response::Codec for RawServerCodec {
+        type Protocol = StreamProtocol;
+        /// The body of a request frame.
+        type Request = Vec<u8>;
+        /// Bytes written as they are.
+        type Response = Vec<u8>;
+
+        async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            let mut prefix = [0u8; 4];
+            io.read_exact(&mut prefix).await?;
+            let len = u32::from_be_bytes(prefix) as usize;
+            if len > MAX_REQUEST_FRAME_BYTES {
+                return Err(io::Error::other("request frame over the limit"));
+            }
+            let mut body = vec![0; len];
+            io.read_exact(&mut body).await?;
+            Ok(body)
+        }
+
+        async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            Err(io::Error::other("the malicious server asks nothing"))
+        }
+
+        async fn write_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            _: &mut T,
+            _: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            Err(io::Error::other("the malicious server asks nothing"))
+        }
+
+        async fn write_response<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            res: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&res).await?;
+            io.close().await
+        }
+    }
+
+    /// A well-formed frame holding `response`.
+    pub fn frame(response: &SyncResponse) -> Vec<u8> {
+        let body = response.encode().expect("encodes");
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub struct Server {
+        pub peer_id: PeerId,
+        pub queue: Arc<Mutex<VecDeque<Vec<u8>>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Server {
+        pub fn remaining(&self) -> usize {
+            self.queue.lock().expect("lock").len()
+        }
+
+        pub fn stop(self) {
+            self.task.abort();
+        }
+    }
+
+    /// Starts the server, dials `victim` at `address`, and serves `responses` in order to its `GetEnvelopes`
+    /// requests for `doc`.
+    pub fn start(
+        victim: PeerId,
+        address: Multiaddr,
+        doc: DocId,
+        responses: Vec<Vec<u8>>,
+    ) -> Server {
+        let mut swarm = SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("transport")
+            .with_behaviour(|_| {
+                request_response::Behaviour::with_codec(
+                    RawServerCodec,
+                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Inbound)],
+                    request_response::Config::default(),
+                )
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+            .build();
+        let peer_id = *swarm.local_peer_id();
+        swarm.dial(address).expect("dial");
+        let queue = Arc::new(Mutex::new(VecDeque::from(responses)));
+        let served = queue.clone();
+        let task = tokio::spawn(async move {
+            let empty = frame(&SyncResponse::Envelopes {
+                envelopes: vec![],
+                more: false,
+            });
+            loop {
+                let SwarmEvent::Behaviour(request_response::Event::Message {
+                    peer,
+                    message:
+                        request_response::Message::Request {
+                            request, channel, ..
+                        },
+                    ..
+                }) = swarm.select_next_some().await
+                else {
+                    continue;
+                };
+                let response = match SyncRequest::decode(&request) {
+                    Ok(SyncRequest::GetEnvelopes { doc: d, .. }) if d == doc && peer == victim => {
+                        served
+                            .lock()
+                            .expect("lock")
+                            .pop_front()
+                            .unwrap_or_else(|| empty.clone())
+                    }
+                    Ok(SyncRequest::GetEnvelopes { .. }) => empty.clone(),
+                    Ok(SyncRequest::GovSince { .. } | SyncRequest::GetOps { .. }) => {
+                        frame(&SyncResponse::Ops {
+                            ops: vec![],
+                            more: false,
+                        })
+                    }
+                    Ok(SyncRequest::DocHeads { doc }) => {
+                        frame(&SyncResponse::Heads { doc, heads: vec![] })
+                    }
+                    _ => frame(&SyncResponse::Refused {
+                        reason: RefuseReason::NotAdmitted,
+                    }),
+                };
+                let _ = swarm.behaviour_mut().send_response(channel, response);
+            }
+        });
+        Server {
+            peer_id,
+            queue,
+            task,
+        }
+    }
+}
+
+/// Raw change-envelope bytes with the given signature, no checks at all: what a malicious node can send.
+fn forge_envelope(
+    header: &wsis_protocol::envelope::ChangeEnvelope,
+    signature: &[u8],
+    changes: &[&[u8]],
+) -> Vec<u8> {
+    let hb = header.encode();
+    let mut e = wsis_protocol::cbor::Encoder::new();
+    e.map(3);
+    e.key(0).bytes(&hb);
+    e.key(1).bytes(signature);
+    e.key(2).array(changes.len());
+    for c in changes {
+        e.bytes(c);
+    }
+    e.into_bytes()
+}
+
+/// The malicious-peer test for document change envelopes, over real loopback libp2p: a node bound to an
+/// admitted member of the team answers the victim's `GetEnvelopes` pulls (the sync protocol has no envelope push)
+/// with, one response each, an unsigned change (an envelope with a zero signature, and bare change bytes), changes
+/// by non-members (an admitted organisation outside the team at the heads it cites, and an organisation the
+/// federation does not know), changes under another organisation's actor id (and another organisation's
+/// authorship), an oversized frame, and an orphan flood past the parking quota. Nothing is applied or stored, the
+/// victim's rejection counters grow, the peer is penalised for each response, and an honest third node's edit
+/// still syncs afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_on() {
+    use automerge::transaction::Transactable;
+    use automerge::{AutoCommit, ROOT};
+    use wsis_node::engine::Reject;
+    use wsis_node::net::{SyncResponse, MAX_RESPONSE_FRAME_BYTES};
+    use wsis_protocol::crypto::{Domain, PublicKey, SecretKey};
+    use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope};
+    use wsis_protocol::fixture::Org;
+    use wsis_protocol::ids::DocId;
+    use wsis_protocol::op::{DocKind, Hash32};
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, fed, boot) = start_secretariat(tmp.path()).await;
+    // Joins like `join`, keeping the organisation key (the malicious server signs with Mallory's; APC's public
+    // key is what a forger puts in a foreign actor id).
+    let join_keeping_key = |name: &'static str, st| {
+        let dir = init(tmp.path(), name, st, None);
+        let key = SecretKey::from_seed(&dir.org_key().to_seed());
+        let boot = boot.clone();
+        async move {
+            let node = Node::start(
+                dir,
+                NodeOptions {
+                    listen: loopback(),
+                    bootstrap: vec![boot],
+                    join: Some(fed),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("join");
+            (node, key)
+        }
+    };
+    let (apc, apc_secret) = join_keeping_key("APC", StakeholderType::CivilSociety).await;
+    let (mallory, mallory_key) =
+        join_keeping_key("Mallory Inc", StakeholderType::PrivateSector).await;
+    for n in [&apc, &mallory] {
+        let org = n.org();
+        eventually("inception reaches the secretariat", || async {
+            itu.with_gov(|g| g.org(&org).is_some()).await
+        })
+        .await;
+        itu.submit(OpKind::Admit { org }).await.expect("admit");
+        eventually("admitted", || async {
+            n.with_gov(|g| g.is_member(&org)).await
+        })
+        .await;
+    }
+    let c2 = TeamCode::new("C2").expect("valid");
+    apc.submit(OpKind::JoinTeam { team: c2.clone() })
+        .await
+        .expect("join team");
+    let draft = apc
+        .submit(OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: c2.clone(),
+                year: 2026,
+            },
+        })
+        .await
+        .expect("doc");
+    let doc = DocId(draft.id().0);
+    apc.edit(&doc, |tx| tx.put(ROOT, "achievements", "Broadband maps"))
+        .await
+        .expect("edit");
+    apc.publish(&doc).await.expect("publish");
+    let mallory_org = mallory.org();
+    eventually("ITU has the draft and APC's first edit", || async {
+        itu.with_docs(|g, d| {
+            g.document(&doc).is_some()
+                && g.is_member(&mallory_org)
+                && d.export(&doc)
+                    .is_ok_and(|j| String::from_utf8_lossy(&j).contains("Broadband"))
+        })
+        .await
+    })
+    .await;
+    // Heads at which Mallory is admitted but not in the team; then Mallory joins the team.
+    let heads_outside = itu.with_gov(|g| g.heads()).await;
+    let joined = mallory
+        .submit(OpKind::JoinTeam { team: c2.clone() })
+        .await
+        .expect("join team");
+    eventually("ITU sees Mallory in the team", || async {
+        itu.with_gov(|g| g.contains(&joined.id()) && g.team_members(&c2).len() == 2)
+            .await
+    })
+    .await;
+    let heads = itu.with_gov(|g| g.heads()).await;
+    let apc_key: PublicKey = apc_secret.public();
+
+    let changes_of = |key: &PublicKey, salt: [u8; 16], text: &str| {
+        let mut d = AutoCommit::new().with_actor(automerge_actor(key, &doc, &salt));
+        d.put(ROOT, "forged", text).expect("put");
+        d.get_changes(&[])
+    };
+    let header = |author, key: &PublicKey, salt, heads: &[_], changes: &[automerge::Change]| {
+        ChangeEnvelope {
+            federation: fed,
+            doc,
+            author,
+            key: *key,
+            session_salt: salt,
+            gov_heads: heads.to_vec(),
+            change_hashes: changes.iter().map(|c| Hash32(c.hash().0)).collect(),
+        }
+    };
+    let envelopes = |list: Vec<Vec<u8>>| {
+        evil::frame(&SyncResponse::Envelopes {
+            envelopes: list,
+            more: false,
+        })
+    };
+    let mpub = mallory_key.public();
+
+    // 1. Unsigned: an authorised author's envelope with a zero signature, and a bare change with no envelope.
+    let c = changes_of(&mpub, [1; 16], "FORGED unsigned");
+    let unsigned = forge_envelope(
+        &header(mallory_org, &mpub, [1; 16], &heads, &c),
+        &[0; 64],
+        &[c[0].raw_bytes()],
+    );
+    let bare = c[0].raw_bytes().to_vec();
+    // 2. Non-members: Mallory citing heads where it is not in the team; an organisation nobody admitted.
+    let c = changes_of(&mpub, [2; 16], "FORGED non-member");
+    let outside = ChangeEnvelope::seal(
+        fed,
+        doc,
+        mallory_org,
+        &mallory_key,
+        [2; 16],
+        heads_outside.clone(),
+        c,
+    )
+    .expect("seal");
+    let stranger = Org::new(4242, "Stranger", StakeholderType::Academia, None);
+    let c = changes_of(&stranger.secret.public(), [3; 16], "FORGED stranger");
+    let unknown = ChangeEnvelope::seal(
+        fed,
+        doc,
+        stranger.id(),
+        &stranger.secret,
+        [3; 16],
+        heads.clone(),
+        c,
+    )
+    .expect("seal");
+    // 3. Another organisation's actor id (APC's), signed by Mallory; and APC's authorship claimed with
+    // Mallory's key.
+    let c = changes_of(&apc_key, [4; 16], "FORGED foreign actor");
+    let h = header(mallory_org, &mpub, [4; 16], &heads, &c);
+    let foreign_actor = forge_envelope(
+        &h,
+        &mallory_key.sign(Domain::ChangeEnvelope, &h.encode()),
+        &[c[0].raw_bytes()],
+    );
+    let c = changes_of(&mpub, [5; 16], "FORGED authorship");
+    let impostor =
+        ChangeEnvelope::seal(fed, doc, apc.org(), &mallory_key, [5; 16], heads.clone(), c)
+            .expect("seal");
+    // 4. A frame whose length prefix is over the response limit.
+    let mut oversized = (MAX_RESPONSE_FRAME_BYTES as u32 + 1).to_be_bytes().to_vec();
+    oversized.extend_from_slice(&[0; 1024]);
+    // 5. An orphan flood: Mallory's envelopes, each depending on a change nobody has, past the parking quota.
+    let flood: Vec<Vec<u8>> = (0..300u64)
+        .map(|i| {
+            let mut salt = [9u8; 16];
+            salt[..8].copy_from_slice(&i.to_be_bytes());
+            let mut d = AutoCommit::new().with_actor(automerge_actor(&mpub, &doc, &salt));
+            d.put(ROOT, "hidden", i as i64).expect("put");
+            d.commit();
+            d.put(ROOT, "FORGED orphan", i as i64).expect("put");
+            d.commit();
+            let c = d.get_last_local_change().expect("change").clone();
+            ChangeEnvelope::seal(
+                fed,
+                doc,
+                mallory_org,
+                &mallory_key,
+                salt,
+                heads.clone(),
+                vec![c],
+            )
+            .expect("seal")
+            .bytes()
+            .to_vec()
+        })
+        .collect();
+    let responses = vec![
+        envelopes(vec![unsigned, bare]),
+        envelopes(vec![outside.bytes().to_vec(), unknown.bytes().to_vec()]),
+        envelopes(vec![foreign_actor, impostor.bytes().to_vec()]),
+        oversized,
+        envelopes(flood),
+    ];
+    let attacks = responses.len();
+
+    // The malicious server speaks for Mallory, an admitted member of the team.
+    let server = evil::start(itu.peer_id(), boot.clone(), doc, responses);
+    let bound = mallory
+        .submit(OpKind::BindNode {
+            peer_id: server.peer_id.to_bytes(),
+        })
+        .await
+        .expect("bind");
+    eventually("ITU pulled every malicious response", || async {
+        server.remaining() == 0
+            && itu
+                .with_docs(|_, d| d.rejected_count(Reject::ParkingFull) > 0)
+                .await
+    })
+    .await;
+    assert!(itu.with_gov(|g| g.contains(&bound.id())).await);
+
+    let (counts, stored_authors, parked) = itu
+        .with_docs(|_, d| {
+            let authors: Vec<_> = d
+                .stored_envelope_ids(&doc)
+                .iter()
+                .filter_map(|id| d.envelope(&doc, id).map(|e| e.author()))
+                .collect();
+            (d.rejected_counts().clone(), authors, d.parked_len())
+        })
+        .await;
+    let count = |r: Reject| counts.get(&r).copied().unwrap_or(0);
+    assert!(count(Reject::BadSignature) >= 1, "{counts:?}");
+    assert!(count(Reject::Malformed) >= 1, "{counts:?}");
+    assert!(count(Reject::Unauthorised) >= 3, "{counts:?}");
+    assert!(count(Reject::ForeignActor) >= 1, "{counts:?}");
+    assert_eq!(count(Reject::ParkingFull), 300 - 256, "{counts:?}");
+    assert!(parked <= 256, "the flood is bounded: {parked} parked");
+    assert!(
+        stored_authors.iter().all(|a| *a == apc.org()),
+        "only APC's envelopes are stored: {stored_authors:?}"
+    );
+    let text = itu
+        .with_docs(|_, d| String::from_utf8(d.export(&doc).expect("export")).expect("utf-8"))
+        .await;
+    assert!(!text.contains("FORGED"), "forged content applied: {text}");
+    // The penalty for the last response is sent after the engine's counters move: wait for it.
+    eventually("one penalty per malicious response at least", || async {
+        let stats = itu.network().stats().await.expect("stats");
+        stats
+            .peers
+            .get(&server.peer_id)
+            .is_some_and(|p| p.penalties as usize >= attacks)
+    })
+    .await;
+
+    // Honest sync goes on: APC's next edit reaches ITU.
+    apc.edit(&doc, |tx| tx.put(ROOT, "challenges", "Affordability"))
+        .await
+        .expect("edit");
+    apc.publish(&doc).await.expect("publish");
+    eventually("APC's later edit reaches ITU", || async {
+        itu.with_docs(|_, d| {
+            d.export(&doc)
+                .is_ok_and(|j| String::from_utf8_lossy(&j).contains("Affordability"))
+        })
+        .await
+    })
+    .await;
+    let text = itu
+        .with_docs(|_, d| String::from_utf8(d.export(&doc).expect("export")).expect("utf-8"))
+        .await;
+    assert!(!text.contains("FORGED"), "{text}");
+    server.stop();
+    for n in [&itu, &apc, &mallory] {
+        n.shutdown().await;
+    }
+}
+
+/// The node is meant for the multi-threaded runtime, but its blocking work (store flushes, restore) also runs on a
+/// current-thread one (inline, where `block_in_place` would panic): publish, then restart and restore.
+#[tokio::test(flavor = "current_thread")]
+async fn a_node_also_runs_on_a_current_thread_runtime() {
+    use automerge::transaction::Transactable;
+    use wsis_protocol::ids::DocId;
+    use wsis_protocol::op::DocKind;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, _, _) = start_secretariat(tmp.path()).await;
+    let c2 = TeamCode::new("C2").expect("valid");
+    itu.submit(OpKind::JoinTeam { team: c2.clone() })
+        .await
+        .expect("join team");
+    let draft = itu
+        .submit(OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: c2,
+                year: 2026,
+            },
+        })
+        .await
+        .expect("doc");
+    let doc = DocId(draft.id().0);
+    itu.edit(&doc, |tx| tx.put(automerge::ROOT, "summary", "inline"))
+        .await
+        .expect("edit");
+    assert_eq!(itu.publish(&doc).await.expect("publish"), 1);
+    let before = itu.with_docs(|_, d| d.export(&doc).expect("export")).await;
+    itu.shutdown().await;
+    drop(itu);
+    // `shutdown` does not wait for the node's own tasks (the anti-entropy timer holds the store until its next
+    // tick): retry until the store's lock is free.
+    let start = tokio::time::Instant::now();
+    let again = loop {
+        let started = Node::start(
+            DataDir::open(tmp.path().join("ITU")).expect("reopen"),
+            NodeOptions {
+                listen: loopback(),
+                ..Default::default()
+            },
+        )
+        .await;
+        match started {
+            Ok(node) => break node,
+            Err(wsis_node::runtime::StartError::Store(e)) if start.elapsed() < DEADLINE => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("restart: {e:?}"),
+        }
+    };
+    let after = again
+        .with_docs(|_, d| d.export(&doc).expect("export"))
+        .await;
+    assert_eq!(after, before);
+    again.shutdown().await;
+}

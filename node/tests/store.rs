@@ -326,6 +326,41 @@ async fn envelopes_are_listed_per_document_in_insertion_order() {
 }
 
 #[test]
+fn queued_envelopes_are_durable_once_their_pending_writes_resolve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = DocId([0xc0; 32]);
+    let mut w = DocWriter::new(10, doc, [4; 16]);
+    let envs: Vec<SignedEnvelope> = (0..20).map(|_| w.next()).collect();
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert!(matches!(
+            store.queue_envelope_blocking(&envs[0]),
+            Err(StoreError::NotBound)
+        ));
+        store.bind_federation_blocking(FED).expect("bind");
+        // Queue all, then wait for all: what the node does for one sync response.
+        let pending: Vec<_> = envs
+            .iter()
+            .map(|e| store.queue_envelope_blocking(e).expect("queued"))
+            .collect();
+        for p in pending {
+            p.wait().expect("flushed");
+        }
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    let listed: Vec<EnvelopeId> = store
+        .envelopes_of(&doc)
+        .expect("list")
+        .iter()
+        .map(SignedEnvelope::id)
+        .collect();
+    assert_eq!(
+        listed,
+        envs.iter().map(SignedEnvelope::id).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn a_tampered_envelope_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let doc = DocId([0xd0; 32]);
