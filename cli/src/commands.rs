@@ -61,9 +61,10 @@ pub struct ProposeArgs {
     /// procedure: teams expected to submit (repeatable; default: every team).
     #[arg(long = "expect-team")]
     pub teams: Vec<String>,
-    /// procedure: deadline (informational), milliseconds since the epoch.
-    #[arg(long, default_value_t = 0)]
-    pub deadline_ms: u64,
+    /// procedure: deadline (informational; later submissions are shown as late), milliseconds since the epoch.
+    /// Default: the end of the year (31 December, 23:59:59.999 UTC).
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
     /// procedure: required sections (repeatable; default: achievements, challenges, recommendations).
     #[arg(long = "section")]
     pub sections: Vec<String>,
@@ -223,9 +224,29 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// Milliseconds since the epoch at the end of `year` (UTC): the start of the next year minus one.
+fn end_of_year_ms(year: u16) -> u64 {
+    // Days from 1970-01-01 to 1 January of `year + 1`, counting leap years (Gregorian).
+    let next = u64::from(year) + 1;
+    let leaps = |y: u64| y / 4 - y / 100 + y / 400;
+    let days = (next - 1970) * 365 + (leaps(next - 1) - leaps(1969));
+    (days * 86_400_000).saturating_sub(1)
+}
+
 fn need_dir(dir: &Option<PathBuf>) -> Result<&Path, Failure> {
     dir.as_deref()
         .ok_or_else(|| Failure::Usage("--data-dir DIR is required".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn end_of_year_is_the_last_millisecond_of_31_december() {
+        // 2027-01-01T00:00:00Z is 1798761600 s after the epoch; 2024 is a leap year (1735689600 for 2025-01-01).
+        assert_eq!(super::end_of_year_ms(2026), 1_798_761_600_000 - 1);
+        assert_eq!(super::end_of_year_ms(2024), 1_735_689_600_000 - 1);
+        assert_eq!(super::end_of_year_ms(1970), 31_536_000_000 - 1);
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -634,7 +655,9 @@ fn motion(client: Client, cmd: MotionCmd, json: bool) -> Result<(), Failure> {
                 "procedure" => MotionSpec::AdoptProcedure {
                     year: a.year.ok_or_else(|| Failure::Usage("--kind procedure needs --year".into()))?,
                     teams: a.teams.clone(),
-                    deadline_ms: a.deadline_ms,
+                    deadline_ms: a
+                        .deadline_ms
+                        .unwrap_or_else(|| end_of_year_ms(a.year.unwrap_or(1970))),
                     sections: if a.sections.is_empty() {
                         wsis_node::api::OUTPUT_SECTIONS.iter().map(|s| s.to_string()).collect()
                     } else {
