@@ -275,8 +275,8 @@ fn parse_team(gov: &Governance, s: &str) -> Result<TeamCode, ApiError> {
         let known: Vec<String> = gov
             .federation()
             .teams
-            .iter()
-            .map(|(t, _)| t.to_string())
+            .keys()
+            .map(|t| t.to_string())
             .collect();
         return Err(ApiError::not_found(
             "unknown-team",
@@ -337,11 +337,16 @@ async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
         .into_iter()
         .map(|a| format!("{a}/p2p/{peer}"))
         .collect();
-    let connected_peers = node
+    let mut peers: Vec<String> = node
         .network()
         .connected_peers()
         .await
-        .map_or(0, |p| p.len());
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    peers.sort();
+    let connected_peers = peers.len();
     let stats = node.stats();
     let net = node.network().stats().await.unwrap_or_default();
     let status = node
@@ -369,6 +374,7 @@ async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
                 peer_id: peer.to_string(),
                 listen,
                 connected_peers,
+                peers,
                 admitted: gov.is_member(&me),
                 secretariat: gov.federation().secretariat.contains(&me),
                 ops: gov.len(),

@@ -1,8 +1,8 @@
 //! The organisation's identity and the node's data directory.
 //!
 //! ```text
-//! DATA/config.toml     commented defaults; the operator edits it (listen addresses, bootstrap peers, API, mDNS,
-//!                      and the federation once the node belongs to one)
+//! DATA/config.toml     commented defaults; the operator edits it (listen addresses, bootstrap peers, blocked
+//!                      peers, API, mDNS, and the federation once the node belongs to one)
 //! DATA/org.key         the organisation's ed25519 signing key: its 32-byte seed (0600)
 //! DATA/node.key        the 32-byte ed25519 seed of the libp2p transport key (0600)
 //! DATA/api.token       bearer token of the local API: 32 random bytes as 64 hex digits (0600)
@@ -79,6 +79,8 @@ pub struct Config {
     pub listen: Vec<String>,
     /// Peers dialled at start (multiaddrs ending in `/p2p/<peer id>`).
     pub bootstrap: Vec<String>,
+    /// Peer ids this node never connects to nor accepts connections from (text, like `bootstrap`).
+    pub blocked_peers: Vec<String>,
     /// Where the local HTTP API and dashboard listen.
     pub api_addr: SocketAddr,
     /// Peer discovery on the local network. Off by default: a production node should not announce itself on
@@ -96,6 +98,7 @@ impl Default for Config {
                 "/ip4/0.0.0.0/udp/0/quic-v1".to_string(),
             ],
             bootstrap: Vec::new(),
+            blocked_peers: Vec::new(),
             api_addr: DEFAULT_API_ADDR,
             mdns: false,
             federation: None,
@@ -116,6 +119,10 @@ listen = ["/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"]
 # Nodes to contact at start, as multiaddrs ending in /p2p/<peer id>, for example
 # bootstrap = ["/dns4/node.example.org/tcp/4001/p2p/12D3KooW..."]
 bootstrap = []
+
+# Nodes (peer ids, 12D3KooW...) this node never connects to and refuses connections from, for example
+# blocked_peers = ["12D3KooW..."]
+blocked_peers = []
 
 # Where the local API and dashboard listen. Keep it on loopback: DATA/api.token is its only protection.
 api_addr = "127.0.0.1:7300"

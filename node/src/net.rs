@@ -16,6 +16,13 @@
 //! [`NetConfig::penalty_threshold`] is disconnected and refused until its ban expires ([`penalty::BAN_DURATION`],
 //! doubling for repeat offenders up to [`penalty::MAX_BAN_DURATION`]). See [`penalty`] for the numbers and why.
 //!
+//! Besides bans, the operator can block peers for as long as the node runs ([`NetConfig::blocked_peers`]): they
+//! are put on the same swarm block list at start and never taken off it (an expiring ban of a blocked peer does
+//! not unblock it), so every connection to or from them is denied, they are never dialled (bootstrap entries
+//! naming them are skipped), and requests to them fail with [`RequestError::Blocked`]. Their announcements still
+//! reach the node when other peers forward them: a block cuts links, it does not distrust the peer's data. The
+//! testnet uses it to partition a federation.
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use wsis_node::net::{NetConfig, NetEvent, Network, SyncResponse};
@@ -40,7 +47,7 @@ pub mod codec;
 pub mod penalty;
 pub mod wire;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -95,6 +102,8 @@ pub struct NetConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start and re-dial when disconnected; each must end in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
+    /// Peers refused for as long as the node runs: no connection to or from them, never dialled.
+    pub blocked_peers: Vec<PeerId>,
     /// Discover peers on the LAN by mDNS (multicast; off unless asked for).
     pub mdns: bool,
     /// The federation this node serves: names the gossip topic and the Kademlia protocol.
@@ -132,6 +141,7 @@ impl NetConfig {
             node_key_seed,
             listen: Vec::new(),
             bootstrap: Vec::new(),
+            blocked_peers: Vec::new(),
             mdns: false,
             federation,
             penalty_threshold: penalty::DEFAULT_PENALTY_THRESHOLD,
@@ -166,6 +176,7 @@ impl std::fmt::Debug for NetConfig {
             .field("node_key_seed", &"<redacted>")
             .field("listen", &self.listen)
             .field("bootstrap", &self.bootstrap)
+            .field("blocked_peers", &self.blocked_peers)
             .field("mdns", &self.mdns)
             .field("federation", &self.federation)
             .field("penalty_threshold", &self.penalty_threshold)
@@ -232,6 +243,8 @@ pub enum RequestError {
     Network(#[from] NetError),
     #[error("the peer is banned")]
     Banned,
+    #[error("the peer is blocked by this node's configuration")]
+    Blocked,
     #[error("too many requests in flight")]
     TooManyPending,
     #[error("could not connect to the peer")]
@@ -340,7 +353,7 @@ pub struct NetStats {
     pub events_dropped: u64,
 }
 
-/// The composed libp2p behaviour. `blocked` and `limits` enforce bans and connection caps.
+/// The composed libp2p behaviour. `blocked` and `limits` enforce bans (and configured blocks) and connection caps.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
@@ -572,6 +585,7 @@ impl Network {
         let mut seed = config.node_key_seed;
         let keypair = identity::Keypair::ed25519_from_bytes(&mut seed).map_err(NetError::Key)?;
         let local_peer_id = keypair.public().to_peer_id();
+        let blocked_peers: HashSet<PeerId> = config.blocked_peers.iter().copied().collect();
 
         let mut bootstrap = Vec::with_capacity(config.bootstrap.len());
         for address in &config.bootstrap {
@@ -579,6 +593,10 @@ impl Network {
                 .ok_or_else(|| NetError::BootstrapWithoutPeerId(address.clone()))?;
             if peer == local_peer_id {
                 tracing::debug!(%address, "skipping bootstrap address of this node");
+                continue;
+            }
+            if blocked_peers.contains(&peer) {
+                tracing::warn!(%address, "skipping bootstrap address of a blocked peer");
                 continue;
             }
             bootstrap.push((peer, base, address.clone()));
@@ -598,6 +616,10 @@ impl Network {
             .map_err(|e| NetError::Behaviour(Box::new(e)))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
+        for peer in &blocked_peers {
+            tracing::info!(%peer, "peer blocked by configuration");
+            swarm.behaviour_mut().blocked.block_peer(*peer);
+        }
 
         let mut listeners = Vec::with_capacity(config.listen.len());
         for address in &config.listen {
@@ -642,6 +664,7 @@ impl Network {
             stats: HashMap::new(),
             banned: HashMap::new(),
             banned_order: VecDeque::new(),
+            blocked_peers,
             conduct: HashMap::new(),
             policy: config.penalty_policy(),
             totals: NetStats::default(),
@@ -827,6 +850,8 @@ struct Task {
     /// Peers banned now (blocked in the swarm) with the end of their ban, and the order they were banned in.
     banned: HashMap<PeerId, Instant>,
     banned_order: VecDeque<PeerId>,
+    /// Peers blocked by configuration: on the swarm's block list for the task's whole life.
+    blocked_peers: HashSet<PeerId>,
     /// Penalty scores and ban deadlines, for at most [`MAX_TRACKED_PEERS`] peers.
     conduct: HashMap<PeerId, penalty::Conduct>,
     policy: penalty::PenaltyPolicy,
@@ -998,8 +1023,11 @@ impl Task {
         if let Some(s) = self.stats.get_mut(&peer) {
             s.banned = false;
         }
+        let still_blocked = self.blocked_peers.contains(&peer);
         let behaviour = self.swarm.behaviour_mut();
-        behaviour.blocked.unblock_peer(peer);
+        if !still_blocked {
+            behaviour.blocked.unblock_peer(peer);
+        }
         behaviour.gossipsub.remove_blacklisted_peer(&peer);
         tracing::info!(%peer, "ban lifted");
         self.emit(NetEvent::PeerUnbanned { peer });
@@ -1059,6 +1087,10 @@ impl Task {
             } => {
                 if self.banned.contains_key(&peer) {
                     let _ = reply.send(Err(RequestError::Banned));
+                    return;
+                }
+                if self.blocked_peers.contains(&peer) {
+                    let _ = reply.send(Err(RequestError::Blocked));
                     return;
                 }
                 if self.pending_outbound.len() >= self.config.max_pending_outbound {
@@ -1210,7 +1242,7 @@ impl Task {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, address) in found {
-                    if self.banned.contains_key(&peer) {
+                    if self.banned.contains_key(&peer) || self.blocked_peers.contains(&peer) {
                         continue;
                     }
                     tracing::debug!(%peer, %address, "discovered by mdns");
@@ -1240,7 +1272,8 @@ impl Task {
                 num_established,
                 ..
             } => {
-                if self.banned.contains_key(&peer_id) {
+                // The block list denies these before establishment; this is a second line.
+                if self.banned.contains_key(&peer_id) || self.blocked_peers.contains(&peer_id) {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }

@@ -89,6 +89,8 @@ pub enum StartError {
     },
     #[error("invalid address `{0}`")]
     Address(String),
+    #[error("invalid peer id `{0}` in blocked_peers")]
+    PeerId(String),
     #[error("cannot start networking")]
     Net(#[from] NetError),
     #[error("could not fetch the genesis of {0} from any bootstrap peer")]
@@ -121,6 +123,8 @@ pub struct NodeOptions {
     pub bootstrap: Vec<Multiaddr>,
     /// mDNS discovery; `None` means the config's setting.
     pub mdns: Option<bool>,
+    /// Peers never connected to, in addition to the config's `blocked_peers` (see [`NetConfig::blocked_peers`]).
+    pub blocked_peers: Vec<PeerId>,
     /// Join this federation: fetch its genesis from a bootstrap peer and check its hash.
     pub join: Option<FederationId>,
 }
@@ -322,6 +326,12 @@ impl Node {
         let mut bootstrap = parse_addrs(&config.bootstrap)?;
         bootstrap.extend(options.bootstrap.iter().cloned());
         let mdns = options.mdns.unwrap_or(config.mdns);
+        let mut blocked_peers = config
+            .blocked_peers
+            .iter()
+            .map(|s| s.parse().map_err(|_| StartError::PeerId(s.clone())))
+            .collect::<Result<Vec<PeerId>, _>>()?;
+        blocked_peers.extend(options.blocked_peers.iter().copied());
 
         let stored = store.load_ops().map_err(StartError::Damaged)?;
         let federation = match (
@@ -343,6 +353,7 @@ impl Node {
         let mut net_config = NetConfig::new(*dir.node_key_seed(), federation);
         net_config.listen = listen;
         net_config.bootstrap = bootstrap;
+        net_config.blocked_peers = blocked_peers;
         net_config.mdns = mdns;
         let (net, events) = Network::new(net_config)?;
 

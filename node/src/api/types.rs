@@ -24,6 +24,9 @@ pub struct Status {
     /// libp2p addresses this node listens on, each ending in `/p2p/<peer id>` (usable as `--bootstrap`).
     pub listen: Vec<String>,
     pub connected_peers: usize,
+    /// Peer ids of the connected peers (sorted; `connected_peers` counts them). Absent from older nodes.
+    #[serde(default)]
+    pub peers: Vec<String>,
     /// Admitted (accredited) in this node's replica; a joining node waits for this.
     pub admitted: bool,
     pub secretariat: bool,
