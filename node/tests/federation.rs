@@ -478,6 +478,114 @@ async fn edits_on_both_sides_of_a_partition_converge_after_healing() {
     }
 }
 
+/// A node option blocks a peer: C refuses A (given as `blocked_peers`). A and C are never connected, not even when
+/// each dials the other, yet C joins through B, is admitted by A and receives A's ops relayed by B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_peer_is_never_connected_but_its_ops_arrive_through_another() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (a, fed, a_addr) = start_secretariat(tmp.path()).await;
+    let b = join(
+        tmp.path(),
+        "APC",
+        StakeholderType::CivilSociety,
+        None,
+        fed,
+        &a_addr,
+    )
+    .await;
+    let org = b.org();
+    eventually("B's inception reaches A", || async {
+        a.with_gov(|g| g.org(&org).is_some()).await
+    })
+    .await;
+    a.submit(OpKind::Admit { org }).await.expect("admit B");
+    eventually("B is admitted", || async {
+        b.with_gov(|g| g.is_member(&org)).await
+    })
+    .await;
+    let b_addr = address_of(&b).await;
+
+    // C bootstraps from B and from A, but blocks A: the A entry is skipped, the B one used.
+    let c = Node::start(
+        init(tmp.path(), "Kenya", StakeholderType::Government, Some("KE")),
+        NodeOptions {
+            listen: loopback(),
+            bootstrap: vec![a_addr.clone(), b_addr.clone()],
+            blocked_peers: vec![a.peer_id()],
+            join: Some(fed),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("C joins through B");
+    let (a_id, c_id) = (a.peer_id(), c.peer_id());
+    let apart = || async {
+        let a_peers = a.network().connected_peers().await.expect("A runs");
+        let c_peers = c.network().connected_peers().await.expect("C runs");
+        assert!(!a_peers.contains(&c_id), "A is connected to C: {a_peers:?}");
+        assert!(!c_peers.contains(&a_id), "C is connected to A: {c_peers:?}");
+    };
+
+    // C's inception reaches A only through B; A admits C.
+    let c_org = c.org();
+    eventually("C's inception reaches A through B", || async {
+        apart().await;
+        a.with_gov(|g| g.org(&c_org).is_some()).await
+    })
+    .await;
+    a.submit(OpKind::Admit { org: c_org })
+        .await
+        .expect("admit C");
+
+    // Either side dialling the other is refused: C's dial is denied locally, A's at C.
+    let c_addr = address_of(&c).await;
+    assert!(
+        c.network().dial(a_addr.clone()).await.is_err(),
+        "C may not dial A"
+    );
+    let _ = a.network().dial(c_addr).await;
+    assert!(matches!(
+        c.network()
+            .request(
+                a_id,
+                &wsis_node::net::SyncRequest::DocHeads {
+                    doc: wsis_protocol::ids::DocId([0; 32]),
+                }
+            )
+            .await,
+        Err(wsis_node::net::RequestError::Blocked)
+    ));
+
+    // A's later op reaches C through B.
+    let team = TeamCode::new("C7").expect("valid");
+    a.submit(OpKind::JoinTeam { team: team.clone() })
+        .await
+        .expect("op");
+    let a_org = a.org();
+    eventually("C is admitted and has A's op, relayed by B", || async {
+        apart().await;
+        c.with_gov(|g| g.is_member(&c_org) && g.team_members(&team).contains(&a_org))
+            .await
+    })
+    .await;
+    eventually("identical state digests", || async {
+        apart().await;
+        let d = digest(&a).await;
+        d == digest(&b).await && d == digest(&c).await
+    })
+    .await;
+    // A last look after the dials had time to complete (or be refused).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    apart().await;
+    assert!(
+        b.network().connected_peers().await.expect("B runs").len() == 2,
+        "B links both"
+    );
+    for n in [&a, &b, &c] {
+        n.shutdown().await;
+    }
+}
+
 /// The first node test: governance ops plus concurrent edits of one document by three organisations
 /// converge to identical heads and content on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
