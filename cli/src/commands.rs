@@ -32,6 +32,10 @@ pub struct NodeArgs {
     /// Discover peers on the local network with mDNS (default: the config's).
     #[arg(long)]
     pub mdns: Option<bool>,
+    /// Never connect to this node and refuse its connections (repeatable; added to the config's
+    /// `blocked_peers`).
+    #[arg(long, value_name = "PEER_ID")]
+    pub block_peer: Vec<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -238,17 +242,6 @@ fn need_dir(dir: &Option<PathBuf>) -> Result<&Path, Failure> {
         .ok_or_else(|| Failure::Usage("--data-dir DIR is required".into()))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn end_of_year_is_the_last_millisecond_of_31_december() {
-        // 2027-01-01T00:00:00Z is 1798761600 s after the epoch; 2024 is a leap year (1735689600 for 2025-01-01).
-        assert_eq!(super::end_of_year_ms(2026), 1_798_761_600_000 - 1);
-        assert_eq!(super::end_of_year_ms(2024), 1_735_689_600_000 - 1);
-        assert_eq!(super::end_of_year_ms(1970), 31_536_000_000 - 1);
-    }
-}
-
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -417,10 +410,22 @@ fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), Failure> {
             })
         })
         .transpose()?;
+    let blocked_peers = args
+        .block_peer
+        .iter()
+        .map(|p| {
+            p.trim().parse::<wsis_node::net::PeerId>().map_err(|_| {
+                Failure::Usage(format!(
+                    "--block-peer {p}: not a peer id (expected a libp2p peer id such as 12D3KooW…, as `wsis status` prints it)"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let options = wsis_node::runtime::NodeOptions {
         listen: parse(&args.listen, "--listen")?,
         bootstrap: parse(&args.bootstrap, "--bootstrap")?,
         mdns: args.mdns,
+        blocked_peers,
         join,
     };
     let token = data.api_token().to_string();
@@ -853,5 +858,16 @@ fn render(
             print!("{text}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn end_of_year_is_the_last_millisecond_of_31_december() {
+        // 2027-01-01T00:00:00Z is 1798761600 s after the epoch; 2024 is a leap year (1735689600 for 2025-01-01).
+        assert_eq!(super::end_of_year_ms(2026), 1_798_761_600_000 - 1);
+        assert_eq!(super::end_of_year_ms(2024), 1_735_689_600_000 - 1);
+        assert_eq!(super::end_of_year_ms(1970), 31_536_000_000 - 1);
     }
 }
