@@ -22,6 +22,7 @@
 
 pub mod malicious;
 pub mod orgs;
+pub mod partition;
 pub mod report;
 pub mod scenario;
 
@@ -44,8 +45,16 @@ pub struct NodeProc {
     pub dir: PathBuf,
     pub org: String,
     child: Option<Child>,
-    /// libp2p address (with /p2p/…) other nodes bootstrap from.
+    /// libp2p address (with /p2p/…) other nodes bootstrap from. It changes at every start (the OS picks the
+    /// port).
     pub address: Option<String>,
+    /// The node's libp2p peer id (stable: it comes from `DATA/node.key`), once the node has run.
+    pub peer_id: Option<String>,
+    /// The node it bootstraps from when (re)started: node 0, or its half's first node while partitioned. Its
+    /// own index means no bootstrap peer.
+    pub bootstrap_from: usize,
+    /// Peer ids passed as `--block-peer` when (re)started (the other half, while partitioned).
+    pub blocked: Vec<String>,
     /// Highest resident set size seen for this node's processes (KiB).
     pub peak_rss_kib: u64,
     pub kills: u32,
@@ -117,6 +126,9 @@ impl Testnet {
                 org,
                 child: None,
                 address: None,
+                peer_id: None,
+                bootstrap_from: 0,
+                blocked: Vec::new(),
                 peak_rss_kib: 0,
                 kills: 0,
             });
@@ -266,7 +278,9 @@ impl Testnet {
         }
     }
 
-    /// Starts (or restarts) node `i` and waits until its API answers.
+    /// Starts (or restarts) node `i` and waits until its API answers; it bootstraps from
+    /// [`NodeProc::bootstrap_from`] (which must be running) and blocks [`NodeProc::blocked`]. Records its new
+    /// address and its peer id.
     pub fn start_node(&mut self, i: usize) -> Result<()> {
         let dir = self.nodes[i].dir.clone();
         let _ = std::fs::remove_file(dir.join("api.addr"));
@@ -289,14 +303,20 @@ impl Testnet {
             .stdout(Stdio::null())
             .stderr(log);
         if i != 0 {
-            let boot = self.nodes[0]
-                .address
-                .clone()
-                .ok_or_else(|| anyhow!("the first node has no address yet"))?;
-            cmd.arg("--federation")
-                .arg(&self.federation)
-                .arg("--bootstrap")
-                .arg(boot);
+            cmd.arg("--federation").arg(&self.federation);
+        }
+        let from = self.nodes[i].bootstrap_from;
+        if from != i {
+            let boot = self.nodes[from].address.clone().ok_or_else(|| {
+                anyhow!(
+                    "{} has no address yet (start it first)",
+                    self.nodes[from].spec.acronym
+                )
+            })?;
+            cmd.arg("--bootstrap").arg(boot);
+        }
+        for peer in &self.nodes[i].blocked {
+            cmd.arg("--block-peer").arg(peer);
         }
         let child = cmd.spawn().context("spawning wsis node")?;
         self.nodes[i].child = Some(child);
@@ -323,6 +343,7 @@ impl Testnet {
                         .map(str::to_string);
                     if let Some(a) = addr {
                         self.nodes[i].address = Some(a);
+                        self.nodes[i].peer_id = status["peer_id"].as_str().map(str::to_string);
                         return Ok(());
                     }
                 }
@@ -380,11 +401,23 @@ impl Testnet {
     /// Waits until every node has the same governance digest and document digest and nothing parked. Returns
     /// how long it took.
     pub fn wait_converged(&mut self, deadline: Duration) -> Result<Duration> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.wait_converged_among(&all, deadline)
+    }
+
+    /// [`Testnet::wait_converged`] for the nodes `among` only (one half of a partition).
+    pub fn wait_converged_among(
+        &mut self,
+        among: &[usize],
+        deadline: Duration,
+    ) -> Result<Duration> {
+        if among.is_empty() {
+            return Ok(Duration::ZERO);
+        }
         let started = Instant::now();
         loop {
             self.sample_rss();
-            let statuses: Vec<Option<Value>> =
-                (0..self.nodes.len()).map(|i| self.status(i).ok()).collect();
+            let statuses: Vec<Option<Value>> = among.iter().map(|&i| self.status(i).ok()).collect();
             let key = |s: &Value| {
                 (
                     s["gov_digest"].as_str().unwrap_or_default().to_string(),
@@ -400,9 +433,9 @@ impl Testnet {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > deadline {
-                let summary: Vec<String> = self
-                    .nodes
+                let summary: Vec<String> = among
                     .iter()
+                    .map(|&i| &self.nodes[i])
                     .zip(&statuses)
                     .map(|(n, s)| match s {
                         Some(s) => format!(
@@ -428,23 +461,107 @@ impl Testnet {
 
     /// Stops every node with SIGTERM (graceful: flush and close), falling back to SIGKILL.
     pub fn stop_all(&mut self) {
-        for n in &mut self.nodes {
-            if let Some(mut c) = n.child.take() {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.stop_nodes(&all);
+    }
+
+    /// Stops the nodes `which` with SIGTERM (all signalled first, so they shut down in parallel), falling back to
+    /// SIGKILL after 10 s.
+    pub fn stop_nodes(&mut self, which: &[usize]) {
+        let mut children = Vec::new();
+        for &i in which {
+            if let Some(c) = self.nodes[i].child.take() {
+                self.sample_rss_of(i, c.id());
                 let _ = Command::new("kill")
                     .arg("-TERM")
                     .arg(c.id().to_string())
                     .status();
-                let started = Instant::now();
-                while started.elapsed() < Duration::from_secs(10) {
-                    if let Ok(Some(_)) = c.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let _ = c.kill();
-                let _ = c.wait();
+                children.push(c);
             }
         }
+        let started = Instant::now();
+        for mut c in children {
+            while started.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Splits the federation in two: every node is stopped (SIGTERM) and restarted with `--block-peer` for
+    /// every node of the other half, bootstrapping within its own half: from node 0 in the half that has it,
+    /// from its first node in the other (which starts first, without a bootstrap peer, since the other half's
+    /// addresses are blocked anyway). Addresses change at each start, so they are recorded again. Peer ids are
+    /// stable (`DATA/node.key`); a node that never ran yet has none, so the split needs every node started once.
+    /// `a` and `b` must be disjoint, non-empty and together name every node. Undone by [`Testnet::heal`].
+    pub fn partition(&mut self, a: &[usize], b: &[usize]) -> Result<()> {
+        let n = self.nodes.len();
+        let mut seen = vec![0u8; n];
+        for &i in a.iter().chain(b) {
+            if i >= n {
+                bail!("partition: no node {i}");
+            }
+            seen[i] += 1;
+        }
+        if a.is_empty() || b.is_empty() || seen.iter().any(|&c| c != 1) {
+            bail!("partition: the halves must be disjoint, non-empty and name every node once");
+        }
+        let peer_ids: Vec<String> = (0..n)
+            .map(|i| {
+                self.nodes[i]
+                    .peer_id
+                    .clone()
+                    .ok_or_else(|| anyhow!("{} has no known peer id", self.nodes[i].spec.acronym))
+            })
+            .collect::<Result<_>>()?;
+        let all: Vec<usize> = (0..n).collect();
+        self.stop_nodes(&all);
+        for (half, other) in [(a, b), (b, a)] {
+            let first = if half.contains(&0) { 0 } else { half[0] };
+            let blocked: Vec<String> = other.iter().map(|&j| peer_ids[j].clone()).collect();
+            for &i in half {
+                self.nodes[i].bootstrap_from = first;
+                self.nodes[i].blocked = blocked.clone();
+            }
+            self.start_node(first)?;
+            for &i in half.iter().filter(|&&i| i != first) {
+                self.start_node(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends a [`Testnet::partition`]: every node is stopped and restarted without blocked peers, bootstrapping
+    /// from node 0 (started first) as at launch.
+    pub fn heal(&mut self) -> Result<()> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.stop_nodes(&all);
+        for n in &mut self.nodes {
+            n.bootstrap_from = 0;
+            n.blocked.clear();
+        }
+        for i in all {
+            self.start_node(i)?;
+        }
+        Ok(())
+    }
+
+    /// Peer ids node `i` is connected to now (from `wsis status`).
+    pub fn connected_peers(&self, i: usize) -> Result<Vec<String>> {
+        let status = self.status(i)?;
+        Ok(status["peers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 }
 

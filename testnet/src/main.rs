@@ -40,7 +40,8 @@ enum Cmd {
         /// Kill -9 and restart this many random nodes mid-cycle.
         #[arg(long, default_value_t = 0)]
         kill: usize,
-        /// Split the nodes in two halves for a phase, then heal.
+        /// Split the nodes in two halves (restarted with --block-peer for the other half) while the output
+        /// drafts are written; check that the halves diverged, then heal and converge.
         #[arg(long)]
         partition: bool,
         /// Add a node that pushes forged and unauthorised data.

@@ -57,6 +57,8 @@ pub struct Outcome {
     /// Items the malicious process pushed, and how many every honest node refused.
     pub malicious_pushed: u64,
     pub phases: Vec<(String, Duration)>,
+    /// The split of the output-drafting phase (`Options::partition`).
+    pub partition: Option<crate::partition::PartitionOutcome>,
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -289,10 +291,16 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
         })
         .collect::<Result<_>>()?;
     net.wait_converged(SYNC_DEADLINE)?;
+    // Fault: the drafts are written in two halves that cannot reach each other (see `crate::partition`).
+    let split = if opts.partition {
+        Some(crate::partition::split(net)?)
+    } else {
+        None
+    };
     let mut jobs = Vec::new();
     for (k, d) in drafts.iter().enumerate() {
         let c = coordinators[k];
-        let co_author = members[k].get(1).copied().unwrap_or(c);
+        let co_author = crate::partition::co_author(&members[k], split.as_ref()).unwrap_or(c);
         let team = &teams[k];
         jobs.push((
             c,
@@ -350,6 +358,14 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
         net,
         &mut outcome,
     );
+    if let Some(split) = &split {
+        outcome.partition = Some(crate::partition::check_and_heal(net, split, &jobs)?);
+        phase(
+            "partition: halves diverged, healed and converged",
+            net,
+            &mut outcome,
+        );
+    }
 
     // Fault: kill -9 some nodes mid-cycle, restart them; nothing they acknowledged may be lost.
     if opts.kill > 0 {
