@@ -271,12 +271,12 @@ fn parse_doc(s: &str) -> Result<DocId, ApiError> {
 
 fn parse_team(gov: &Governance, s: &str) -> Result<TeamCode, ApiError> {
     let code = TeamCode::new(s.trim()).map_err(|e| ApiError::bad("bad-team", e))?;
-    if !gov.federation().teams.iter().any(|(t, _)| *t == code) {
+    if !gov.federation().teams.contains_key(&code) {
         let known: Vec<String> = gov
             .federation()
             .teams
-            .iter()
-            .map(|(t, _)| t.to_string())
+            .keys()
+            .map(|t| t.to_string())
             .collect();
         return Err(ApiError::not_found(
             "unknown-team",
