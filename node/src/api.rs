@@ -149,6 +149,13 @@ impl From<DocError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too-large",
+                message: format!("request body over {MAX_REQUEST_BYTES} bytes"),
+            };
+        }
         ApiError::bad("bad-json", format!("bad request body: {}", e.body_text()))
     }
 }

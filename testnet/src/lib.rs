@@ -460,16 +460,37 @@ impl Drop for Testnet {
 }
 
 /// Finds the `wsis` binary: `WSIS_BIN`, else next to the running executable (cargo puts both in one target
-/// directory).
+/// directory). Under `cargo run` (which builds only this package) a missing `wsis` is built first with the same
+/// profile, so `cargo run --release -p wsis-testnet -- demo` is the whole set-up.
 pub fn find_wsis() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("WSIS_BIN") {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe().context("locating the running executable")?;
-    for dir in exe.ancestors().skip(1).take(2) {
-        let candidate = dir.join("wsis");
-        if candidate.is_file() {
-            return Ok(candidate);
+    let look = || {
+        exe.ancestors()
+            .skip(1)
+            .take(2)
+            .map(|dir| dir.join("wsis"))
+            .find(|candidate| candidate.is_file())
+    };
+    if let Some(found) = look() {
+        return Ok(found);
+    }
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let release = exe.components().any(|c| c.as_os_str() == "release");
+        eprintln!("building the wsis binary first (cargo build -p wsis-cli)…");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "wsis-cli", "--bin", "wsis"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().context("running cargo build -p wsis-cli")?;
+        if !status.success() {
+            bail!("cargo build -p wsis-cli failed");
+        }
+        if let Some(found) = look() {
+            return Ok(found);
         }
     }
     bail!(
