@@ -238,17 +238,6 @@ fn need_dir(dir: &Option<PathBuf>) -> Result<&Path, Failure> {
         .ok_or_else(|| Failure::Usage("--data-dir DIR is required".into()))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn end_of_year_is_the_last_millisecond_of_31_december() {
-        // 2027-01-01T00:00:00Z is 1798761600 s after the epoch; 2024 is a leap year (1735689600 for 2025-01-01).
-        assert_eq!(super::end_of_year_ms(2026), 1_798_761_600_000 - 1);
-        assert_eq!(super::end_of_year_ms(2024), 1_735_689_600_000 - 1);
-        assert_eq!(super::end_of_year_ms(1970), 31_536_000_000 - 1);
-    }
-}
-
 fn yes_no(b: bool) -> &'static str {
     if b {
         "yes"
@@ -853,5 +842,16 @@ fn render(
             print!("{text}");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn end_of_year_is_the_last_millisecond_of_31_december() {
+        // 2027-01-01T00:00:00Z is 1798761600 s after the epoch; 2024 is a leap year (1735689600 for 2025-01-01).
+        assert_eq!(super::end_of_year_ms(2026), 1_798_761_600_000 - 1);
+        assert_eq!(super::end_of_year_ms(2024), 1_735_689_600_000 - 1);
+        assert_eq!(super::end_of_year_ms(1970), 31_536_000_000 - 1);
     }
 }
