@@ -275,8 +275,8 @@ fn parse_team(gov: &Governance, s: &str) -> Result<TeamCode, ApiError> {
         let known: Vec<String> = gov
             .federation()
             .teams
-            .iter()
-            .map(|(t, _)| t.to_string())
+            .keys()
+            .map(|t| t.to_string())
             .collect();
         return Err(ApiError::not_found(
             "unknown-team",
