@@ -61,6 +61,9 @@ pub struct Testnet {
     pub progress: Box<dyn Fn(&str) + Send + Sync>,
     /// (node, op id) of every governance op a node acknowledged (the CLI printed its id); checked after kills.
     pub acked: std::sync::Mutex<Vec<(usize, String)>>,
+    /// Parked ops a node may hold and still count as converged: ops that can never be completed (the malicious
+    /// node's orphan flood) stay parked.
+    pub tolerated_parked: std::sync::atomic::AtomicUsize,
 }
 
 /// What a CLI command printed (as JSON) or why it failed.
@@ -92,6 +95,7 @@ impl Testnet {
             federation: String::new(),
             progress: Box::new(|_| {}),
             acked: Default::default(),
+            tolerated_parked: Default::default(),
         };
         for spec in specs {
             let dir = net.root.join(spec.dir_name());
@@ -161,7 +165,7 @@ impl Testnet {
     }
 
     /// Runs `wsis --json --data-dir DIR ARGS`, returning its JSON output.
-    fn run(&self, dir: &Path, args: &[String]) -> Result<Value> {
+    pub(crate) fn run(&self, dir: &Path, args: &[String]) -> Result<Value> {
         let out = Command::new(&self.wsis)
             .arg("--json")
             .arg("--data-dir")
@@ -389,13 +393,18 @@ impl Testnet {
                 (
                     s["gov_digest"].as_str().unwrap_or_default().to_string(),
                     s["docs_digest"].as_str().unwrap_or_default().to_string(),
-                    s["ops_parked"].as_u64().unwrap_or(1),
+                    s["ops_parked"].as_u64().unwrap_or(u64::MAX),
                 )
             };
+            let tolerated = self
+                .tolerated_parked
+                .load(std::sync::atomic::Ordering::SeqCst) as u64;
             let keys: Vec<_> = statuses.iter().map(|s| s.as_ref().map(key)).collect();
             if keys.iter().all(|k| k.is_some())
-                && keys.windows(2).all(|w| w[0] == w[1])
-                && keys[0].as_ref().is_some_and(|k| k.2 == 0)
+                && keys.windows(2).all(|w| {
+                    w[0].as_ref().map(|k| (&k.0, &k.1)) == w[1].as_ref().map(|k| (&k.0, &k.1))
+                })
+                && keys.iter().flatten().all(|k| k.2 <= tolerated)
             {
                 return Ok(started.elapsed());
             }
