@@ -149,6 +149,13 @@ impl From<DocError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too-large",
+                message: format!("request body over {MAX_REQUEST_BYTES} bytes"),
+            };
+        }
         ApiError::bad("bad-json", format!("bad request body: {}", e.body_text()))
     }
 }
@@ -271,7 +278,7 @@ fn parse_doc(s: &str) -> Result<DocId, ApiError> {
 
 fn parse_team(gov: &Governance, s: &str) -> Result<TeamCode, ApiError> {
     let code = TeamCode::new(s.trim()).map_err(|e| ApiError::bad("bad-team", e))?;
-    if !gov.federation().teams.iter().any(|(t, _)| *t == code) {
+    if !gov.federation().teams.contains_key(&code) {
         let known: Vec<String> = gov
             .federation()
             .teams

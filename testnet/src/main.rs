@@ -110,11 +110,23 @@ fn run(cli: Cli) -> Result<()> {
     net.launch("WSIS implementation mechanism (local testnet)")?;
     let outcome = scenario::annual_cycle(&mut net, &opts).context("the annual cycle failed")?;
     net.sample_rss();
-    let report = wsis_testnet::report::write(&net, &outcome, started.elapsed(), &out)?;
+    let malicious = match &outcome.malicious {
+        Some(attack) => Some(
+            wsis_testnet::malicious::check(&net, attack, opts.year)
+                .context("the malicious node's items were not all rejected")?,
+        ),
+        None => None,
+    };
+    let report =
+        wsis_testnet::report::write(&net, &outcome, malicious.clone(), started.elapsed(), &out)?;
     println!();
     print!("{}", outcome.view_text);
     println!();
     print!("{}", wsis_testnet::report::table(&report));
+    if let Some(m) = &malicious {
+        println!();
+        print!("{}", m.table());
+    }
     println!();
     println!(
         "bundle verified offline: {}  (wsis verify {} --federation {})",

@@ -37,13 +37,21 @@ pub struct RunReport {
     pub phases: Vec<(String, u128)>,
     pub killed: Vec<(String, usize)>,
     pub malicious_pushed: u64,
+    /// Per node, how the malicious node's items were rejected (with `--malicious`).
+    pub malicious: Option<crate::malicious::MaliciousReport>,
     pub bundle: String,
     pub report_html: String,
     pub verified: serde_json::Value,
 }
 
 /// Collects every node's status and writes `out/report.json`.
-pub fn write(net: &Testnet, outcome: &Outcome, total: Duration, out: &Path) -> Result<RunReport> {
+pub fn write(
+    net: &Testnet,
+    outcome: &Outcome,
+    malicious: Option<crate::malicious::MaliciousReport>,
+    total: Duration,
+    out: &Path,
+) -> Result<RunReport> {
     let statuses: Vec<serde_json::Value> = (0..net.nodes.len())
         .map(|i| net.status(i).unwrap_or_default())
         .collect();
@@ -85,6 +93,7 @@ pub fn write(net: &Testnet, outcome: &Outcome, total: Duration, out: &Path) -> R
             .collect(),
         killed: outcome.killed.clone(),
         malicious_pushed: outcome.malicious_pushed,
+        malicious,
         bundle: outcome.bundle_dir.display().to_string(),
         report_html: outcome.report_html.display().to_string(),
         verified: outcome.verified.clone(),

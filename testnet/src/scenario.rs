@@ -56,6 +56,8 @@ pub struct Outcome {
     pub killed: Vec<(String, usize)>,
     /// Items the malicious process pushed, and how many every honest node refused.
     pub malicious_pushed: u64,
+    /// What the malicious node did (with `Options::malicious`); check it with [`crate::malicious::check`].
+    pub malicious: Option<crate::malicious::Attack>,
     pub phases: Vec<(String, Duration)>,
     /// The split of the output-drafting phase (`Options::partition`).
     pub partition: Option<crate::partition::PartitionOutcome>,
@@ -134,15 +136,6 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
     }
     net.par_retry(&jobs)?;
     phase("teams joined", net, &mut outcome);
-
-    if opts.malicious {
-        outcome.malicious_pushed = crate::malicious::attack(net, opts.seed)?;
-        phase(
-            "malicious node pushed forged and unauthorised data",
-            net,
-            &mut outcome,
-        );
-    }
 
     // 2. The recommendation meeting (point 3): every organisation attends, one Recommend motion per team, votes.
     let rec = net.cli(
@@ -414,6 +407,18 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
         let waited = net.wait_converged(SYNC_DEADLINE)?;
         last_edit.elapsed().max(waited)
     };
+    // Fault: a malicious member pushes forged and unauthorised data at every node (after the kills, so every
+    // node's refusal counters, which live in memory, still show it at the end), then the cycle goes on.
+    if opts.malicious {
+        let attack = crate::malicious::attack(net, opts.seed)?;
+        outcome.malicious_pushed = attack.pushed;
+        outcome.malicious = Some(attack);
+        phase(
+            "malicious node pushed forged and unauthorised data",
+            net,
+            &mut outcome,
+        );
+    }
     let jobs: Vec<_> = drafts
         .iter()
         .enumerate()

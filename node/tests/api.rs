@@ -1,0 +1,188 @@
+//! The local HTTP API over a real node and a real TCP socket: the token is required, errors are one-line JSON with
+//! stable codes, oversized bodies are refused before they are read, and `docs/api.md` documents exactly the routes
+//! the router serves.
+
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wsis_node::identity::{DataDir, InitOptions};
+use wsis_node::runtime::{create_federation, Node, NodeOptions};
+use wsis_protocol::op::StakeholderType;
+
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    // A refused oversized body may close the connection before it is all written.
+    let _ = stream.write_all(body).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_needs_the_token_and_answers_errors_as_one_line_json() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut dir = DataDir::init(
+        tmp.path().join("itu"),
+        InitOptions {
+            name: "ITU".into(),
+            stakeholder: StakeholderType::InternationalOrganisation,
+            country: None,
+        },
+    )
+    .expect("init");
+    create_federation(
+        &mut dir,
+        "api test",
+        wsis_protocol::reference::wsis_teams(),
+        vec![],
+    )
+    .await
+    .expect("genesis");
+    let token = dir.api_token().to_string();
+    let node = Node::start(
+        dir,
+        NodeOptions {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
+            mdns: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("start");
+    let listener = wsis_node::api::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(wsis_node::api::serve(
+        node.clone(),
+        token.clone(),
+        listener,
+        std::future::pending(),
+    ));
+
+    // No token, a wrong token: 401, nothing served.
+    let (status, body) = http(addr, "GET", "/v1/status", None, b"").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"code\":\"unauthorised\""), "{body}");
+    let (status, _) = http(addr, "GET", "/v1/status", Some(&"0".repeat(64)), b"").await;
+    assert_eq!(status, 401);
+
+    // The status of a secretariat node.
+    let (status, body) = http(addr, "GET", "/v1/status", Some(&token), b"").await;
+    assert_eq!(status, 200, "{body}");
+    let s: wsis_node::api::types::Status = serde_json::from_str(&body).expect("status JSON");
+    assert!(s.admitted && s.secretariat);
+
+    // Malformed id → 400 bad-id; unknown team → 404; bad JSON → 400 bad-json; a refusal → 409.
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/meetings/op_zz/attend",
+        Some(&token),
+        b"{}",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let e: wsis_node::api::types::ErrorBody = serde_json::from_str(&body).expect("error JSON");
+    assert_eq!(e.code, "bad-id");
+    assert_eq!(e.error.lines().count(), 1);
+    let (status, body) = http(addr, "POST", "/v1/teams/C99/join", Some(&token), b"{}").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("unknown-team"));
+    let (status, body) = http(addr, "POST", "/v1/orgs/admit", Some(&token), b"{not json").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad-json"));
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/v1/teams/C1/modalities",
+        Some(&token),
+        br#"{"text":"x"}"#,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("not-coordinator"));
+    // Nothing was signed by the refused requests.
+    let ops_before = s.ops;
+    let (_, body) = http(addr, "GET", "/v1/status", Some(&token), b"").await;
+    let s: wsis_node::api::types::Status = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(s.ops, ops_before);
+
+    // A body over the limit is refused (413) and not read.
+    let big = vec![b'a'; wsis_node::api::MAX_REQUEST_BYTES + 1];
+    let (status, _) = http(addr, "POST", "/v1/orgs/admit", Some(&token), &big).await;
+    assert_eq!(status, 413);
+
+    // Every route the router declares answers something other than 404-not-routed with the token.
+    for route in wsis_node::api::ROUTES {
+        let (method, path) = route.split_once(' ').expect("METHOD path");
+        let path = path
+            .replace("{team}", "C1")
+            .replace("{meeting}", &format!("op_{}", "0".repeat(64)))
+            .replace("{motion}", &format!("op_{}", "0".repeat(64)))
+            .replace("{op}", &format!("op_{}", "0".repeat(64)))
+            .replace("{doc}", &format!("doc_{}", "0".repeat(64)));
+        let path = if path.starts_with("/v1/stocktake") && method == "GET" {
+            format!("{path}?year=2026")
+        } else {
+            path
+        };
+        let (status, body) = http(addr, method, &path, Some(&token), b"{}").await;
+        assert_ne!(status, 0, "{route}: no answer");
+        assert!(
+            status != 404 || body.contains("\"code\""),
+            "{route}: not routed ({status} {body})"
+        );
+        assert_ne!(status, 405, "{route}: wrong method");
+    }
+    node.shutdown().await;
+}
+
+#[test]
+fn docs_api_md_documents_exactly_the_routes() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md"))
+        .expect("docs/api.md");
+    let documented: Vec<String> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `"))
+        .filter_map(|l| l.strip_suffix('`'))
+        .map(str::to_string)
+        .collect();
+    let routes: Vec<String> = wsis_node::api::ROUTES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for r in &routes {
+        assert!(
+            documented.contains(r),
+            "{r} is not documented in docs/api.md"
+        );
+    }
+    for d in &documented {
+        assert!(
+            routes.contains(d),
+            "docs/api.md documents {d}, which the router does not serve"
+        );
+    }
+}
