@@ -501,7 +501,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WSIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+        // libp2p's crates log under their own targets (libp2p_gossipsub, yamux, …): at 50 nodes gossipsub's
+        // "send queue full" warnings alone wrote hundreds of MB per node and saturated the machine.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "info,libp2p=warn,libp2p_gossipsub=error,libp2p_swarm=warn,yamux=error,multistream_select=error",
+            )
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
