@@ -176,10 +176,19 @@ impl Testnet {
         Ok(())
     }
 
-    /// Runs `wsis --json --data-dir DIR ARGS`, returning its JSON output.
-    pub(crate) fn run(&self, dir: &Path, args: &[String]) -> Result<Value> {
-        let out = Command::new(&self.wsis)
-            .arg("--json")
+    /// Runs `wsis [--json] --data-dir DIR ARGS`, returning its standard output, or its exit code and standard
+    /// error as a [`CliError`].
+    fn exec<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        dir: &Path,
+        json: bool,
+        args: &[S],
+    ) -> Result<Vec<u8>> {
+        let mut cmd = Command::new(&self.wsis);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
             .arg("--data-dir")
             .arg(dir)
             .args(args)
@@ -187,13 +196,23 @@ impl Testnet {
             .output()
             .with_context(|| format!("running {}", self.wsis.display()))?;
         if !out.status.success() {
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned())
+                .collect();
             return Err(CliError {
                 code: out.status.code().unwrap_or(-1),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             })
-            .with_context(|| format!("wsis {}", args.join(" ")));
+            .with_context(|| format!("wsis {}", shown.join(" ")));
         }
-        serde_json::from_slice(&out.stdout)
+        Ok(out.stdout)
+    }
+
+    /// Runs `wsis --json --data-dir DIR ARGS`, returning its JSON output.
+    pub(crate) fn run(&self, dir: &Path, args: &[String]) -> Result<Value> {
+        let stdout = self.exec(dir, true, args)?;
+        serde_json::from_slice(&stdout)
             .with_context(|| format!("wsis {} printed no JSON", args.join(" ")))
     }
 
@@ -211,21 +230,8 @@ impl Testnet {
 
     /// Runs `wsis` without `--json` (for the human-readable view).
     pub fn cli_text(&self, i: usize, args: &[&str]) -> Result<String> {
-        let out = Command::new(&self.wsis)
-            .arg("--data-dir")
-            .arg(&self.nodes[i].dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {}", self.wsis.display()))?;
-        if !out.status.success() {
-            return Err(CliError {
-                code: out.status.code().unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
-            .with_context(|| format!("wsis {}", args.join(" ")));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let stdout = self.exec(&self.nodes[i].dir, false, args)?;
+        Ok(String::from_utf8_lossy(&stdout).into_owned())
     }
 
     /// Runs commands on several nodes at once (at most [`MAX_PARALLEL_COMMANDS`] at a time), each retried until
