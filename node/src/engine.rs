@@ -1991,6 +1991,40 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         v
     }
 
+    /// A digest of [`envelope_heads`](Self::envelope_heads): two nodes with equal digests serve the same envelopes
+    /// of `doc` (the heads name every served envelope through their dependencies). A document held here with no
+    /// served envelope has the digest of the empty list.
+    pub fn heads_digest(&self, doc: &DocId) -> [u8; 32] {
+        let mut bytes = Vec::with_capacity(32 + 32 * 4);
+        bytes.extend_from_slice(b"wsis/v1/doc-heads-digest");
+        for head in self.envelope_heads(doc) {
+            bytes.extend_from_slice(&head.0);
+        }
+        sha256(&bytes)
+    }
+
+    /// Documents held here with an id greater than `after` (all with `None`), in ascending id order, with their
+    /// [`heads_digest`](Self::heads_digest); at most `max`. The flag says whether more documents follow.
+    pub fn heads_digests_after(
+        &self,
+        after: Option<&DocId>,
+        max: usize,
+    ) -> (Vec<(DocId, [u8; 32])>, bool) {
+        let mut ids: Vec<&DocId> = self
+            .docs
+            .keys()
+            .filter(|d| after.is_none_or(|a| *d > a))
+            .collect();
+        ids.sort();
+        let more = ids.len() > max;
+        let digests = ids
+            .into_iter()
+            .take(max)
+            .map(|d| (*d, self.heads_digest(d)))
+            .collect();
+        (digests, more)
+    }
+
     /// A stored envelope.
     pub fn envelope(&self, doc: &DocId, id: &EnvelopeId) -> Option<&SignedEnvelope> {
         let st = self.docs.get(doc)?;

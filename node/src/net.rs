@@ -513,6 +513,7 @@ enum Expect {
     Envelopes,
     Heads(DocId),
     Ack,
+    DocDigests,
 }
 
 impl Expect {
@@ -523,6 +524,7 @@ impl Expect {
             SyncRequest::DocHeads { doc } => Expect::Heads(*doc),
             SyncRequest::GetEnvelopes { .. } => Expect::Envelopes,
             SyncRequest::Push { .. } => Expect::Ack,
+            SyncRequest::DocDigests { .. } => Expect::DocDigests,
         }
     }
 
@@ -534,6 +536,7 @@ impl Expect {
             (Expect::Envelopes, SyncResponse::Envelopes { .. }) => true,
             (Expect::Heads(doc), SyncResponse::Heads { doc: d, .. }) => doc == *d,
             (Expect::Ack, SyncResponse::Ack { .. }) => true,
+            (Expect::DocDigests, SyncResponse::DocDigests { .. }) => true,
             _ => false,
         }
     }
@@ -545,6 +548,7 @@ impl Expect {
             Expect::Envelopes => "get-envelopes",
             Expect::Heads(_) => "doc-heads",
             Expect::Ack => "push",
+            Expect::DocDigests => "doc-digests",
         }
     }
 }

@@ -43,6 +43,7 @@ use crate::net::{
     SyncRequest, SyncResponse, Validation,
 };
 use crate::store::{Store, StoreError, StoreOpenError};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex, Semaphore};
@@ -235,8 +236,9 @@ struct Inner {
     gov: Mutex<Governance>,
     stats: std::sync::Mutex<NodeStats>,
     syncs: Semaphore,
-    /// Peers with a sync queued or running (so a burst of announcements queues one sync, not many).
-    syncing: std::sync::Mutex<std::collections::HashSet<PeerId>>,
+    /// Peers with a sync running, and whether another was asked for meanwhile: a burst of announcements queues
+    /// one more sync, not many, and none is lost because the running sync was already past its document.
+    syncing: std::sync::Mutex<HashMap<PeerId, bool>>,
     /// Peers this (admitted) node has pushed its inception and binding to; cleared for a peer when a sync fails.
     introduced: std::sync::Mutex<std::collections::HashSet<PeerId>>,
 }
@@ -681,15 +683,52 @@ impl Node {
                 total += self.receive_ops(peer, ops).await.0;
             }
         }
-        let docs = self.inner.gov.lock().await.documents();
-        for doc in docs {
+        for doc in self.documents_to_sync(peer).await? {
             total += self.sync_document(peer, doc).await?;
         }
-        if total > 0 {
-            let heads = self.inner.gov.lock().await.heads();
-            self.announce(heads).await;
-        }
+        // What a sync pulls is not announced again: its author's announcement already flooded the mesh, and a
+        // node that missed it repairs through anti-entropy. Re-announcing made every op cost one gossip flood per
+        // node (O(nodes²) messages per op), which at 50 nodes filled gossipsub's send queues.
         Ok(total)
+    }
+
+    /// The documents whose heads differ between this node and `peer`, found with one `DocDigests` exchange (a
+    /// page per 4,096 documents) instead of one request per document: a sync after one edit pulls one document.
+    /// Documents the peer does not hold at all are skipped (it pulls them from us); a peer that refuses or
+    /// answers out of turn gets the per-document pull of every document, the slow path that always works.
+    async fn documents_to_sync(
+        &self,
+        peer: PeerId,
+    ) -> Result<Vec<DocId>, crate::net::RequestError> {
+        let ours = self.inner.gov.lock().await.documents();
+        let mut theirs: HashMap<DocId, [u8; 32]> = HashMap::new();
+        let mut after = None;
+        for _ in 0..MAX_SYNC_ROUNDS {
+            match self
+                .inner
+                .net
+                .request(peer, &SyncRequest::DocDigests { after })
+                .await?
+            {
+                SyncResponse::DocDigests { digests, more } => {
+                    after = digests.last().map(|(d, _)| *d);
+                    let empty = digests.is_empty();
+                    theirs.extend(digests);
+                    if !more || empty {
+                        break;
+                    }
+                }
+                other => {
+                    tracing::debug!(%peer, response = other.kind_name(), "no document digests; pulling every document");
+                    return Ok(ours);
+                }
+            }
+        }
+        let docs = self.inner.docs.lock().await;
+        Ok(ours
+            .into_iter()
+            .filter(|d| theirs.get(d).is_some_and(|t| *t != docs.heads_digest(d)))
+            .collect())
     }
 
     /// New governance ops can authorise parked envelopes or withdraw authority from stored ones (a late
@@ -787,7 +826,16 @@ impl Node {
             .inner
             .syncing
             .lock()
-            .map(|mut s| s.insert(peer))
+            .map(|mut s| match s.get_mut(&peer) {
+                Some(again) => {
+                    *again = true;
+                    false
+                }
+                None => {
+                    s.insert(peer, false);
+                    true
+                }
+            })
             .unwrap_or(false);
         if !fresh {
             return;
@@ -821,10 +869,34 @@ impl Node {
                     Err(e) => tracing::debug!(%peer, error = %e, "could not push identity"),
                 }
             }
-            if let Err(e) = node.sync_with(peer).await {
-                tracing::debug!(%peer, error = %e, "sync failed");
-                if let Ok(mut s) = node.inner.introduced.lock() {
-                    s.remove(&peer);
+            // Bounded: a peer announcing faster than we sync gets at most this many back-to-back syncs; the
+            // next announcement or anti-entropy round starts a fresh task.
+            for _ in 0..MAX_SYNC_ROUNDS {
+                let synced = node.sync_with(peer).await;
+                if let Err(e) = &synced {
+                    tracing::debug!(%peer, error = %e, "sync failed");
+                    if let Ok(mut s) = node.inner.introduced.lock() {
+                        s.remove(&peer);
+                    }
+                }
+                // Checked and cleared under one lock, so a request arriving now is either seen here or starts
+                // a new task.
+                let again = node
+                    .inner
+                    .syncing
+                    .lock()
+                    .map(|mut s| {
+                        if synced.is_ok() && s.get(&peer) == Some(&true) {
+                            s.insert(peer, false);
+                            true
+                        } else {
+                            s.remove(&peer);
+                            false
+                        }
+                    })
+                    .unwrap_or(false);
+                if !again {
+                    return;
                 }
             }
             if let Ok(mut s) = node.inner.syncing.lock() {
@@ -986,6 +1058,12 @@ impl Node {
                     doc,
                     heads: docs.envelope_heads(&doc),
                 }
+            }
+            SyncRequest::DocDigests { after } => {
+                let docs = self.inner.docs.lock().await;
+                let (digests, more) =
+                    docs.heads_digests_after(after.as_ref(), crate::net::wire::MAX_RESPONSE_ITEMS);
+                SyncResponse::DocDigests { digests, more }
             }
         }
     }

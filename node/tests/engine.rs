@@ -1176,3 +1176,55 @@ fn the_store_is_the_sink_and_a_restart_from_it_restores_the_documents() {
     assert_eq!((r.accepted, r.parked, r.rejected), (10, 0, 0));
     assert_eq!(restarted.export(&f.doc).unwrap(), expected);
 }
+
+/// The sync's first step compares one digest per document: equal digests must mean the same served envelopes,
+/// whatever order they arrived in, and any new envelope must change the digest. Pages are in id order.
+#[test]
+fn heads_digests_are_equal_exactly_when_the_served_envelopes_are() {
+    let f = federation();
+    let gov = &f.w.gov;
+    let doc = f.doc;
+    let mut apc = engine(&f.w, f.apc);
+    let mut acme = engine(&f.w, f.acme);
+    let empty = engine(&f.w, f.kenya);
+    let mut envelopes = Vec::new();
+    for (e, who) in [(&mut apc, "apc"), (&mut acme, "acme")] {
+        for k in 0..3 {
+            e.edit(&doc, |tx| tx.put(ROOT, format!("{who}-{k}"), k as i64))
+                .unwrap();
+            envelopes.push(one(e.publish(gov, &doc).unwrap()));
+        }
+    }
+    let mut a = engine(&f.w, f.outsider);
+    let mut b = engine(&f.w, f.outsider);
+    for env in &envelopes {
+        a.receive(gov, &peer(1), env.bytes()).unwrap();
+    }
+    for env in envelopes.iter().rev() {
+        b.receive(gov, &peer(1), env.bytes()).unwrap();
+    }
+    assert_eq!(a.parked_len() + b.parked_len(), 0);
+    assert_eq!(a.heads_digest(&doc), b.heads_digest(&doc));
+    assert_ne!(
+        a.heads_digest(&doc),
+        apc.heads_digest(&doc),
+        "apc lacks acme's envelopes"
+    );
+    assert_ne!(a.heads_digest(&doc), empty.heads_digest(&doc));
+
+    // One more envelope on one side: the digests differ until the other side has it too.
+    apc.edit(&doc, |tx| tx.put(ROOT, "late", 1)).unwrap();
+    let late = one(apc.publish(gov, &doc).unwrap());
+    a.receive(gov, &peer(1), late.bytes()).unwrap();
+    assert_ne!(a.heads_digest(&doc), b.heads_digest(&doc));
+    b.receive(gov, &peer(1), late.bytes()).unwrap();
+    assert_eq!(a.heads_digest(&doc), b.heads_digest(&doc));
+
+    // Paging: only documents held, ascending, `more` while some remain.
+    let (all, more) = a.heads_digests_after(None, 10);
+    assert_eq!((all.len(), more), (1, false));
+    assert_eq!(all[0], (doc, a.heads_digest(&doc)));
+    assert_eq!(a.heads_digests_after(None, 0), (vec![], true));
+    assert_eq!(a.heads_digests_after(Some(&doc), 10), (vec![], false));
+    assert_eq!(empty.heads_digests_after(None, 10), (vec![], false));
+}
