@@ -88,6 +88,9 @@ fn run(cli: Cli) -> Result<()> {
             if kill >= nodes {
                 bail!("--kill must be smaller than --nodes (the convening secretariat is never killed)");
             }
+            if teams.is_some_and(|k| !(1..=18).contains(&k)) {
+                bail!("--teams must be between 1 and 18 (the WSIS action line teams)");
+            }
             (
                 nodes,
                 out,
