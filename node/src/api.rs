@@ -200,7 +200,38 @@ pub fn router(node: Node, token: String) -> Router {
         .route("/v1/stocktake/assemble", post(assemble))
         .layer(axum::middleware::from_fn_with_state(app.clone(), authorise))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::from_fn(contain_panics))
         .with_state(app)
+}
+
+/// A handler that panics (a bug, or one in a dependency such as Automerge) answers 500 with a JSON error instead
+/// of dropping the connection, which the CLI could only report as "no node answers". The node keeps running:
+/// its locks are tokio mutexes, which a panic does not poison.
+async fn contain_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures::FutureExt;
+    let path = request.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(%path, panic = %what, "an API handler panicked");
+            ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "internal",
+                message: format!(
+                    "internal error while serving {path} (see the node's log): {what}"
+                ),
+            }
+            .into_response()
+        }
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

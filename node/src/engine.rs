@@ -510,6 +510,8 @@ pub enum ExportError {
     UnknownHeads(Vec<Hash32>),
     #[error("automerge could not read the document")]
     Automerge(#[from] AutomergeError),
+    #[error("automerge refused to rebuild the document at the requested heads")]
+    Rebuild,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1051,6 +1053,55 @@ impl DocState {
     }
 }
 
+/// A fresh document built from exactly the changes `heads` name (themselves and their ancestors), looked up with
+/// `change`; its heads are checked to be `heads`.
+///
+/// Not `Automerge::fork_at`: automerge 0.7.4 panics in it (`ChangeCollector::from_build_meta`: `MissingOps`) on
+/// some histories of concurrently edited documents — a 12-node testnet hit it when the Chair assembled the bundle
+/// (regression: `node/tests/engine.rs::a_document_at_heads_is_rebuilt_where_automerge_fork_at_panics`). Rebuilding
+/// from the changes is what the verifier does too, behind the same panic firewall as every `apply_changes`.
+pub fn document_at<'a>(
+    change: impl Fn(&ChangeHash) -> Option<&'a Change>,
+    heads: &[Hash32],
+) -> Result<Automerge, ExportError> {
+    let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(h.0)).collect();
+    // Post-order depth-first walk: a change is emitted after its dependencies (the history is a DAG, so a
+    // dependency seen earlier has already been emitted or sits above on the stack).
+    let mut seen: HashSet<ChangeHash> = HashSet::new();
+    let mut stack: Vec<(ChangeHash, bool)> = hs.iter().map(|h| (*h, false)).collect();
+    let mut changes: Vec<Change> = Vec::new();
+    while let Some((h, expanded)) = stack.pop() {
+        let c = change(&h).ok_or_else(|| ExportError::UnknownHeads(vec![to_hash32(&h)]))?;
+        if expanded {
+            changes.push(c.clone());
+            continue;
+        }
+        if !seen.insert(h) {
+            continue;
+        }
+        stack.push((h, true));
+        stack.extend(
+            c.deps()
+                .iter()
+                .filter(|d| !seen.contains(*d))
+                .map(|d| (*d, false)),
+        );
+    }
+    let mut doc = Automerge::new();
+    if !guarded_apply(&mut doc, changes) {
+        return Err(ExportError::Rebuild);
+    }
+    let mut want = hs;
+    want.sort();
+    want.dedup();
+    let mut got = doc.get_heads();
+    got.sort();
+    if got != want {
+        return Err(ExportError::Rebuild);
+    }
+    Ok(doc)
+}
+
 /// `apply_changes` behind a panic firewall: false if Automerge panicked or returned an error (the document must
 /// then be discarded).
 fn guarded_apply(doc: &mut Automerge, changes: Vec<Change>) -> bool {
@@ -1303,11 +1354,25 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         f: impl FnOnce(&mut Transaction<'_>) -> Result<O, AutomergeError>,
     ) -> Result<O, EditError> {
         let st = self.state(doc);
-        let success = st.doc.transact(f).map_err(|failure| failure.error)?;
+        // Behind the panic firewall like every other Automerge call that builds changes from the op set (see
+        // `fork_at`): a panic here would otherwise leave a committed change that `pending` does not know.
+        let transacted = catch_unwind(AssertUnwindSafe(|| {
+            st.doc.transact(f).map_err(|failure| failure.error)
+        }));
+        let success = match transacted {
+            Ok(result) => result?,
+            Err(_) => {
+                self.rebuild(doc);
+                return Err(EditError::Automerge(AutomergeError::Fail));
+            }
+        };
         let Some(hash) = success.hash else {
             return Ok(success.result);
         };
-        let Some(change) = st.doc.get_last_local_change() else {
+        let last = catch_unwind(AssertUnwindSafe(|| st.doc.get_last_local_change()))
+            .ok()
+            .flatten();
+        let Some(change) = last else {
             // Automerge just committed it; treat a missing change as a failed edit.
             self.rebuild(doc);
             return Err(EditError::Automerge(AutomergeError::InvalidHash(hash)));
@@ -2092,21 +2157,27 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         Ok(Hash32(sha256(&self.export(doc)?)))
     }
 
-    /// The document as it was at `heads`, forked off the materialised one.
+    /// The document as it was at `heads`, rebuilt by [`document_at`] from the stored envelopes' changes and the
+    /// unpublished local ones.
     fn fork_at(&self, doc: &DocId, heads: &[Hash32]) -> Result<Automerge, ExportError> {
         let st = self.docs.get(doc).ok_or(ExportError::UnknownDocument)?;
-        let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(h.0)).collect();
-        let unknown: Vec<Hash32> = hs
+        let pending = |h: &ChangeHash| {
+            st.local
+                .pending
+                .iter()
+                .find(|(_, c)| c.hash() == *h)
+                .map(|(_, c)| c)
+        };
+        let unknown: Vec<Hash32> = heads
             .iter()
-            .filter(|h| {
-                !st.valid.contains(h) && !st.local.pending.iter().any(|(_, c)| c.hash() == **h)
-            })
-            .map(to_hash32)
+            .map(|h| ChangeHash(h.0))
+            .filter(|h| !st.valid.contains(h) && pending(h).is_none())
+            .map(|h| to_hash32(&h))
             .collect();
         if !unknown.is_empty() {
             return Err(ExportError::UnknownHeads(unknown));
         }
-        Ok(st.doc.fork_at(&hs)?)
+        document_at(|h| st.change(h).or_else(|| pending(h)), heads)
     }
 
     /// The canonical export of the document at `heads` (what a submission attests).
