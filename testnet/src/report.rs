@@ -17,8 +17,13 @@ pub struct NodeReport {
     pub documents: u64,
     /// Its governance and document heads equal every other node's.
     pub converged: bool,
-    /// Items it refused from peers (ops, requests, envelopes).
+    /// Data it refused from peers: invalid ops and envelopes that failed the acceptance pipeline.
     pub rejected: u64,
+    /// Requests it refused because the asking peer was not bound to an admitted organisation here (normal while
+    /// organisations are being admitted; the malicious node's requests too).
+    pub requests_refused: u64,
+    /// The rejected envelopes by reason (from `wsis status`).
+    pub envelopes_rejected: serde_json::Value,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub peak_rss_kib: u64,
@@ -69,10 +74,11 @@ pub fn write(
             documents: s["documents"].as_u64().unwrap_or(0),
             converged: Some(key(s)) == reference && !s["gov_digest"].is_null(),
             rejected: s["ops_refused"].as_u64().unwrap_or(0)
-                + s["requests_refused"].as_u64().unwrap_or(0)
                 + s["envelopes_rejected"]
                     .as_object()
                     .map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum()),
+            requests_refused: s["requests_refused"].as_u64().unwrap_or(0),
+            envelopes_rejected: s["envelopes_rejected"].clone(),
             bytes_in: s["bytes_in"].as_u64().unwrap_or(0),
             bytes_out: s["bytes_out"].as_u64().unwrap_or(0),
             peak_rss_kib: n.peak_rss_kib,
@@ -107,18 +113,27 @@ pub fn write(
 /// The final table.
 pub fn table(r: &RunReport) -> String {
     let mut out = format!(
-        "{:<8} {:>6} {:>8} {:>5} {:>10} {:>9} {:>10} {:>9}\n",
-        "NODE", "OPS", "INVALID", "DOCS", "CONVERGED", "REJECTED", "PEAK RSS", "KILLED"
+        "{:<8} {:>6} {:>8} {:>5} {:>10} {:>9} {:>12} {:>10} {:>9}\n",
+        "NODE",
+        "OPS",
+        "INVALID",
+        "DOCS",
+        "CONVERGED",
+        "REJECTED",
+        "REFUSED REQ",
+        "PEAK RSS",
+        "KILLED"
     );
     for n in &r.nodes {
         out.push_str(&format!(
-            "{:<8} {:>6} {:>8} {:>5} {:>10} {:>9} {:>7} MiB {:>9}\n",
+            "{:<8} {:>6} {:>8} {:>5} {:>10} {:>9} {:>12} {:>7} MiB {:>9}\n",
             n.acronym,
             n.ops,
             n.ops_invalid,
             n.documents,
             if n.converged { "yes" } else { "NO" },
             n.rejected,
+            n.requests_refused,
             n.peak_rss_kib / 1024,
             n.kills
         ));
