@@ -60,6 +60,9 @@ const MAX_OPS_PER_RESPONSE: usize = 2_000;
 const MAX_OPS_BYTES_PER_RESPONSE: usize = 8 * 1024 * 1024;
 /// Ids in one `GetOps` request at most (the request frame is 64 KiB).
 const MAX_IDS_PER_REQUEST: usize = 1_000;
+/// Op ids a `GovSince` names (heads and nearest ancestors, `Governance::have_summary`): 4 KiB of the 64 KiB
+/// request frame.
+const GOV_HAVE_IDS: usize = 128;
 /// Rounds of `GovSince` / `GetOps` in one sync with one peer before giving up until the next trigger.
 const MAX_SYNC_ROUNDS: usize = 64;
 /// Syncs running at once (each with a different peer).
@@ -647,7 +650,7 @@ impl Node {
             .map_err(|_| NetError::Stopped)?;
         let mut total = 0;
         for _ in 0..MAX_SYNC_ROUNDS {
-            let heads = self.inner.gov.lock().await.heads();
+            let heads = self.inner.gov.lock().await.have_summary(GOV_HAVE_IDS);
             match self
                 .inner
                 .net
@@ -752,7 +755,17 @@ impl Node {
         let from = Peer::new(&peer.to_bytes());
         let mut accepted = 0;
         for _ in 0..MAX_SYNC_ROUNDS {
-            let have = self.inner.docs.lock().await.envelope_heads(&doc);
+            // Every envelope id while they fit one request (documents are small): a peer that lacks our newest
+            // envelope would otherwise not recognise our heads and send the whole document.
+            let have = {
+                let docs = self.inner.docs.lock().await;
+                let all = docs.envelope_ids(&doc);
+                if all.len() <= MAX_IDS_PER_REQUEST {
+                    all
+                } else {
+                    docs.envelope_heads(&doc)
+                }
+            };
             let (envelopes, more) = match self
                 .inner
                 .net

@@ -477,6 +477,29 @@ impl Governance {
         self.nodes.iter().map(|n| &n.op)
     }
 
+    /// What to name in a sync request as "have": the heads, then their ancestors breadth-first, at most `max`.
+    /// [`ops_missing_from`](Self::ops_missing_from) on the other side ignores ids it does not know, so with heads
+    /// alone a peer that has not yet seen our newest op (usually our head: we just voted) knows none of them and
+    /// sends the whole DAG; the heads' parents are almost always known to it.
+    pub fn have_summary(&self, max: usize) -> Vec<OpId> {
+        let mut out: Vec<OpId> = Vec::new();
+        let mut seen: HashSet<OpId> = HashSet::new();
+        let mut queue: std::collections::VecDeque<OpId> = self.heads().into_iter().collect();
+        while let Some(id) = queue.pop_front() {
+            if out.len() >= max {
+                break;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            out.push(id);
+            if let Some(op) = self.get(&id) {
+                queue.extend(op.parents().iter().copied());
+            }
+        }
+        out
+    }
+
     /// The ops that are not in the history of `their_heads`, in topological order: what a peer with those heads
     /// lacks. Heads this replica does not know are ignored (the peer will send those).
     pub fn ops_missing_from(&self, their_heads: &[OpId]) -> Vec<&SignedOp> {

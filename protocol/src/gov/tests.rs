@@ -53,3 +53,52 @@ fn released_ops_are_reported_in_the_order_they_entered() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_have_summary_lets_a_peer_that_lacks_our_newest_op_send_only_the_difference() {
+    let mut w = World::wsis();
+    let orgs: Vec<usize> = (0..6)
+        .map(|i| w.add_org(&format!("Org {i}"), "civil-society", None))
+        .collect();
+    for &o in &orgs {
+        w.admit(o);
+    }
+    for &o in &orgs {
+        w.op(o, OpKind::JoinTeam { team: w.team("C1") });
+    }
+    // The peer has everything so far; we then add one op of our own and the peer adds two.
+    let mut peer = w.gov.clone();
+    let base = w.gov.heads();
+    let ours = w.op(orgs[0], OpKind::JoinTeam { team: w.team("C2") });
+    let before = w.gov.clone();
+    let first = w.op_at(orgs[1], &base, OpKind::JoinTeam { team: w.team("C3") });
+    let second = w.op_at(
+        orgs[1],
+        &[first.id()],
+        OpKind::JoinTeam { team: w.team("C4") },
+    );
+    let theirs = [first, second];
+    for op in &theirs {
+        peer.insert(op.clone().verify().unwrap()).unwrap();
+    }
+    assert!(!peer.contains(&ours.id()));
+
+    // Heads alone: the peer knows none of them and would send its whole DAG.
+    assert_eq!(before.heads(), vec![ours.id()]);
+    assert_eq!(peer.ops_missing_from(&before.heads()).len(), peer.len());
+    // Heads and their ancestors: only what we lack.
+    let summary = before.have_summary(128);
+    assert_eq!(summary[0], ours.id());
+    let mut sent: Vec<OpId> = peer
+        .ops_missing_from(&summary)
+        .iter()
+        .map(|o| o.id())
+        .collect();
+    sent.sort();
+    let mut want: Vec<OpId> = theirs.iter().map(|o| o.id()).collect();
+    want.sort();
+    assert_eq!(sent, want);
+    // Bounded, and breadth-first from the heads.
+    assert_eq!(before.have_summary(1), vec![ours.id()]);
+    assert!(before.have_summary(10_000).len() <= before.len());
+}
