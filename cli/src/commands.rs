@@ -138,10 +138,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                 &s.docs_digest[..16]
             );
             println!(
-                "refused       {} ops, {} requests, {} envelopes",
+                "refused       {} ops, {} requests, {} envelopes; {} parked ops evicted",
                 s.ops_refused,
                 s.requests_refused,
-                s.envelopes_rejected.values().sum::<u64>()
+                s.envelopes_rejected.values().sum::<u64>(),
+                s.ops_evicted
             );
             Ok(())
         }

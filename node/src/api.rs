@@ -424,6 +424,7 @@ async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
                 ops_received: stats.ops_received,
                 ops_refused: stats.ops_refused,
                 requests_refused: stats.requests_refused,
+                ops_evicted: stats.ops_evicted,
                 envelopes_rejected: docs
                     .rejected_counts()
                     .iter()

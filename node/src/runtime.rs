@@ -71,6 +71,11 @@ const MAX_CONCURRENT_SYNCS: usize = 8;
 const MAX_PARKED_PER_PUSH: usize = 8;
 /// Peers remembered as introduced at most (past it, identities are pushed again, which is harmless).
 const MAX_INTRODUCED_PEERS: usize = 4_096;
+/// Governance ops one peer may have waiting for missing parents here; past it, its oldest are evicted (catalogue
+/// case 8). Honest peers send parents first, so they park only during a partial sync.
+const MAX_PARKED_OPS_PER_PEER: usize = 256;
+/// Peers whose parked ops are tracked at once (past it, a new peer's orphans are evicted at once).
+const MAX_PARKING_PEERS: usize = 4_096;
 /// Peers asked per anti-entropy round at most (chosen at random among the connected ones).
 const ANTI_ENTROPY_FANOUT: usize = 4;
 /// How often connected peers are asked for what this node lacks, whatever the gossip said.
@@ -144,6 +149,53 @@ pub struct NodeStats {
     pub ops_received: u64,
     /// Requests from peers that were refused for lack of admission.
     pub requests_refused: u64,
+    /// Parked ops evicted: a peer's past its quota, or all of a banned peer's.
+    pub ops_evicted: u64,
+}
+
+/// Which peer made which governance ops wait for missing parents, so one peer's orphans are bounded and can be
+/// evicted (catalogue case 8: "an orphan flood past the quota — evicted, peer penalised"). The replica's own
+/// parking limit (`MAX_PARKED_OPS`) is the federation-wide backstop; this keeps one peer from filling it.
+#[derive(Debug, Default)]
+struct ParkedLedger {
+    by_peer: HashMap<PeerId, std::collections::VecDeque<OpId>>,
+}
+
+impl ParkedLedger {
+    /// Records that `peer` parked `id`; returns what to evict: the peer's oldest parked ops beyond `quota` (ids no
+    /// longer parked, per `still_parked`, are forgotten first), or `id` itself when no more peers can be tracked.
+    fn record(
+        &mut self,
+        peer: PeerId,
+        id: OpId,
+        quota: usize,
+        still_parked: impl Fn(&OpId) -> bool,
+    ) -> Vec<OpId> {
+        if !self.by_peer.contains_key(&peer) && self.by_peer.len() >= MAX_PARKING_PEERS {
+            self.by_peer.retain(|_, q| {
+                q.retain(&still_parked);
+                !q.is_empty()
+            });
+            if self.by_peer.len() >= MAX_PARKING_PEERS {
+                return vec![id];
+            }
+        }
+        let queue = self.by_peer.entry(peer).or_default();
+        queue.push_back(id);
+        let mut evict = Vec::new();
+        if queue.len() > quota {
+            queue.retain(&still_parked);
+            while queue.len() > quota {
+                evict.extend(queue.pop_front());
+            }
+        }
+        evict
+    }
+
+    /// Everything `peer` parked (when it is banned).
+    fn forget(&mut self, peer: &PeerId) -> Vec<OpId> {
+        self.by_peer.remove(peer).map(Vec::from).unwrap_or_default()
+    }
 }
 
 /// Runs blocking work from async code: under [`tokio::task::block_in_place`] on a multi-threaded runtime, inline
@@ -244,6 +296,8 @@ struct Inner {
     syncing: std::sync::Mutex<HashMap<PeerId, bool>>,
     /// Peers this (admitted) node has pushed its inception and binding to; cleared for a peer when a sync fails.
     introduced: std::sync::Mutex<std::collections::HashSet<PeerId>>,
+    /// Which peer parked which governance ops.
+    parked_by: std::sync::Mutex<ParkedLedger>,
 }
 
 /// A running node. Cheap to clone.
@@ -413,6 +467,7 @@ impl Node {
                 syncs: Semaphore::new(MAX_CONCURRENT_SYNCS),
                 syncing: Default::default(),
                 introduced: Default::default(),
+                parked_by: Default::default(),
             }),
         };
         node.ensure_identity().await.map_err(|e| match e {
@@ -594,10 +649,21 @@ impl Node {
 
     /// Inserts ops received from `peer`, storing what enters the DAG. Returns (new ops, refused ops, parked ops).
     async fn receive_ops(&self, peer: PeerId, ops: Vec<Vec<u8>>) -> (usize, usize, usize) {
-        let (mut new, mut refused, mut parked) = (0, 0, 0);
+        let (mut new, mut refused, mut parked, mut evicted) = (0, 0, 0, 0);
         for bytes in ops {
             let mut gov = self.inner.gov.lock().await;
             let result = gov.insert_bytes(&bytes);
+            if let (Ok(Inserted::Parked { .. }), Ok(op)) = (&result, SignedOp::decode(&bytes)) {
+                let evict = self
+                    .inner
+                    .parked_by
+                    .lock()
+                    .map(|mut l| {
+                        l.record(peer, op.id(), MAX_PARKED_OPS_PER_PEER, |o| gov.is_parked(o))
+                    })
+                    .unwrap_or_default();
+                evicted += gov.evict_parked(&evict);
+            }
             let to_store: Vec<SignedOp> = match &result {
                 Ok(Inserted::Applied { released, .. }) => {
                     std::iter::once(SignedOp::decode(&bytes).ok())
@@ -628,9 +694,20 @@ impl Node {
                 }
             }
         }
+        if evicted > 0 {
+            let _ = self
+                .inner
+                .net
+                .penalise(
+                    peer,
+                    format!("orphan flood: {evicted} parked ops evicted past the per-peer quota"),
+                )
+                .await;
+        }
         if let Ok(mut s) = self.inner.stats.lock() {
             s.ops_received += new as u64;
             s.ops_refused += refused as u64;
+            s.ops_evicted += evicted as u64;
         }
         if new > 0 {
             self.revalidate_documents().await;
@@ -975,7 +1052,21 @@ impl Node {
                 }
                 NetEvent::PeerConnected { peer, .. } => self.schedule_sync(peer),
                 NetEvent::PeerBanned { peer } => {
-                    // Its parked envelopes would hold its parking quota (and memory) for nothing.
+                    // Its parked ops and envelopes would hold parking room (and memory) for nothing; an honest
+                    // op among them is fetched again, in order, from someone else.
+                    let ids = self
+                        .inner
+                        .parked_by
+                        .lock()
+                        .map(|mut l| l.forget(&peer))
+                        .unwrap_or_default();
+                    let evicted = self.inner.gov.lock().await.evict_parked(&ids);
+                    if let Ok(mut s) = self.inner.stats.lock() {
+                        s.ops_evicted += evicted as u64;
+                    }
+                    if evicted > 0 {
+                        tracing::info!(%peer, evicted, "banned peer's parked ops evicted");
+                    }
                     let dropped = self
                         .inner
                         .docs
@@ -1232,4 +1323,48 @@ async fn fetch_genesis(net: &Network, federation: FederationId) -> Result<Signed
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(StartError::GenesisUnavailable(federation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(n: u8) -> OpId {
+        OpId([n; 32])
+    }
+
+    #[test]
+    fn a_peer_past_its_parking_quota_loses_its_oldest_parked_ops() {
+        let mut ledger = ParkedLedger::default();
+        let (mallory, honest) = (PeerId::random(), PeerId::random());
+        let parked = |_: &OpId| true;
+        for n in 0..3 {
+            assert!(ledger.record(mallory, op(n), 3, parked).is_empty());
+        }
+        assert!(ledger.record(honest, op(100), 3, parked).is_empty());
+        // The fourth of Mallory's evicts its first, and only Mallory's.
+        assert_eq!(ledger.record(mallory, op(3), 3, parked), vec![op(0)]);
+        assert_eq!(ledger.record(mallory, op(4), 3, parked), vec![op(1)]);
+        // Ops released meanwhile (no longer parked) are forgotten before anything is evicted.
+        let released = |o: &OpId| *o != op(2) && *o != op(3);
+        assert!(ledger.record(mallory, op(5), 3, released).is_empty());
+        assert_eq!(ledger.forget(&mallory), vec![op(4), op(5)]);
+        assert!(ledger.forget(&mallory).is_empty());
+        assert_eq!(ledger.forget(&honest), vec![op(100)]);
+    }
+
+    #[test]
+    fn past_the_tracked_peers_a_new_peers_orphan_is_evicted_at_once() {
+        let mut ledger = ParkedLedger::default();
+        for n in 0..MAX_PARKING_PEERS {
+            assert!(ledger
+                .record(PeerId::random(), op((n % 200) as u8), 8, |_| true)
+                .is_empty());
+        }
+        let newcomer = PeerId::random();
+        assert_eq!(ledger.record(newcomer, op(201), 8, |_| true), vec![op(201)]);
+        // Once the others' ops are released, there is room again.
+        assert!(ledger.record(newcomer, op(202), 8, |_| false).is_empty());
+        assert_eq!(ledger.by_peer.len(), 1);
+    }
 }

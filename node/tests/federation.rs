@@ -266,6 +266,102 @@ async fn an_unadmitted_peer_gets_the_genesis_and_nothing_else() {
     outsider.shutdown().await;
 }
 
+/// Catalogue case 8 over loopback libp2p: an admitted peer pushes orphan ops (each citing a parent nobody has)
+/// until it is banned; everything it parked is then evicted, and the secretariat's parking area is empty again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_flood_gets_the_peer_banned_and_its_parked_ops_evicted() {
+    use wsis_node::net::{SyncRequest, SyncResponse};
+    use wsis_protocol::fixture::Org;
+    use wsis_protocol::ids::OpId;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, fed, boot) = start_secretariat(tmp.path()).await;
+    let evil = join(
+        tmp.path(),
+        "Mallory Inc",
+        StakeholderType::PrivateSector,
+        None,
+        fed,
+        &boot,
+    )
+    .await;
+    let evil_org = evil.org();
+    eventually("the inception reaches the secretariat", || async {
+        itu.with_gov(|g| g.org(&evil_org).is_some()).await
+    })
+    .await;
+    itu.submit(OpKind::Admit { org: evil_org })
+        .await
+        .expect("admit");
+    eventually("the malicious org is admitted on its node", || async {
+        evil.with_gov(|g| g.is_member(&evil_org)).await
+    })
+    .await;
+
+    let orphans: Vec<Vec<u8>> = (0..400u32)
+        .map(|i| {
+            let mut o = Org::new(
+                9000 + u64::from(i),
+                "Ghost",
+                StakeholderType::Academia,
+                None,
+            );
+            let mut parent = [0xEE; 32];
+            parent[..4].copy_from_slice(&i.to_be_bytes());
+            o.sign(
+                Some(fed),
+                &[OpId(parent)],
+                OpKind::OrgInception(o.inception.clone()),
+                0,
+            )
+            .bytes()
+            .to_vec()
+        })
+        .collect();
+    let mut refused_after = None;
+    for (n, chunk) in orphans.chunks(16).enumerate() {
+        let reply = evil
+            .network()
+            .request(
+                itu.peer_id(),
+                &SyncRequest::Push {
+                    ops: chunk.to_vec(),
+                },
+            )
+            .await;
+        match reply {
+            Ok(SyncResponse::Ack { accepted }) => assert_eq!(accepted, 0),
+            _ => {
+                refused_after = Some(n);
+                break;
+            }
+        }
+    }
+    let pushes = refused_after.expect("the flood was cut off by a ban");
+    assert!(pushes > 0, "some pushes were taken before the ban");
+    eventually(
+        "the flooder is banned and its parked ops evicted",
+        || async {
+            let banned = itu
+                .network()
+                .stats()
+                .await
+                .is_ok_and(|s| s.peers.get(&evil.peer_id()).is_some_and(|p| p.banned));
+            banned && itu.with_gov(|g| g.parked_len()).await == 0
+        },
+    )
+    .await;
+    // The push that triggered the ban was taken too, though its reply was cut off.
+    let evicted = itu.stats().ops_evicted;
+    assert!(
+        evicted >= (pushes * 16) as u64 && evicted <= ((pushes + 1) * 16) as u64,
+        "{evicted} evicted after {pushes} acknowledged pushes"
+    );
+    assert_eq!(itu.with_gov(|g| g.parked_len()).await, 0);
+    itu.shutdown().await;
+    evil.shutdown().await;
+}
+
 /// Catalogue cases 29, 7/8 at the node, and the malicious-peer test: an admitted organisation's node
 /// pushes forged and unauthorised ops and an orphan flood; nothing forged is stored or applied, invalid ones have
 /// no effect, the peer is penalised, and honest sync goes on.

@@ -477,6 +477,33 @@ impl Governance {
         self.nodes.iter().map(|n| &n.op)
     }
 
+    /// Whether `id` waits in the parking area for missing parents.
+    pub fn is_parked(&self, id: &OpId) -> bool {
+        self.parking.ops.contains_key(id)
+    }
+
+    /// Drops parked ops (an orphan flood's, or a banned peer's; catalogue case 8): they leave the parking area and
+    /// the lists of ops waiting for their parents. Returns how many were parked. An honest op dropped here is
+    /// fetched again by the next sync, in order.
+    pub fn evict_parked(&mut self, ids: &[OpId]) -> usize {
+        let mut evicted = 0;
+        for id in ids {
+            let Some(op) = self.parking.ops.remove(id) else {
+                continue;
+            };
+            evicted += 1;
+            for parent in op.op().parents() {
+                if let Some(waiting) = self.parking.waiting.get_mut(parent) {
+                    waiting.retain(|w| w != id);
+                    if waiting.is_empty() {
+                        self.parking.waiting.remove(parent);
+                    }
+                }
+            }
+        }
+        evicted
+    }
+
     /// What to name in a sync request as "have": the heads, then their ancestors breadth-first, at most `max`.
     /// [`ops_missing_from`](Self::ops_missing_from) on the other side ignores ids it does not know, so with heads
     /// alone a peer that has not yet seen our newest op (usually our head: we just voted) knows none of them and

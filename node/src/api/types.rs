@@ -42,6 +42,9 @@ pub struct Status {
     pub ops_received: u64,
     pub ops_refused: u64,
     pub requests_refused: u64,
+    /// Parked governance ops evicted (a peer's past its quota, or a banned peer's).
+    #[serde(default)]
+    pub ops_evicted: u64,
     /// Rejected change envelopes per reason.
     pub envelopes_rejected: BTreeMap<String, u64>,
     /// Sync bytes received from and sent to peers since start.

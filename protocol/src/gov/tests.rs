@@ -102,3 +102,35 @@ fn a_have_summary_lets_a_peer_that_lacks_our_newest_op_send_only_the_difference(
     assert_eq!(before.have_summary(1), vec![ours.id()]);
     assert!(before.have_summary(10_000).len() <= before.len());
 }
+
+#[test]
+fn evicted_parked_ops_are_gone_and_a_late_parent_releases_only_the_rest() {
+    let mut w = World::wsis();
+    let apc = w.add_org("APC", "civil-society", None);
+    w.admit(apc);
+    let mut replica = Governance::new(w.log[0].clone().verify().unwrap()).unwrap();
+    for op in &w.log[1..] {
+        replica.insert(op.clone().verify().unwrap()).unwrap();
+    }
+    // A parent the replica lacks, and two children waiting for it.
+    let parent = w.op(apc, OpKind::JoinTeam { team: w.team("C1") });
+    let kept = w.op_at(apc, &[parent.id()], OpKind::JoinTeam { team: w.team("C2") });
+    let evicted = w.op_at(0, &[parent.id()], OpKind::JoinTeam { team: w.team("C3") });
+    for op in [&kept, &evicted] {
+        let r = replica.insert(op.clone().verify().unwrap()).unwrap();
+        assert!(matches!(r, Inserted::Parked { .. }));
+    }
+    assert_eq!(replica.parked_len(), 2);
+    assert_eq!(replica.evict_parked(&[evicted.id(), OpId([9; 32])]), 1);
+    assert!(!replica.is_parked(&evicted.id()) && replica.is_parked(&kept.id()));
+    assert_eq!(replica.parked_len(), 1);
+    match replica.insert(parent.clone().verify().unwrap()).unwrap() {
+        Inserted::Applied { released, .. } => assert_eq!(released, vec![kept.id()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(!replica.contains(&evicted.id()));
+    assert_eq!(replica.parked_len(), 0);
+    // Fetched again later, the evicted op enters normally.
+    let r = replica.insert(evicted.clone().verify().unwrap()).unwrap();
+    assert!(matches!(r, Inserted::Applied { .. }));
+}
