@@ -56,6 +56,23 @@ fn six_nodes_split_for_the_drafts_diverge_heal_and_finish_the_cycle() {
         },
     )
     .expect("the annual cycle passes with a partition");
+    // The run's report carries the split.
+    let report =
+        wsis_testnet::report::write(&net, &outcome, None, std::time::Duration::ZERO, tmp.path())
+            .expect("report written");
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join("report.json")).expect("report.json"),
+    )
+    .expect("report.json is JSON");
+    assert!(report.converged);
+    assert!(
+        json["partition"]["edits_a"].as_u64().unwrap_or(0) > 0,
+        "{json}"
+    );
+    assert_ne!(
+        json["partition"]["docs_digest_a"],
+        json["partition"]["docs_digest_b"]
+    );
     let p = outcome.partition.expect("the partition ran");
     assert_eq!(p.half_a.len() + p.half_b.len(), 6);
     assert!(p.edits_a > 0 && p.edits_b > 0, "edits on both sides: {p:?}");

@@ -44,6 +44,8 @@ pub struct RunReport {
     pub malicious_pushed: u64,
     /// Per node, how the malicious node's items were rejected (with `--malicious`).
     pub malicious: Option<crate::malicious::MaliciousReport>,
+    /// The split, its divergence and the healing (with `--partition`).
+    pub partition: Option<crate::partition::PartitionOutcome>,
     pub bundle: String,
     pub report_html: String,
     pub verified: serde_json::Value,
@@ -100,6 +102,7 @@ pub fn write(
         killed: outcome.killed.clone(),
         malicious_pushed: outcome.malicious_pushed,
         malicious,
+        partition: outcome.partition.clone(),
         bundle: outcome.bundle_dir.display().to_string(),
         report_html: outcome.report_html.display().to_string(),
         verified: outcome.verified.clone(),
@@ -144,5 +147,21 @@ pub fn table(r: &RunReport) -> String {
         r.bytes_exchanged,
         r.total_ms as f64 / 1000.0
     ));
+    if let Some(p) = &r.partition {
+        out.push_str(&format!(
+            "partition: {} | {}; {} and {} edits while split ({} documents on both sides), digests {} and {}; \
+             each half converged {:.1} s after its last edit; healed (restart {:.1} s) and converged {:.1} s later\n",
+            p.half_a.join(","),
+            p.half_b.join(","),
+            p.edits_a,
+            p.edits_b,
+            p.docs_edited_on_both_sides,
+            p.docs_digest_a.get(..8).unwrap_or_default(),
+            p.docs_digest_b.get(..8).unwrap_or_default(),
+            p.split_converged_ms as f64 / 1000.0,
+            p.heal_restart_ms as f64 / 1000.0,
+            p.heal_converged_ms as f64 / 1000.0
+        ));
+    }
     out
 }
