@@ -110,6 +110,48 @@ async fn join(
     .expect("join")
 }
 
+/// The secretariat admits `newcomer` once its inception has arrived by push; returns once the newcomer knows.
+async fn admit(secretariat: &Node, newcomer: &Node) {
+    let org = newcomer.org();
+    eventually("the inception reaches the secretariat", || async {
+        secretariat.with_gov(|g| g.org(&org).is_some()).await
+    })
+    .await;
+    secretariat
+        .submit(OpKind::Admit { org })
+        .await
+        .expect("admit");
+    eventually("the newcomer learns it was admitted", || async {
+        newcomer.with_gov(|g| g.is_member(&org)).await
+    })
+    .await;
+}
+
+/// `n` well-signed inceptions of fresh organisations, each citing a parent nobody has: an orphan flood.
+fn orphan_ops(fed: FederationId, n: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut ghost = wsis_protocol::fixture::Org::new(
+                5000 + u64::from(i),
+                "Ghost",
+                StakeholderType::Academia,
+                None,
+            );
+            let mut parent = [0xEE; 32];
+            parent[..4].copy_from_slice(&i.to_be_bytes());
+            ghost
+                .sign(
+                    Some(fed),
+                    &[wsis_protocol::ids::OpId(parent)],
+                    OpKind::OrgInception(ghost.inception.clone()),
+                    0,
+                )
+                .bytes()
+                .to_vec()
+        })
+        .collect()
+}
+
 async fn digest(n: &Node) -> [u8; 32] {
     n.with_gov(|g| g.digest()).await
 }
@@ -271,8 +313,6 @@ async fn an_unadmitted_peer_gets_the_genesis_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_orphan_flood_gets_the_peer_banned_and_its_parked_ops_evicted() {
     use wsis_node::net::{SyncRequest, SyncResponse};
-    use wsis_protocol::fixture::Org;
-    use wsis_protocol::ids::OpId;
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let (itu, fed, boot) = start_secretariat(tmp.path()).await;
@@ -285,39 +325,9 @@ async fn an_orphan_flood_gets_the_peer_banned_and_its_parked_ops_evicted() {
         &boot,
     )
     .await;
-    let evil_org = evil.org();
-    eventually("the inception reaches the secretariat", || async {
-        itu.with_gov(|g| g.org(&evil_org).is_some()).await
-    })
-    .await;
-    itu.submit(OpKind::Admit { org: evil_org })
-        .await
-        .expect("admit");
-    eventually("the malicious org is admitted on its node", || async {
-        evil.with_gov(|g| g.is_member(&evil_org)).await
-    })
-    .await;
+    admit(&itu, &evil).await;
 
-    let orphans: Vec<Vec<u8>> = (0..400u32)
-        .map(|i| {
-            let mut o = Org::new(
-                9000 + u64::from(i),
-                "Ghost",
-                StakeholderType::Academia,
-                None,
-            );
-            let mut parent = [0xEE; 32];
-            parent[..4].copy_from_slice(&i.to_be_bytes());
-            o.sign(
-                Some(fed),
-                &[OpId(parent)],
-                OpKind::OrgInception(o.inception.clone()),
-                0,
-            )
-            .bytes()
-            .to_vec()
-        })
-        .collect();
+    let orphans = orphan_ops(fed, 400);
     let mut refused_after = None;
     for (n, chunk) in orphans.chunks(16).enumerate() {
         let reply = evil
@@ -369,7 +379,6 @@ async fn an_orphan_flood_gets_the_peer_banned_and_its_parked_ops_evicted() {
 async fn a_malicious_peer_is_refused_penalised_and_honest_sync_goes_on() {
     use wsis_node::net::{SyncRequest, SyncResponse};
     use wsis_protocol::fixture::Org;
-    use wsis_protocol::ids::OpId;
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let (itu, fed, boot) = start_secretariat(tmp.path()).await;
@@ -392,18 +401,8 @@ async fn a_malicious_peer_is_refused_penalised_and_honest_sync_goes_on() {
     )
     .await;
     for n in [&honest, &evil] {
-        let org = n.org();
-        eventually("inception reaches the secretariat", || async {
-            itu.with_gov(|g| g.org(&org).is_some()).await
-        })
-        .await;
-        itu.submit(OpKind::Admit { org }).await.expect("admit");
+        admit(&itu, n).await;
     }
-    let evil_org = evil.org();
-    eventually("the malicious org is admitted on its node", || async {
-        evil.with_gov(|g| g.is_member(&evil_org)).await
-    })
-    .await;
 
     let heads = itu.with_gov(|g| g.heads()).await;
     let before = itu.with_gov(|g| g.len()).await;
@@ -429,20 +428,7 @@ async fn a_malicious_peer_is_refused_penalised_and_honest_sync_goes_on() {
         .clone();
     impostor_body.author = itu.org();
     let impostor = impostor_body.sign(&stranger.secret).bytes().to_vec();
-    let mut orphans = Vec::new();
-    for i in 0..50u8 {
-        let mut o = Org::new(5000 + i as u64, "Ghost", StakeholderType::Academia, None);
-        orphans.push(
-            o.sign(
-                Some(fed),
-                &[OpId([i; 32])],
-                OpKind::OrgInception(o.inception.clone()),
-                0,
-            )
-            .bytes()
-            .to_vec(),
-        );
-    }
+    let orphans = orphan_ops(fed, 50);
     let mut pushed = vec![forged, impostor];
     pushed.extend(orphans);
     // A push frame holds at most 16 ops: the flood comes in several.
@@ -535,16 +521,7 @@ async fn edits_on_both_sides_of_a_partition_converge_after_healing() {
         &boot,
     )
     .await;
-    let org = apc.org();
-    eventually("inception", || async {
-        itu.with_gov(|g| g.org(&org).is_some()).await
-    })
-    .await;
-    itu.submit(OpKind::Admit { org }).await.expect("admit");
-    eventually("admitted", || async {
-        apc.with_gov(|g| g.is_member(&org)).await
-    })
-    .await;
+    admit(&itu, &apc).await;
 
     // Split: APC goes offline (its node stops); both sides keep working.
     let apc_dir = tmp.path().join("APC");
@@ -742,16 +719,7 @@ async fn three_organisations_edit_one_document_concurrently_and_converge() {
     )
     .await;
     for n in [&apc, &kenya] {
-        let org = n.org();
-        eventually("inception", || async {
-            itu.with_gov(|g| g.org(&org).is_some()).await
-        })
-        .await;
-        itu.submit(OpKind::Admit { org }).await.expect("admit");
-        eventually("admitted", || async {
-            n.with_gov(|g| g.is_member(&org)).await
-        })
-        .await;
+        admit(&itu, n).await;
     }
     let c2 = TeamCode::new("C2").expect("valid");
     for n in [&itu, &apc, &kenya] {
@@ -1072,16 +1040,7 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
     let (mallory, mallory_key) =
         join_keeping_key("Mallory Inc", StakeholderType::PrivateSector).await;
     for n in [&apc, &mallory] {
-        let org = n.org();
-        eventually("inception reaches the secretariat", || async {
-            itu.with_gov(|g| g.org(&org).is_some()).await
-        })
-        .await;
-        itu.submit(OpKind::Admit { org }).await.expect("admit");
-        eventually("admitted", || async {
-            n.with_gov(|g| g.is_member(&org)).await
-        })
-        .await;
+        admit(&itu, n).await;
     }
     let c2 = TeamCode::new("C2").expect("valid");
     apc.submit(OpKind::JoinTeam { team: c2.clone() })
