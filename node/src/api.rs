@@ -693,10 +693,7 @@ async fn check_writer(app: &App, doc: &DocId) -> Result<(), ApiError> {
     app.node
         .with_gov(|gov| {
             if gov.document(doc).is_none() {
-                return Err(ApiError::not_found(
-                    "unknown-document",
-                    format!("no document {doc}"),
-                ));
+                return Err(unknown_document(doc));
             }
             gov.may_write(doc, &me, &gov.heads()).map_err(|e| {
                 ApiError::refused(
@@ -786,12 +783,11 @@ async fn approve(State(app): State<Arc<App>>, Path(meeting): Path<String>) -> Ap
             Ok(())
         })
         .await?;
-    let record = attestation_now(&app, &DocId(meeting.0)).await?;
-    Ok(done(
-        app.node
-            .submit_checked(OpKind::ApproveRecord { meeting, record })
-            .await?,
-    ))
+    submit_attested(&app, &DocId(meeting.0), |record| OpKind::ApproveRecord {
+        meeting,
+        record,
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1173,13 +1169,44 @@ async fn edit(
     doc_view(&app, &doc).await
 }
 
+fn unknown_document(doc: &DocId) -> ApiError {
+    ApiError::not_found("unknown-document", format!("no document {doc}"))
+}
+
+/// The kind of a document created by a `CreateDoc` op, or the API's error naming what it should have been
+/// (`what`, e.g. "an output draft").
+fn created_kind(gov: &Governance, doc: &DocId, what: &str) -> Result<DocKind, ApiError> {
+    match gov.document(doc).map(|d| d.scope) {
+        Some(DocumentScope::Created(kind)) => Ok(kind),
+        Some(_) => Err(wrong_document(doc, what)),
+        None => Err(unknown_document(doc)),
+    }
+}
+
+fn wrong_document(doc: &DocId, what: &str) -> ApiError {
+    ApiError::bad("wrong-document", format!("{doc} is not {what}"))
+}
+
+/// Attests `doc` as this node has it now and submits the op `submission` builds from that attestation.
+async fn submit_attested(
+    app: &App,
+    doc: &DocId,
+    submission: impl FnOnce(Attestation) -> OpKind,
+) -> ApiResult<OpDone> {
+    let attestation = attestation_now(app, doc).await?;
+    Ok(done(
+        app.node.submit_checked(submission(attestation)).await?,
+    ))
+}
+
 async fn submit_output(State(app): State<Arc<App>>, Path(doc): Path<String>) -> ApiResult<OpDone> {
     let doc = parse_doc(&doc)?;
     let me = app.node.org();
+    let what = "an output draft";
     let (team, year) = app
         .node
-        .with_gov(|gov| match gov.document(&doc).map(|d| d.scope) {
-            Some(DocumentScope::Created(DocKind::OutputDraft { team, year })) => {
+        .with_gov(|gov| match created_kind(gov, &doc, what)? {
+            DocKind::OutputDraft { team, year } => {
                 if gov.coordinator(&team).map(|c| c.org) != Some(me) {
                     return Err(ApiError::refused(
                         "not-coordinator",
@@ -1188,27 +1215,16 @@ async fn submit_output(State(app): State<Arc<App>>, Path(doc): Path<String>) -> 
                 }
                 Ok((team, year))
             }
-            Some(_) => Err(ApiError::bad(
-                "wrong-document",
-                format!("{doc} is not an output draft"),
-            )),
-            None => Err(ApiError::not_found(
-                "unknown-document",
-                format!("no document {doc}"),
-            )),
+            _ => Err(wrong_document(&doc, what)),
         })
         .await?;
-    let attestation = attestation_now(&app, &doc).await?;
-    Ok(done(
-        app.node
-            .submit_checked(OpKind::SubmitOutput {
-                team,
-                year,
-                doc,
-                attestation,
-            })
-            .await?,
-    ))
+    submit_attested(&app, &doc, |attestation| OpKind::SubmitOutput {
+        team,
+        year,
+        doc,
+        attestation,
+    })
+    .await
 }
 
 async fn submit_national_report(
@@ -1216,33 +1232,21 @@ async fn submit_national_report(
     Path(doc): Path<String>,
 ) -> ApiResult<OpDone> {
     let doc = parse_doc(&doc)?;
+    let what = "a national report";
     let (country, year): (Country, u16) = app
         .node
-        .with_gov(|gov| match gov.document(&doc).map(|d| d.scope) {
-            Some(DocumentScope::Created(DocKind::NationalReport { country, year })) => {
-                Ok((country, year))
-            }
-            Some(_) => Err(ApiError::bad(
-                "wrong-document",
-                format!("{doc} is not a national report"),
-            )),
-            None => Err(ApiError::not_found(
-                "unknown-document",
-                format!("no document {doc}"),
-            )),
+        .with_gov(|gov| match created_kind(gov, &doc, what)? {
+            DocKind::NationalReport { country, year } => Ok((country, year)),
+            _ => Err(wrong_document(&doc, what)),
         })
         .await?;
-    let attestation = attestation_now(&app, &doc).await?;
-    Ok(done(
-        app.node
-            .submit_checked(OpKind::SubmitNationalReport {
-                country,
-                year,
-                doc,
-                attestation,
-            })
-            .await?,
-    ))
+    submit_attested(&app, &doc, |attestation| OpKind::SubmitNationalReport {
+        country,
+        year,
+        doc,
+        attestation,
+    })
+    .await
 }
 
 async fn docs(State(app): State<Arc<App>>) -> ApiResult<Vec<wsis_protocol::gov::DocumentInfo>> {
@@ -1266,9 +1270,7 @@ async fn doc(State(app): State<Arc<App>>, Path(doc): Path<String>) -> ApiResult<
 async fn doc_view(app: &App, doc: &DocId) -> ApiResult<DocView> {
     app.node
         .with_docs(|gov, docs| {
-            let info = gov.document(doc).ok_or_else(|| {
-                ApiError::not_found("unknown-document", format!("no document {doc}"))
-            })?;
+            let info = gov.document(doc).ok_or_else(|| unknown_document(doc))?;
             let json = docs
                 .export(doc)
                 .map_err(|e| ApiError::internal(format!("cannot export {doc}: {e}")))?;
