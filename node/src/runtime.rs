@@ -51,7 +51,6 @@ use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::SignedEnvelope;
 use wsis_protocol::gov::{topological_order, Governance, InsertError, Inserted};
 use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
-use wsis_protocol::limits::MAX_PARENTS;
 use wsis_protocol::op::{OpBody, OpKind, SignedOp};
 
 /// Ops in one `Ops` response frame at most (the frame limit bounds bytes too).
@@ -554,7 +553,7 @@ impl Node {
             author: self.inner.org,
             key: self.inner.org_key.public(),
             seq: gov.last_seq(&self.inner.org) + 1,
-            parents: choose_parents(&gov, &self.inner.org),
+            parents: gov.parents_after(gov.last_op(&self.inner.org)),
             timestamp_ms: now_ms(),
             kind,
         }
@@ -1236,40 +1235,6 @@ fn ops_response<'a>(ops: impl Iterator<Item = &'a SignedOp>) -> SyncResponse {
         out.push(op.bytes().to_vec());
     }
     SyncResponse::Ops { ops: out, more }
-}
-
-/// Parents for a new local op: the current heads, at most [`MAX_PARENTS`], always including one whose history
-/// holds this organisation's previous op (the chain rule).
-fn choose_parents(gov: &Governance, org: &OrgId) -> Vec<OpId> {
-    let heads = gov.heads();
-    if heads.len() <= MAX_PARENTS {
-        return heads;
-    }
-    let last = gov.last_seq(org);
-    let own = gov
-        .ops()
-        .filter(|op| op.author() == *org && op.seq() == last)
-        .map(|op| op.id())
-        .next();
-    let mut chosen: Vec<OpId> = match own {
-        Some(own) => heads
-            .iter()
-            .copied()
-            .filter(|h| gov.is_ancestor(&own, h) == Some(true))
-            .take(1)
-            .collect(),
-        None => vec![],
-    };
-    for h in heads {
-        if chosen.len() >= MAX_PARENTS {
-            break;
-        }
-        if !chosen.contains(&h) {
-            chosen.push(h);
-        }
-    }
-    chosen.sort();
-    chosen
 }
 
 /// Rebuilds the replica from the store, in topological order (no parking), checking the genesis hash.

@@ -504,6 +504,38 @@ impl Governance {
         evicted
     }
 
+    /// The op `org` signed last in this replica (its highest seq; with equivocating twins, the first stored).
+    pub fn last_op(&self, org: &OrgId) -> Option<OpId> {
+        let org_index = *self.org_index.get(org)?;
+        let seq = u32::try_from(self.last_seq(org)).ok()?;
+        let node = *self.by_author_seq.get(&(org_index, seq))?.first()?;
+        Some(self.nodes[node as usize].op.id())
+    }
+
+    /// Parents for an organisation's next op: the current heads, at most [`MAX_PARENTS`], always including one
+    /// whose history holds `own`, its previous op (the chain rule), or `own` itself when no head's history
+    /// holds it (it has not entered this replica). Sorted.
+    pub fn parents_after(&self, own: Option<OpId>) -> Vec<OpId> {
+        let heads = self.heads();
+        let mut chosen: Vec<OpId> = Vec::new();
+        if let Some(own) = own {
+            let head = heads
+                .iter()
+                .find(|h| self.is_ancestor(&own, h) == Some(true));
+            chosen.push(head.copied().unwrap_or(own));
+        }
+        for h in heads {
+            if chosen.len() >= MAX_PARENTS {
+                break;
+            }
+            if !chosen.contains(&h) {
+                chosen.push(h);
+            }
+        }
+        chosen.sort();
+        chosen
+    }
+
     /// What to name in a sync request as "have": the heads, then their ancestors breadth-first, at most `max`.
     /// [`ops_missing_from`](Self::ops_missing_from) on the other side ignores ids it does not know, so with heads
     /// alone a peer that has not yet seen our newest op (usually our head: we just voted) knows none of them and

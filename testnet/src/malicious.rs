@@ -93,32 +93,6 @@ fn peer_of(address: &str) -> Result<PeerId> {
         .ok_or_else(|| anyhow!("no peer id in {address}"))
 }
 
-/// Parents for the next op of an org whose previous op is `own`: `own` (the chain rule) and other heads, at most
-/// [`MAX_PARENTS`].
-fn parents_after(gov: &Governance, own: OpId) -> Vec<OpId> {
-    let heads = gov.heads();
-    let mut chosen: Vec<OpId> = heads
-        .iter()
-        .copied()
-        .filter(|h| *h == own || gov.is_ancestor(&own, h) == Some(true))
-        .take(1)
-        .collect();
-    if chosen.is_empty() {
-        chosen.push(own);
-    }
-    for h in heads {
-        if chosen.len() >= MAX_PARENTS {
-            break;
-        }
-        if !chosen.contains(&h) {
-            chosen.push(h);
-        }
-    }
-    chosen.sort();
-    chosen.dedup();
-    chosen
-}
-
 /// The malicious organisation's signer, with its local replica of the federation.
 struct Signer {
     fed: FederationId,
@@ -144,7 +118,7 @@ impl Signer {
     /// Signs the next op in the organisation's chain and applies it to the local replica, returning it with the
     /// replica's verdict (`None`: valid).
     fn next(&mut self, gov: &mut Governance, kind: OpKind) -> Result<(SignedOp, Option<String>)> {
-        let parents = parents_after(gov, self.last);
+        let parents = gov.parents_after(Some(self.last));
         self.seq += 1;
         let op = self.body(self.seq, parents, kind).sign(&self.key);
         self.last = op.id();

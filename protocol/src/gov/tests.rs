@@ -134,3 +134,43 @@ fn evicted_parked_ops_are_gone_and_a_late_parent_releases_only_the_rest() {
     let r = replica.insert(evicted.clone().verify().unwrap()).unwrap();
     assert!(matches!(r, Inserted::Applied { .. }));
 }
+
+#[test]
+fn parents_after_keep_the_chain_rule_past_the_parent_limit() {
+    use crate::limits::MAX_PARENTS;
+    let mut w = World::wsis();
+    let orgs: Vec<usize> = (0..MAX_PARENTS + 6)
+        .map(|i| w.add_org(&format!("Org {i}"), "civil-society", None))
+        .collect();
+    for &o in &orgs {
+        w.admit(o);
+    }
+    let base = w.gov.heads();
+    // The first org's own op, then every other org concurrently: more heads than one op may cite.
+    let own = w.op_at(orgs[0], &base, OpKind::JoinTeam { team: w.team("C1") });
+    for &o in &orgs[1..] {
+        w.op_at(o, &base, OpKind::JoinTeam { team: w.team("C1") });
+    }
+    assert!(w.gov.heads().len() > MAX_PARENTS);
+    assert_eq!(w.gov.last_op(&w.id(orgs[0])), Some(own.id()));
+    let parents = w.gov.parents_after(w.gov.last_op(&w.id(orgs[0])));
+    assert_eq!(parents.len(), MAX_PARENTS);
+    assert!(parents.contains(&own.id()), "the chain rule holds");
+    assert!(
+        parents.windows(2).all(|p| p[0] < p[1]),
+        "sorted, no repeats"
+    );
+    // An op this replica has not seen is cited itself.
+    let unseen = OpId([7; 32]);
+    let parents = w.gov.parents_after(Some(unseen));
+    assert!(parents.contains(&unseen) && parents.len() == MAX_PARENTS);
+    // Few heads: all of them.
+    let mut small = World::wsis();
+    let apc = small.add_org("APC", "civil-society", None);
+    small.admit(apc);
+    assert_eq!(
+        small.gov.parents_after(small.gov.last_op(&small.id(apc))),
+        small.gov.heads()
+    );
+    assert_eq!(small.gov.last_op(&crate::ids::OrgId([9; 32])), None);
+}
