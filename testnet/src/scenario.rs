@@ -276,12 +276,7 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
     let drafts: Vec<String> = net
         .par_retry(&jobs)?
         .iter()
-        .map(|v| {
-            v["doc"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("output draft printed no doc id"))
-        })
+        .map(doc_of)
         .collect::<Result<_>>()?;
     net.wait_converged(SYNC_DEADLINE)?;
     // Fault: the drafts are written in two halves that cannot reach each other (see `crate::partition`).
@@ -438,12 +433,7 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
     let reports: Vec<String> = net
         .par_retry(&jobs)?
         .iter()
-        .map(|v| {
-            v["doc"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| anyhow!("national report draft printed no doc id"))
-        })
+        .map(doc_of)
         .collect::<Result<_>>()?;
     let mut jobs = Vec::new();
     for (g, d) in governments.iter().zip(&reports) {
@@ -614,4 +604,11 @@ fn op_of(v: &Value) -> Result<String> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| anyhow!("the command printed no op id: {v}"))
+}
+
+fn doc_of(v: &Value) -> Result<String> {
+    v["doc"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the command printed no document id: {v}"))
 }
