@@ -29,7 +29,7 @@ impl Client {
     pub fn locate(data_dir: Option<&Path>, api: Option<&str>) -> Result<Client, Failure> {
         let (addr, token) = match (data_dir, api) {
             (Some(dir), api) => {
-                let data = wsis_node::identity::DataDir::open(dir).map_err(|e| {
+                let data = wsis_node::data_dir::DataDir::open(dir).map_err(|e| {
                     Failure::Failed(format!("cannot open data directory {}: {e}", dir.display()))
                 })?;
                 let addr = match api {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use wsis_node::api::types::*;
-use wsis_node::identity::{DataDir, InitOptions};
+use wsis_node::data_dir::{DataDir, InitOptions};
 use wsis_protocol::ids::FederationId;
 use wsis_protocol::op::{Country, StakeholderType};
 
@@ -369,7 +369,7 @@ fn federation_create(
         others.push(rec);
     }
     let fed = runtime()?
-        .block_on(wsis_node::runtime::create_federation(
+        .block_on(wsis_node::node::create_federation(
             &mut data, name, teams, others,
         ))
         .map_err(|e| Failure::Failed(format!("{e}")))?;
@@ -422,7 +422,7 @@ fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), Failure> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let options = wsis_node::runtime::NodeOptions {
+    let options = wsis_node::node::NodeOptions {
         listen: parse(&args.listen, "--listen")?,
         bootstrap: parse(&args.bootstrap, "--bootstrap")?,
         mdns: args.mdns,
@@ -432,7 +432,7 @@ fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), Failure> {
     let token = data.api_token().to_string();
     let addr_file = dir.join(API_ADDR_FILE);
     runtime()?.block_on(async move {
-        let node = wsis_node::runtime::Node::start(data, options)
+        let node = wsis_node::node::Node::start(data, options)
             .await
             .map_err(|e| Failure::Failed(error_chain(&e)))?;
         let listener = wsis_node::api::bind(api_addr).await.map_err(|e| {
@@ -465,7 +465,7 @@ fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), Failure> {
 }
 
 /// Logs once when this organisation is admitted (a joining node waits for a secretariat).
-async fn announce_admission(node: wsis_node::runtime::Node) {
+async fn announce_admission(node: wsis_node::node::Node) {
     let me = node.org();
     let mut waited = false;
     loop {

@@ -11,8 +11,8 @@
 
 use automerge::transaction::Transactable;
 use std::time::{Duration, Instant};
-use wsis_node::identity::{DataDir, InitOptions};
-use wsis_node::runtime::{create_federation, Node, NodeOptions};
+use wsis_node::data_dir::{DataDir, InitOptions};
+use wsis_node::node::{create_federation, Node, NodeOptions};
 use wsis_protocol::envelope::VerifiedHeader;
 use wsis_protocol::ids::DocId;
 use wsis_protocol::op::{DocKind, OpKind, StakeholderType, TeamCode};

@@ -13,7 +13,7 @@
 
 pub mod types;
 
-use crate::runtime::{DocError, Node, SubmitError};
+use crate::node::{DocError, Node, SubmitError};
 use automerge::transaction::Transactable;
 use automerge::{ObjType, ReadDoc, ROOT};
 use axum::extract::rejection::JsonRejection;
@@ -1299,7 +1299,7 @@ struct YearQuery {
 /// The content hash of every attested document as this node holds it at the attested heads.
 fn attested_hashes(
     gov: &Governance,
-    docs: &crate::runtime::Engine,
+    docs: &crate::node::Engine,
     year: u16,
 ) -> BTreeMap<DocId, Hash32> {
     let mut out = BTreeMap::new();

@@ -5,7 +5,7 @@
 //! attested documents and heads); this module supplies each document's Automerge bytes at its attested heads from
 //! the engine, and the key. Nothing leaves the node unless the protocol's assembly succeeded.
 
-use crate::runtime::Node;
+use crate::node::Node;
 use std::collections::BTreeMap;
 use wsis_protocol::bundle;
 use wsis_protocol::ids::DocId;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsis_node::identity::{DataDir, InitOptions};
-use wsis_node::runtime::{create_federation, Node, NodeOptions};
+use wsis_node::data_dir::{DataDir, InitOptions};
+use wsis_node::node::{create_federation, Node, NodeOptions};
 use wsis_protocol::op::StakeholderType;
 
 async fn http(

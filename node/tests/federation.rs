@@ -6,9 +6,9 @@
 //! assertion is about time.
 
 use std::time::Duration;
-use wsis_node::identity::{DataDir, InitOptions};
+use wsis_node::data_dir::{DataDir, InitOptions};
 use wsis_node::net::Multiaddr;
-use wsis_node::runtime::{create_federation, Node, NodeOptions};
+use wsis_node::node::{create_federation, Node, NodeOptions};
 use wsis_protocol::ids::FederationId;
 use wsis_protocol::op::{Country, OpKind, StakeholderType, TeamCode};
 
@@ -1311,7 +1311,7 @@ async fn a_node_also_runs_on_a_current_thread_runtime() {
         .await;
         match started {
             Ok(node) => break node,
-            Err(wsis_node::runtime::StartError::Store(e)) if start.elapsed() < DEADLINE => {
+            Err(wsis_node::node::StartError::Store(e)) if start.elapsed() < DEADLINE => {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

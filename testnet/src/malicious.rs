@@ -32,7 +32,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use wsis_node::identity::DataDir;
+use wsis_node::data_dir::DataDir;
 use wsis_node::net::wire::MAX_PUSH_OPS;
 use wsis_node::net::{Multiaddr, NetConfig, NetEvent, Network, PeerId, SyncRequest, SyncResponse};
 use wsis_protocol::crypto::SecretKey;

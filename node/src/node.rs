@@ -36,8 +36,8 @@
 //! runs inline (`blocking`): correct, because nothing in it waits for the runtime (the store's writer is its
 //! own thread), but the runtime's other tasks wait meanwhile.
 
+use crate::data_dir::DataDir;
 use crate::engine::{DocumentEngine, EnvelopeSink, Peer, Received};
-use crate::identity::DataDir;
 use crate::net::{
     Announce, ChannelId, Multiaddr, NetConfig, NetError, NetEvent, Network, PeerId, RefuseReason,
     SyncRequest, SyncResponse, Validation,
@@ -106,7 +106,7 @@ pub enum StartError {
     #[error("could not fetch the genesis of {0} from any bootstrap peer")]
     GenesisUnavailable(FederationId),
     #[error("cannot write the federation id to the data directory")]
-    Bind(#[source] crate::identity::BindError),
+    Bind(#[source] crate::data_dir::BindError),
     #[error("cannot publish this organisation's identity: {0}")]
     Identity(String),
 }

@@ -1,4 +1,4 @@
-//! The organisation's identity and the node's data directory.
+//! The node's data directory: the organisation's identity (keys, inception record), its configuration and the file layout.
 //!
 //! ```text
 //! DATA/config.toml     commented defaults; the operator edits it (listen addresses, bootstrap peers, blocked
