@@ -5,6 +5,7 @@
 //! documents, and the stocktaking view. No I/O, no clock, no async runtime: callers pass bytes and time in.
 pub mod bundle;
 pub mod cbor;
+pub mod chunk_cost;
 pub mod crypto;
 pub mod envelope;
 pub mod export;

@@ -1,0 +1,285 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ObjType, ROOT};
+use sha2::Digest;
+
+/// The data of a change chunk: the bytes after magic, checksum, type and length.
+fn chunk_data(chunk: &[u8]) -> &[u8] {
+    let mut r = Reader::new(&chunk[9..], "test");
+    let len = r.uleb().unwrap();
+    assert_eq!(len as usize, r.bytes.len(), "an uncompressed change chunk");
+    r.bytes
+}
+
+/// A document whose history has every kind of op: map puts, nested objects, list inserts, text, deletes,
+/// counters, marks, and a second actor editing concurrently.
+fn varied_history() -> AutoCommit {
+    let mut a = AutoCommit::new().with_actor(ActorId::from(b"actor-a".as_slice()));
+    a.put(ROOT, "title", "WSIS").unwrap();
+    let list = a.put_object(ROOT, "minutes", ObjType::List).unwrap();
+    for i in 0..40 {
+        a.insert(&list, i, format!("paragraph {i}")).unwrap();
+    }
+    a.commit();
+    let text = a.put_object(ROOT, "sections", ObjType::Text).unwrap();
+    a.splice_text(&text, 0, 0, "Achievements: broadband for schools")
+        .unwrap();
+    a.put(ROOT, "count", automerge::ScalarValue::counter(1))
+        .unwrap();
+    a.commit();
+    let mut b = a.fork().with_actor(ActorId::from(b"actor-b".as_slice()));
+    b.splice_text(&text, 5, 3, "").unwrap();
+    b.increment(ROOT, "count", 5).unwrap();
+    b.delete(&list, 3).unwrap();
+    b.mark(
+        &text,
+        automerge::marks::Mark::new("bold".into(), true, 0, 4),
+        automerge::marks::ExpandMark::After,
+    )
+    .unwrap();
+    b.commit();
+    a.put(ROOT, "title", "WSIS+20").unwrap();
+    for i in 0..300 {
+        a.put(ROOT, format!("k{}", i % 7).as_str(), i).unwrap();
+    }
+    a.commit();
+    a.merge(&mut b).unwrap();
+    a.put(ROOT, "after-merge", true).unwrap();
+    a.commit();
+    a
+}
+
+#[test]
+fn the_op_count_of_every_change_equals_automerges() {
+    let mut doc = varied_history();
+    let changes = doc.get_changes(&[]);
+    assert!(changes.len() >= 5);
+    for change in changes {
+        let cost = change_cost(chunk_data(change.raw_bytes())).unwrap();
+        assert_eq!(cost.ops, change.len() as u64, "change {}", change.hash());
+    }
+}
+
+#[test]
+fn predecessors_are_counted() {
+    let mut doc = AutoCommit::new();
+    doc.put(ROOT, "k", 1).unwrap();
+    doc.commit();
+    // Three overwrites of one key, each naming the previous value as its predecessor.
+    for i in 2..5 {
+        doc.put(ROOT, "k", i).unwrap();
+    }
+    let change = doc.get_last_local_change().unwrap();
+    let cost = change_cost(chunk_data(change.raw_bytes())).unwrap();
+    assert_eq!(cost.ops, 3);
+    assert_eq!(cost.preds, 3);
+}
+
+fn uleb(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn sleb(mut v: i64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// The data of a change whose columns say "`put ROOT.k = null`, `n` times", each op with `preds` predecessors: a
+/// few dozen bytes for any `n`.
+fn op_bomb(n: u64, preds: u64) -> Vec<u8> {
+    let run = |value: u64| {
+        let mut c = Vec::new();
+        sleb(n as i64, &mut c);
+        uleb(value, &mut c);
+        c
+    };
+    // key string column (id 1, type string): the run holds one string
+    let mut key = Vec::new();
+    sleb(n as i64, &mut key);
+    uleb(1, &mut key);
+    key.push(b'k');
+    let mut insert = Vec::new(); // boolean: n times false
+    uleb(n, &mut insert);
+    let columns: Vec<(u32, Vec<u8>)> = vec![
+        ((1 << 4) | TYPE_STRING, key),
+        ((3 << 4) | TYPE_BOOLEAN, insert),
+        ((4 << 4) | TYPE_INTEGER, run(1)),        // action: set
+        ((5 << 4) | TYPE_VALUE_METADATA, run(0)), // value: null
+        ((7 << 4) | TYPE_GROUP, run(preds)),
+    ];
+    let mut data = Vec::new();
+    uleb(0, &mut data); // deps
+    uleb(16, &mut data);
+    data.extend_from_slice(&[7; 16]); // actor
+    uleb(1, &mut data); // seq
+    uleb(1, &mut data); // start op
+    sleb(0, &mut data); // time
+    uleb(0, &mut data); // message
+    uleb(0, &mut data); // other actors
+    uleb(columns.len() as u64, &mut data);
+    for (spec, bytes) in &columns {
+        uleb(u64::from(*spec), &mut data);
+        uleb(bytes.len() as u64, &mut data);
+    }
+    for (_, bytes) in &columns {
+        data.extend_from_slice(bytes);
+    }
+    data
+}
+
+#[test]
+fn an_op_bomb_is_counted_without_expanding_it() {
+    for n in [1u64, 1000, 8_000_000, 1 << 40, i64::MAX as u64] {
+        let data = op_bomb(n, 0);
+        assert!(data.len() < 100, "{} bytes", data.len());
+        assert_eq!(change_cost(&data).unwrap().ops, n);
+    }
+    // One op with 2^40 predecessors is a bomb too.
+    let data = op_bomb(1, 1 << 40);
+    let cost = change_cost(&data).unwrap();
+    assert_eq!((cost.ops, cost.preds), (1, 1 << 40));
+    // Many ops with many predecessors each: the product saturates instead of overflowing.
+    assert_eq!(
+        change_cost(&op_bomb(1 << 40, 1 << 40)).unwrap().preds,
+        u64::MAX
+    );
+}
+
+#[test]
+fn a_small_bomb_is_what_automerge_counts_too() {
+    // The same hand-built encoding that claims 2^40 ops parses in Automerge for a small n, with that many ops:
+    // the counter reads the columns the way Automerge does.
+    let data = op_bomb(5, 0);
+    let mut chunk = Vec::new();
+    chunk.push(1u8);
+    uleb(data.len() as u64, &mut chunk);
+    chunk.extend_from_slice(&data);
+    let hash: [u8; 32] = sha2::Sha256::digest(&chunk).into();
+    let mut bytes = vec![0x85, 0x6f, 0x4a, 0x83];
+    bytes.extend_from_slice(&hash[..4]);
+    bytes.extend_from_slice(&chunk);
+    let change = automerge::Change::from_bytes(bytes).unwrap();
+    assert_eq!(change.len(), 5);
+    assert_eq!(change_cost(&data).unwrap().ops, 5);
+}
+
+#[test]
+fn truncation_and_garbage_are_errors_not_panics() {
+    let mut doc = varied_history();
+    let change = doc.get_last_local_change().unwrap().clone();
+    let data = chunk_data(change.raw_bytes()).to_vec();
+    for cut in 0..data.len() {
+        // Any prefix either fails or counts no more than the whole (a column cut at a run boundary is shorter).
+        if let Ok(cost) = change_cost(&data[..cut]) {
+            assert!(cost.ops <= change.len() as u64);
+        }
+    }
+    for seed in 0..2000u32 {
+        let mut garbage = data.clone();
+        let i = (seed as usize * 7919) % garbage.len();
+        garbage[i] ^= (seed % 255 + 1) as u8;
+        let _ = change_cost(&garbage);
+    }
+    assert!(change_cost(&[]).is_err());
+    assert!(change_cost(&[0xff; 64]).is_err());
+}
+
+#[test]
+fn compressed_columns_in_a_change_are_refused() {
+    let mut data = op_bomb(3, 0);
+    // The first column's spec is after 27 fixed bytes of header: set its deflate bit.
+    let at = 1 + 1 + 16 + 1 + 1 + 1 + 1 + 1 + 1;
+    assert_eq!(u32::from(data[at]), (1 << 4) | TYPE_STRING);
+    data[at] |= DEFLATE_BIT as u8;
+    assert_eq!(change_cost(&data), Err(CostError::CompressedChangeColumn));
+}
+
+#[test]
+fn too_many_columns_are_refused_before_allocating() {
+    let mut data = op_bomb(1, 0);
+    // The column count follows 23 bytes of header; make it 2^28 - 1.
+    let at = 23;
+    assert_eq!(data[at], 5);
+    data.splice(at..at + 1, [0xff, 0xff, 0xff, 0x7f]);
+    assert_eq!(
+        change_cost(&data),
+        Err(CostError::Malformed(
+            "more columns than any automerge version writes"
+        ))
+    );
+}
+
+#[test]
+fn a_saved_document_is_bounded_by_its_ops_and_changes() {
+    let mut doc = varied_history();
+    let saved = doc.save();
+    let changes = doc.get_changes(&[]);
+    let total_ops: u64 = changes.iter().map(|c| c.len() as u64).sum();
+    let cost = document_cost(&saved, 1 << 20).unwrap();
+    assert_eq!(cost.changes, changes.len() as u64);
+    assert!(
+        cost.ops > 0 && cost.ops <= total_ops + 1,
+        "{cost:?} vs {total_ops}"
+    );
+    assert_eq!(cost.actors, 2);
+}
+
+#[test]
+fn a_big_document_with_compressed_columns_is_inflated_under_the_cap() {
+    let mut doc = AutoCommit::new();
+    let text = doc.put_object(ROOT, "t", ObjType::Text).unwrap();
+    for i in 0..200 {
+        doc.splice_text(&text, 0, 0, &format!("line {i} of a long report\n"))
+            .unwrap();
+        doc.commit();
+    }
+    let saved = doc.save();
+    let cost = document_cost(&saved, 16 << 20).unwrap();
+    assert_eq!(cost.changes, 200);
+    assert!(cost.ops >= 200 * 20, "{cost:?}");
+    // A cap smaller than what the columns inflate to is refused (only if some column is compressed).
+    if let Err(e) = document_cost(&saved, 64) {
+        assert!(matches!(e, CostError::InflatesTooFar { limit: 64 }), "{e}");
+    }
+    assert!(document_cost(&saved[..saved.len() - 1], 16 << 20).is_err());
+    let mut extra = saved.clone();
+    extra.push(0);
+    assert!(document_cost(&extra, 16 << 20).is_err());
+}
+
+#[test]
+fn a_document_bomb_is_counted() {
+    // A document chunk whose op columns claim 2^40 ops in a few bytes.
+    let mut ops_col = Vec::new();
+    sleb(1 << 40, &mut ops_col);
+    uleb(1, &mut ops_col);
+    let mut data = Vec::new();
+    uleb(0, &mut data); // actors
+    uleb(0, &mut data); // heads
+    uleb(0, &mut data); // change columns
+    uleb(1, &mut data); // op columns
+    uleb(u64::from((4 << 4) | TYPE_INTEGER), &mut data);
+    uleb(ops_col.len() as u64, &mut data);
+    data.extend_from_slice(&ops_col);
+    let mut bytes = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, CHUNK_TYPE_DOCUMENT];
+    uleb(data.len() as u64, &mut bytes);
+    bytes.extend_from_slice(&data);
+    assert_eq!(document_cost(&bytes, 1024).unwrap().ops, 1 << 40);
+}
