@@ -167,3 +167,76 @@ fn parse_federation(s: &str) -> Result<wsis_protocol::ids::FederationId, Failure
         ))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(entries: &[(&str, &[u8])]) -> BTreeMap<String, Vec<u8>> {
+        entries
+            .iter()
+            .map(|(p, b)| (p.to_string(), b.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_written_bundle_reads_back_byte_for_byte() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("bundle");
+        let bundle = files(&[
+            ("manifest.cbor", b"m"),
+            ("documents/a/b.automerge", b"\0\x01"),
+        ]);
+        write(&root, &bundle).expect("written");
+        assert_eq!(read(&root).expect("read"), bundle);
+    }
+
+    #[test]
+    fn writing_refuses_a_non_empty_directory_and_escaping_names_before_writing_anything() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("keep"), b"operator's file").expect("seeded");
+        let err = write(dir.path(), &files(&[("manifest.cbor", b"m")])).unwrap_err();
+        assert!(matches!(err, DirError::NotEmpty(_)), "{err}");
+        let fresh = dir.path().join("fresh");
+        let err = write(
+            &fresh,
+            &files(&[("../escape", b"x"), ("manifest.cbor", b"m")]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DirError::BadName(ref n) if n == "../escape"),
+            "{err}"
+        );
+        assert!(!fresh.exists(), "nothing is written when one name is bad");
+        assert_eq!(
+            std::fs::read(dir.path().join("keep")).expect("kept"),
+            b"operator's file"
+        );
+    }
+
+    /// Catalogue case 38: a symlink inside a bundle, or the bundle itself being one, is refused by name before
+    /// anything is parsed (the link could point anywhere on the auditor's machine).
+    #[cfg(unix)]
+    #[test]
+    fn case_38_symlinks_are_refused_naming_the_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("bundle");
+        write(&root, &files(&[("manifest.cbor", b"m"), ("gov/ops", b"o")])).expect("written");
+        std::os::unix::fs::symlink("/etc/hostname", root.join("gov/extra")).expect("symlink");
+        let err = read(&root).unwrap_err();
+        assert!(
+            matches!(err, DirError::Symlink(ref n) if n == "gov/extra"),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "gov/extra: a symlink; a bundle holds only regular files"
+        );
+
+        let link = dir.path().join("link");
+        std::fs::remove_file(root.join("gov/extra")).expect("removed");
+        std::os::unix::fs::symlink(&root, &link).expect("symlink");
+        assert!(matches!(read(&link), Err(DirError::Symlink(_))));
+        assert!(read(&root).is_ok(), "the real directory still reads");
+    }
+}
