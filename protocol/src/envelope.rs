@@ -60,11 +60,10 @@
 
 use crate::cbor::{DecodeError, Decoder, Encoder};
 use crate::crypto::{CryptoError, Domain, PublicKey, SecretKey, SIGNATURE_LEN};
-use crate::ids::{sha256, DocId, EnvelopeId, FederationId, OpId, OrgId};
+use crate::ids::{sha256, DocId, EnvelopeId, FederationId, Hash32, OpId, OrgId};
 use crate::limits::{
     MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES, MAX_HEADS, MAX_MAP_ENTRIES,
 };
-use crate::op::Hash32;
 use std::fmt;
 use std::sync::Arc;
 

@@ -18,6 +18,8 @@ mod payload;
 mod signed_op;
 mod vocabulary;
 
+/// Re-exported from [`crate::ids`], where it lives now, for callers that name it `op::Hash32`.
+pub use crate::ids::Hash32;
 pub use inception::{Inception, SignedInception};
 pub use kind::{
     Attestation, ChairRole, DocKind, Genesis, MeetingKind, MotionKind, OpKind, Policy, Procedure,
@@ -28,8 +30,6 @@ pub use vocabulary::{Country, StakeholderType, TeamCode};
 
 use crate::cbor::{DecodeError, Decoder};
 use crate::crypto::{CryptoError, SIGNATURE_LEN};
-use crate::ids::{DocId, FederationId, OpId, OrgId};
-use std::fmt;
 
 /// The only wire version this crate speaks.
 pub const VERSION: u64 = 1;
@@ -52,37 +52,6 @@ pub enum OpError {
     BadSignature,
     #[error("structurally invalid: {0}")]
     Structure(&'static str),
-}
-
-macro_rules! as_ref_32 {
-    ($($t:ty),*) => {$(
-        impl AsRef<[u8; 32]> for $t {
-            fn as_ref(&self) -> &[u8; 32] { &self.0 }
-        }
-    )*};
-}
-as_ref_32!(OpId, OrgId, DocId, FederationId, Hash32);
-
-/// A 32-byte hash that is not an id of ours (an Automerge change hash, a content hash, a manifest hash).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Hash32(pub [u8; 32]);
-
-impl fmt::Debug for Hash32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", &hex::encode(self.0)[..12])
-    }
-}
-
-impl fmt::Display for Hash32 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl serde::Serialize for Hash32 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 /// `map { 0: body bytes, 1: signature }` → (body, signature).

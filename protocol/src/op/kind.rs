@@ -1,8 +1,8 @@
 //! The op kinds: every governance act an op can carry, with the payload types they name. How each kind is
 //! written on the wire is in [`super::payload`].
 
-use super::{Country, Hash32, SignedInception, SignedOp, TeamCode};
-use crate::ids::{DocId, OpId, OrgId};
+use super::{Country, SignedInception, SignedOp, TeamCode};
+use crate::ids::{DocId, Hash32, OpId, OrgId};
 
 /// A team in the genesis: a code and a title.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

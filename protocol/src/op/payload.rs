@@ -2,11 +2,11 @@
 //! (with the small field readers the inception record and the op body share).
 
 use super::{
-    Attestation, ChairRole, Country, DocKind, Genesis, Hash32, MeetingKind, MotionKind, OpError,
-    OpKind, Policy, Procedure, RevocableRole, SignedInception, SignedOp, Team, TeamCode,
+    Attestation, ChairRole, Country, DocKind, Genesis, MeetingKind, MotionKind, OpError, OpKind,
+    Policy, Procedure, RevocableRole, SignedInception, SignedOp, Team, TeamCode,
 };
 use crate::cbor::{DecodeError, Decoder, Encoder, MapDecoder};
-use crate::ids::{DocId, OpId, OrgId};
+use crate::ids::{DocId, Hash32, OpId, OrgId};
 use crate::limits::*;
 
 pub(super) fn dec_name<'a>(

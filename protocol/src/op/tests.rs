@@ -3,7 +3,7 @@
 use super::*;
 use crate::cbor::DecodeError;
 use crate::crypto::SecretKey;
-use crate::ids::{DocId, FederationId, OpId, OrgId};
+use crate::ids::{DocId, FederationId, Hash32, OpId, OrgId};
 
 fn inception(seed: u8, name: &str) -> (SecretKey, SignedInception) {
     let sk = SecretKey::from_seed(&[seed; 32]);
