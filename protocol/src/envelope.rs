@@ -66,7 +66,7 @@ use crate::limits::{MAX_CHANGES_PER_ENVELOPE, MAX_HEADS};
 mod chunk;
 mod header;
 mod verified;
-mod wrapper;
+pub(crate) mod wrapper;
 
 pub use header::ChangeEnvelope;
 pub use verified::{SignedEnvelope, VerifiedHeader};

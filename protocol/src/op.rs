@@ -28,8 +28,9 @@ pub use kind::{
 pub use signed_op::{OpBody, SignedOp};
 pub use vocabulary::{Country, StakeholderType, TeamCode};
 
-use crate::cbor::{DecodeError, Decoder};
+use crate::cbor::DecodeError;
 use crate::crypto::{CryptoError, SIGNATURE_LEN};
+use crate::envelope::wrapper::{read_signed_front, SignedFront};
 
 /// The only wire version this crate speaks.
 pub const VERSION: u64 = 1;
@@ -54,20 +55,21 @@ pub enum OpError {
     Structure(&'static str),
 }
 
-/// `map { 0: body bytes, 1: signature }` → (body, signature).
+/// `map { 0: body bytes, 1: signature }` → (where the body sits in `bytes`, signature).
 fn decode_signed_wrapper(
     bytes: &[u8],
+    what: &'static str,
     max_body: usize,
-) -> Result<(&[u8], [u8; SIGNATURE_LEN]), OpError> {
-    let mut d = Decoder::new(bytes);
-    let mut m = d.map(2)?;
-    m.required(&mut d, 0)?;
-    let body = d.bytes("signed body", max_body)?;
-    m.required(&mut d, 1)?;
-    let sig = d.fixed::<SIGNATURE_LEN>("signature")?;
+) -> Result<((usize, usize), [u8; SIGNATURE_LEN]), DecodeError> {
+    let SignedFront {
+        decoder: d,
+        map: m,
+        signed,
+        signature,
+    } = read_signed_front(bytes, 2, what, max_body)?;
     m.end()?;
     d.finish()?;
-    Ok((body, sig))
+    Ok((signed, signature))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! encoding and strict decoding, the rules about the header alone, and sealing a batch of local changes.
 
 use super::verified::{check_parsed, inspect_change, RawChange};
-use super::wrapper::decode_wrapper;
+use super::wrapper::{decode_wrapper, write_signed_front};
 use super::{
     actor_id, EnvelopeError, SignedEnvelope, VerifiedHeader, ACTOR_ID_LEN, SESSION_SALT_LEN,
     VERSION,
@@ -182,10 +182,9 @@ impl ChangeEnvelope {
         let header_bytes = header.encode();
         let signature = secret.sign(Domain::ChangeEnvelope, &header_bytes);
         let mut e = Encoder::new();
-        e.map(3);
-        e.key(0).bytes(&header_bytes);
-        e.key(1).bytes(&signature);
-        e.key(2).array(changes.len());
+        write_signed_front(&mut e, 3, &header_bytes, &signature)
+            .key(2)
+            .array(changes.len());
         for c in &changes {
             e.bytes(c.raw_bytes());
         }

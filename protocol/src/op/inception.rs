@@ -5,6 +5,7 @@ use super::payload::{dec_country, dec_name};
 use super::{decode_signed_wrapper, Country, OpError, StakeholderType, VERSION};
 use crate::cbor::{DecodeError, Decoder, Encoder};
 use crate::crypto::{Domain, PublicKey, SecretKey};
+use crate::envelope::wrapper::write_signed_front;
 use crate::ids::OrgId;
 use crate::limits::{MAX_INCEPTION_BYTES, MAX_MAP_ENTRIES, MAX_TIMESTAMP_MS};
 use std::fmt;
@@ -101,7 +102,7 @@ impl Inception {
         let body = self.encode();
         let sig = secret.sign(Domain::OrgInception, &body);
         let mut e = Encoder::new();
-        e.map(2).key(0).bytes(&body).key(1).bytes(&sig);
+        write_signed_front(&mut e, 2, &body, &sig);
         let bytes: Arc<[u8]> = e.into_bytes().into();
         SignedInception {
             id: OrgId::of_bytes(&bytes),
@@ -121,7 +122,8 @@ impl SignedInception {
                 max: MAX_INCEPTION_BYTES,
             });
         }
-        let (body_bytes, sig) = decode_signed_wrapper(bytes, MAX_INCEPTION_BYTES)?;
+        let (body, sig) = decode_signed_wrapper(bytes, "signed body", MAX_INCEPTION_BYTES)?;
+        let body_bytes = &bytes[body.0..body.1];
         let body = Inception::decode(body_bytes)?;
         body.key
             .verify(Domain::OrgInception, body_bytes, &sig)

@@ -5,6 +5,7 @@ use super::payload::{check_ascending, dec_id32, dec_ids, enc_ids};
 use super::{decode_signed_wrapper, OpError, OpKind, VERSION};
 use crate::cbor::{DecodeError, Decoder, Encoder};
 use crate::crypto::{Domain, PublicKey, SecretKey, SIGNATURE_LEN};
+use crate::envelope::wrapper::{read_signed_front, write_signed_front};
 use crate::ids::{FederationId, OpId, OrgId};
 use crate::limits::{MAX_MAP_ENTRIES, MAX_OP_BYTES, MAX_PARENTS, MAX_TIMESTAMP_MS};
 use std::fmt;
@@ -142,9 +143,12 @@ impl OpBody {
         let body = self.encode();
         let sig = secret.sign(Domain::GovernanceOp, &body);
         let mut e = Encoder::new();
-        e.map(2).key(0).bytes(&body).key(1).bytes(&sig);
+        write_signed_front(&mut e, 2, &body, &sig);
         let bytes: Arc<[u8]> = e.into_bytes().into();
-        let body_range = body_range(&bytes);
+        // Re-reading our own wrapper only locates the body; it cannot fail on bytes we just encoded.
+        let body_range = read_signed_front(&bytes, 2, "body", MAX_OP_BYTES)
+            .map(|front| front.signed)
+            .unwrap_or((0, 0));
         SignedOp {
             id: OpId::of_bytes(&bytes),
             bytes,
@@ -153,20 +157,6 @@ impl OpBody {
             body: self,
         }
     }
-}
-
-/// Where the body byte string sits inside the signed bytes (after the map header, key 0 and the string head).
-fn body_range(signed: &[u8]) -> (usize, usize) {
-    let mut d = Decoder::new(signed);
-    // Only called on bytes we just encoded or already decoded successfully.
-    let ok = (|| -> Result<(usize, usize), DecodeError> {
-        let mut m = d.map(2)?;
-        m.required(&mut d, 0)?;
-        let body = d.bytes("body", MAX_OP_BYTES)?;
-        let end = d.position();
-        Ok((end - body.len(), end))
-    })();
-    ok.unwrap_or((0, 0))
 }
 
 /// A governance op as received: the exact signed bytes, their id, and the decoded body.
@@ -216,9 +206,8 @@ impl SignedOp {
                 max: MAX_OP_BYTES,
             });
         }
-        let (body_bytes, signature) = decode_signed_wrapper(bytes, MAX_OP_BYTES)?;
-        let body = OpBody::decode(body_bytes, nested)?;
-        let body_range = body_range(bytes);
+        let (body_range, signature) = decode_signed_wrapper(bytes, "signed body", MAX_OP_BYTES)?;
+        let body = OpBody::decode(&bytes[body_range.0..body_range.1], nested)?;
         Ok(Self {
             bytes: bytes.into(),
             id: OpId::of_bytes(bytes),
