@@ -63,7 +63,7 @@ use crate::crypto::{CryptoError, PublicKey};
 use crate::ids::{sha256, DocId, FederationId};
 use crate::limits::{MAX_CHANGES_PER_ENVELOPE, MAX_HEADS};
 
-mod chunk;
+pub(crate) mod chunk;
 mod header;
 mod verified;
 pub(crate) mod wrapper;

@@ -1043,12 +1043,12 @@ fn leb128_reading_follows_automerge() {
     }
     let mut too_large = vec![0xff; 9];
     too_large.push(0x02);
-    assert_eq!(read(&too_large), Err(Uleb128Error::TooLarge));
+    assert_eq!(read(&too_large), Err(Leb128Error::TooLarge));
     let mut eleven = vec![0x80; 10];
     eleven.push(0x00);
-    assert_eq!(read(&eleven), Err(Uleb128Error::TooLarge));
-    assert_eq!(read(&[0x80, 0x00]), Err(Uleb128Error::NonMinimal));
-    assert_eq!(read(&[0xff, 0x80, 0x00]), Err(Uleb128Error::NonMinimal));
-    assert_eq!(read(&[]), Err(Uleb128Error::CutOff));
-    assert_eq!(read(&[0x80]), Err(Uleb128Error::CutOff));
+    assert_eq!(read(&eleven), Err(Leb128Error::TooLarge));
+    assert_eq!(read(&[0x80, 0x00]), Err(Leb128Error::NonMinimal));
+    assert_eq!(read(&[0xff, 0x80, 0x00]), Err(Leb128Error::NonMinimal));
+    assert_eq!(read(&[]), Err(Leb128Error::CutOff));
+    assert_eq!(read(&[0x80]), Err(Leb128Error::CutOff));
 }
