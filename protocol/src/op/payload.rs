@@ -221,44 +221,20 @@ impl OpKind {
             },
             OpKind::ApproveRecord { meeting, record } => {
                 e.map(3).key(0).bytes(&meeting.0);
-                e.key(1);
-                enc_ids(e, &record.heads);
-                e.key(2).bytes(&record.content_hash.0);
+                enc_attestation(e, 1, record);
             }
             OpKind::SubmitOutput {
                 team,
                 year,
                 doc,
                 attestation,
-            } => {
-                e.map(5)
-                    .key(0)
-                    .text(team.as_str())
-                    .key(1)
-                    .u64(*year as u64)
-                    .key(2)
-                    .bytes(&doc.0);
-                e.key(3);
-                enc_ids(e, &attestation.heads);
-                e.key(4).bytes(&attestation.content_hash.0);
-            }
+            } => enc_submission(e, team.as_str(), *year, doc, attestation),
             OpKind::SubmitNationalReport {
                 country,
                 year,
                 doc,
                 attestation,
-            } => {
-                e.map(5)
-                    .key(0)
-                    .text(country.as_str())
-                    .key(1)
-                    .u64(*year as u64)
-                    .key(2)
-                    .bytes(&doc.0);
-                e.key(3);
-                enc_ids(e, &attestation.heads);
-                e.key(4).bytes(&attestation.content_hash.0);
-            }
+            } => enc_submission(e, country.as_str(), *year, doc, attestation),
             OpKind::Evidence { first, second } => {
                 e.map(2)
                     .key(0)
@@ -385,13 +361,7 @@ impl OpKind {
                     }
                     1 => MeetingKind::Recommendation,
                     2 => MeetingKind::Coordinators,
-                    value => {
-                        return Err(DecodeError::UnknownKind {
-                            what: "meeting kind",
-                            value,
-                        }
-                        .into())
-                    }
+                    value => return Err(unknown("meeting kind", value)),
                 };
                 m.required(d, 2)?;
                 let year = d.u16("year")?;
@@ -431,13 +401,7 @@ impl OpKind {
                         let role = match d.u64()? {
                             0 => ChairRole::Chair,
                             1 => ChairRole::CoChair,
-                            value => {
-                                return Err(DecodeError::UnknownKind {
-                                    what: "chair role",
-                                    value,
-                                }
-                                .into())
-                            }
+                            value => return Err(unknown("chair role", value)),
                         };
                         mm.required(d, 1)?;
                         MotionKind::Elect {
@@ -494,13 +458,7 @@ impl OpKind {
                             manifest_hash: Hash32(dec_id32(d, "manifest hash")?),
                         }
                     }
-                    value => {
-                        return Err(DecodeError::UnknownKind {
-                            what: "motion kind",
-                            value,
-                        }
-                        .into())
-                    }
+                    value => return Err(unknown("motion kind", value)),
                 };
                 mm.end()?;
                 OpKind::Motion { meeting, motion }
@@ -534,13 +492,7 @@ impl OpKind {
                         m.required(d, 1)?;
                         RevocableRole::Coordinator(dec_team(d)?)
                     }
-                    value => {
-                        return Err(DecodeError::UnknownKind {
-                            what: "role",
-                            value,
-                        }
-                        .into())
-                    }
+                    value => return Err(unknown("role", value)),
                 };
                 m.required(d, 2)?;
                 OpKind::RevokeRole {
@@ -583,13 +535,7 @@ impl OpKind {
                         m.required(d, 1)?;
                         DocKind::TeamCharter { team: dec_team(d)? }
                     }
-                    value => {
-                        return Err(DecodeError::UnknownKind {
-                            what: "document kind",
-                            value,
-                        }
-                        .into())
-                    }
+                    value => return Err(unknown("document kind", value)),
                 };
                 OpKind::CreateDoc { kind }
             }
@@ -644,17 +590,36 @@ impl OpKind {
                     second: Box::new(second),
                 }
             }
-            value => {
-                return Err(DecodeError::UnknownKind {
-                    what: "op kind",
-                    value,
-                }
-                .into())
-            }
+            value => return Err(unknown("op kind", value)),
         };
         m.end()?;
         Ok(kind)
     }
+}
+
+/// A submission (output or national report): the team or country, the year, the document and its attestation.
+fn enc_submission(e: &mut Encoder, place: &str, year: u16, doc: &DocId, attestation: &Attestation) {
+    e.map(5)
+        .key(0)
+        .text(place)
+        .key(1)
+        .u64(year as u64)
+        .key(2)
+        .bytes(&doc.0);
+    enc_attestation(e, 3, attestation);
+}
+
+/// An attestation under `first_key` (the heads) and the key after it (the content hash), as [`dec_attestation`]
+/// reads it.
+fn enc_attestation(e: &mut Encoder, first_key: u64, attestation: &Attestation) {
+    e.key(first_key);
+    enc_ids(e, &attestation.heads);
+    e.key(first_key + 1).bytes(&attestation.content_hash.0);
+}
+
+/// A kind number (of a meeting, a motion, a role, …) that this version does not know.
+fn unknown(what: &'static str, value: u64) -> OpError {
+    DecodeError::UnknownKind { what, value }.into()
 }
 
 fn dec_attestation(
