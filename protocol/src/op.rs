@@ -29,8 +29,10 @@ pub use signed_op::{OpBody, SignedOp};
 pub use vocabulary::{Country, StakeholderType, TeamCode};
 
 use crate::cbor::DecodeError;
-use crate::crypto::{CryptoError, SIGNATURE_LEN};
-use crate::envelope::wrapper::{read_signed_front, SignedFront};
+use crate::cbor::Encoder;
+use crate::crypto::{CryptoError, Domain, SecretKey, SIGNATURE_LEN};
+use crate::envelope::wrapper::{read_signed_front, write_signed_front, SignedFront};
+use std::sync::Arc;
 
 /// The only wire version this crate speaks.
 pub const VERSION: u64 = 1;
@@ -70,6 +72,18 @@ fn decode_signed_wrapper(
     m.end()?;
     d.finish()?;
     Ok((signed, signature))
+}
+
+/// Signs `body` under `domain` and wraps it as `map { 0: body, 1: signature }`: the signed bytes and the signature.
+fn sign_wrapped(
+    secret: &SecretKey,
+    domain: Domain,
+    body: &[u8],
+) -> (Arc<[u8]>, [u8; SIGNATURE_LEN]) {
+    let signature = secret.sign(domain, body);
+    let mut e = Encoder::new();
+    write_signed_front(&mut e, 2, body, &signature);
+    (e.into_bytes().into(), signature)
 }
 
 #[cfg(test)]

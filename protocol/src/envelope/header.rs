@@ -2,17 +2,15 @@
 //! encoding and strict decoding, the rules about the header alone, and sealing a batch of local changes.
 
 use super::verified::{check_parsed, inspect_change, RawChange};
-use super::wrapper::{decode_wrapper, write_signed_front};
+use super::wrapper::{decode_wrapper, open_versioned_body, write_signed_front};
 use super::{
     actor_id, EnvelopeError, SignedEnvelope, VerifiedHeader, ACTOR_ID_LEN, SESSION_SALT_LEN,
     VERSION,
 };
-use crate::cbor::{DecodeError, Decoder, Encoder};
+use crate::cbor::{DecodeError, Encoder};
 use crate::crypto::{Domain, PublicKey, SecretKey};
 use crate::ids::{DocId, EnvelopeId, FederationId, Hash32, OpId, OrgId};
-use crate::limits::{
-    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES, MAX_HEADS, MAX_MAP_ENTRIES,
-};
+use crate::limits::{MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES, MAX_HEADS};
 
 /// The signed header of an envelope: everything the signature covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,13 +51,7 @@ impl ChangeEnvelope {
     }
 
     pub(super) fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        let mut d = Decoder::new(bytes);
-        let mut m = d.map(MAX_MAP_ENTRIES)?;
-        m.required(&mut d, 0)?;
-        let v = d.u64()?;
-        if v != VERSION {
-            return Err(DecodeError::UnknownVersion(v).into());
-        }
+        let (mut d, mut m) = open_versioned_body(bytes, VERSION)?;
         m.required(&mut d, 1)?;
         let federation = FederationId(d.fixed::<32>("federation")?);
         m.required(&mut d, 2)?;

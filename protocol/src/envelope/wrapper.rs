@@ -1,13 +1,13 @@
 //! The signed CBOR wrapper: `map { 0: signed bytes, 1: signature, … }`, the outer form of every signed thing in
 //! the protocol (a change envelope, a governance op, an inception record). One reader and one writer of its
-//! front, so the three never drift apart; the envelope's own wrapper (with its changes at key 2) is built on it.
+//! front (and of the versioned body inside), so the three never drift apart; the envelope's own wrapper (with its changes at key 2) is built on it.
 //!
 //! It lives beside the envelope because the envelope has the longest wrapper; `crate::op` reuses it.
 
 use super::MAX_HEADER_BYTES;
 use crate::cbor::{DecodeError, Decoder, Encoder, MapDecoder};
 use crate::crypto::SIGNATURE_LEN;
-use crate::limits::{MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES};
+use crate::limits::{MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_MAP_ENTRIES};
 
 /// The front of a signed wrapper, read strictly: the decoder and the map positioned after the signature, for
 /// the caller to read its further entries and then `map.end()` and `decoder.finish()`.
@@ -52,6 +52,22 @@ pub(crate) fn write_signed_front<'e>(
     signature: &[u8; SIGNATURE_LEN],
 ) -> &'e mut Encoder {
     e.map(entries).key(0).bytes(signed).key(1).bytes(signature)
+}
+
+/// Opens a signed body (`map { 0: version, … }`, at most [`MAX_MAP_ENTRIES`] entries) and checks its version:
+/// the decoder and the map come back positioned after key 0.
+pub(crate) fn open_versioned_body(
+    bytes: &[u8],
+    version: u64,
+) -> Result<(Decoder<'_>, MapDecoder), DecodeError> {
+    let mut d = Decoder::new(bytes);
+    let mut m = d.map(MAX_MAP_ENTRIES)?;
+    m.required(&mut d, 0)?;
+    let v = d.u64()?;
+    if v != version {
+        return Err(DecodeError::UnknownVersion(v));
+    }
+    Ok((d, m))
 }
 
 /// The parts of an envelope's outer map: where the header bytes are, the signature, and where each raw change is.

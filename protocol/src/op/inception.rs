@@ -2,12 +2,12 @@
 //! with its own key; the hash of the signed bytes is its [`OrgId`].
 
 use super::payload::{dec_country, dec_name};
-use super::{decode_signed_wrapper, Country, OpError, StakeholderType, VERSION};
-use crate::cbor::{DecodeError, Decoder, Encoder};
+use super::{decode_signed_wrapper, sign_wrapped, Country, OpError, StakeholderType, VERSION};
+use crate::cbor::Encoder;
 use crate::crypto::{Domain, PublicKey, SecretKey};
-use crate::envelope::wrapper::write_signed_front;
+use crate::envelope::wrapper::open_versioned_body;
 use crate::ids::OrgId;
-use crate::limits::{MAX_INCEPTION_BYTES, MAX_MAP_ENTRIES, MAX_TIMESTAMP_MS};
+use crate::limits::{MAX_INCEPTION_BYTES, MAX_TIMESTAMP_MS};
 use std::fmt;
 use std::sync::Arc;
 
@@ -53,13 +53,7 @@ impl Inception {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, OpError> {
-        let mut d = Decoder::new(bytes);
-        let mut m = d.map(MAX_MAP_ENTRIES)?;
-        m.required(&mut d, 0)?;
-        let v = d.u64()?;
-        if v != VERSION {
-            return Err(DecodeError::UnknownVersion(v).into());
-        }
+        let (mut d, mut m) = open_versioned_body(bytes, VERSION)?;
         m.required(&mut d, 1)?;
         let name = dec_name(&mut d, "organisation name")?.to_string();
         m.required(&mut d, 2)?;
@@ -100,10 +94,7 @@ impl Inception {
             "an inception is signed by the key it names"
         );
         let body = self.encode();
-        let sig = secret.sign(Domain::OrgInception, &body);
-        let mut e = Encoder::new();
-        write_signed_front(&mut e, 2, &body, &sig);
-        let bytes: Arc<[u8]> = e.into_bytes().into();
+        let (bytes, _) = sign_wrapped(secret, Domain::OrgInception, &body);
         SignedInception {
             id: OrgId::of_bytes(&bytes),
             bytes,

@@ -2,12 +2,12 @@
 //! alone, and the op as received (its exact signed bytes, their id, and the decoded body).
 
 use super::payload::{check_ascending, dec_id32, dec_ids, enc_ids};
-use super::{decode_signed_wrapper, OpError, OpKind, VERSION};
-use crate::cbor::{DecodeError, Decoder, Encoder};
+use super::{decode_signed_wrapper, sign_wrapped, OpError, OpKind, VERSION};
+use crate::cbor::Encoder;
 use crate::crypto::{Domain, PublicKey, SecretKey, SIGNATURE_LEN};
-use crate::envelope::wrapper::{read_signed_front, write_signed_front};
+use crate::envelope::wrapper::{open_versioned_body, read_signed_front};
 use crate::ids::{FederationId, OpId, OrgId};
-use crate::limits::{MAX_MAP_ENTRIES, MAX_OP_BYTES, MAX_PARENTS, MAX_TIMESTAMP_MS};
+use crate::limits::{MAX_OP_BYTES, MAX_PARENTS, MAX_TIMESTAMP_MS};
 use std::fmt;
 use std::sync::Arc;
 
@@ -49,13 +49,7 @@ impl OpBody {
     }
 
     fn decode(bytes: &[u8], nested: bool) -> Result<Self, OpError> {
-        let mut d = Decoder::new(bytes);
-        let mut m = d.map(MAX_MAP_ENTRIES)?;
-        m.required(&mut d, 0)?;
-        let v = d.u64()?;
-        if v != VERSION {
-            return Err(DecodeError::UnknownVersion(v).into());
-        }
+        let (mut d, mut m) = open_versioned_body(bytes, VERSION)?;
         let federation = if m.optional(&mut d, 1)? {
             Some(FederationId(dec_id32(&mut d, "federation")?))
         } else {
@@ -141,10 +135,7 @@ impl OpBody {
             "an op is signed with the key it names"
         );
         let body = self.encode();
-        let sig = secret.sign(Domain::GovernanceOp, &body);
-        let mut e = Encoder::new();
-        write_signed_front(&mut e, 2, &body, &sig);
-        let bytes: Arc<[u8]> = e.into_bytes().into();
+        let (bytes, sig) = sign_wrapped(secret, Domain::GovernanceOp, &body);
         // Re-reading our own wrapper only locates the body; it cannot fail on bytes we just encoded.
         let body_range = read_signed_front(&bytes, 2, "body", MAX_OP_BYTES)
             .map(|front| front.signed)
