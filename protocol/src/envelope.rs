@@ -15,8 +15,9 @@
 //! re-encoded. Each change is bound to the signature by its Automerge hash. Automerge (0.7,
 //! `storage::chunk::hash`) defines it as SHA-256 over the chunk type byte, the LEB128 data length and the data;
 //! because a chunk here must encode its length minimally, that is SHA-256 of the chunk bytes after the 4 magic
-//! bytes and the 4 checksum bytes, which this module computes itself. The [`EnvelopeId`] is the SHA-256 of the
-//! whole signed bytes, which are kept exactly as received.
+//! bytes and the 4 checksum bytes, which this module computes itself. The
+//! [`EnvelopeId`](crate::ids::EnvelopeId) is the SHA-256 of the whole signed bytes, which are kept exactly as
+//! received.
 //!
 //! The Automerge actor of every change must be [`actor_id`]`(key, doc, session_salt)`: an author cannot write
 //! under another organisation's actor (their (actor, seq) space), and a node that picks a fresh salt per session

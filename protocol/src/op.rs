@@ -9,8 +9,8 @@
 //!                  4: seq, 5: parents [OpId] (ascending, unique), 6: timestamp_ms, 7: kind, 8: payload map }
 //! ```
 //!
-//! The signature covers `"wsis/v1/governance-op" || 0x00 || body` and the [`OpId`] is the SHA-256 of the whole
-//! `SignedOp` bytes. The bytes are kept as received: nothing is ever re-encoded to be verified or hashed.
+//! The signature covers `"wsis/v1/governance-op" || 0x00 || body` and the [`OpId`](crate::ids::OpId) is the
+//! SHA-256 of the whole `SignedOp` bytes. The bytes are kept as received: nothing is ever re-encoded to be verified or hashed.
 
 mod inception;
 mod kind;

@@ -1,6 +1,7 @@
 //! The signed CBOR wrapper: `map { 0: signed bytes, 1: signature, … }`, the outer form of every signed thing in
 //! the protocol (a change envelope, a governance op, an inception record). One reader and one writer of its
-//! front (and of the versioned body inside), so the three never drift apart; the envelope's own wrapper (with its changes at key 2) is built on it.
+//! front (and of the versioned body inside), so the three never drift apart; the envelope's own wrapper (with
+//! its changes at key 2) is built on it.
 //!
 //! It lives beside the envelope because the envelope has the longest wrapper; `crate::op` reuses it.
 
