@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The signature covers `"wsis/v1/governance-op" || 0x00 || body` and the [`OpId`](crate::ids::OpId) is the
-//! SHA-256 of the whole `SignedOp` bytes. The bytes are kept as received: nothing is ever re-encoded to be verified or hashed.
+//! SHA-256 of the whole `SignedOp` bytes. The bytes are kept as received: nothing is ever re-encoded to be
+//! verified or hashed.
 
 mod inception;
 mod kind;
