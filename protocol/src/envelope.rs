@@ -58,6 +58,10 @@
 //!
 //! Never feed bytes from a peer to Automerge's `receive_sync_message`, `load_incremental` or `merge`: they apply
 //! changes with no check.
+//!
+//! The parts, one file each under `envelope/`: `header` (the signed header, [`ChangeEnvelope`], and sealing),
+//! `wrapper` (the signed CBOR wrapper, shared with `crate::op`), `chunk` (the Automerge chunk reader of stage 1,
+//! shared with [`crate::chunk_cost`]) and `verified` (the two stages, [`VerifiedHeader`] and [`SignedEnvelope`]).
 
 use crate::cbor::DecodeError;
 use crate::crypto::{CryptoError, PublicKey};

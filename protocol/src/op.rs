@@ -12,6 +12,10 @@
 //! The signature covers `"wsis/v1/governance-op" || 0x00 || body` and the [`OpId`](crate::ids::OpId) is the
 //! SHA-256 of the whole `SignedOp` bytes. The bytes are kept as received: nothing is ever re-encoded to be
 //! verified or hashed.
+//!
+//! The parts, one file each under `op/`: `vocabulary` (stakeholder types, team codes, countries), `inception`
+//! (the inception record), `kind` (the op kinds and their payload types), `payload` (how each kind is encoded
+//! and strictly decoded) and `signed_op` (the op body and the signed op). Everything is re-exported here.
 
 mod inception;
 mod kind;
@@ -29,8 +33,7 @@ pub use kind::{
 pub use signed_op::{OpBody, SignedOp};
 pub use vocabulary::{Country, StakeholderType, TeamCode};
 
-use crate::cbor::DecodeError;
-use crate::cbor::Encoder;
+use crate::cbor::{DecodeError, Encoder};
 use crate::crypto::{CryptoError, Domain, SecretKey, SIGNATURE_LEN};
 use crate::envelope::wrapper::{read_signed_front, write_signed_front, SignedFront};
 use std::sync::Arc;
@@ -61,7 +64,6 @@ pub enum OpError {
 /// `map { 0: body bytes, 1: signature }` → (where the body sits in `bytes`, signature).
 fn decode_signed_wrapper(
     bytes: &[u8],
-    what: &'static str,
     max_body: usize,
 ) -> Result<((usize, usize), [u8; SIGNATURE_LEN]), DecodeError> {
     let SignedFront {
@@ -69,7 +71,7 @@ fn decode_signed_wrapper(
         map: m,
         signed,
         signature,
-    } = read_signed_front(bytes, 2, what, max_body)?;
+    } = read_signed_front(bytes, 2, "signed body", max_body)?;
     m.end()?;
     d.finish()?;
     Ok((signed, signature))

@@ -113,7 +113,7 @@ impl SignedInception {
                 max: MAX_INCEPTION_BYTES,
             });
         }
-        let (body, sig) = decode_signed_wrapper(bytes, "signed body", MAX_INCEPTION_BYTES)?;
+        let (body, sig) = decode_signed_wrapper(bytes, MAX_INCEPTION_BYTES)?;
         let body_bytes = &bytes[body.0..body.1];
         let body = Inception::decode(body_bytes)?;
         body.key

@@ -197,7 +197,7 @@ impl SignedOp {
                 max: MAX_OP_BYTES,
             });
         }
-        let (body_range, signature) = decode_signed_wrapper(bytes, "signed body", MAX_OP_BYTES)?;
+        let (body_range, signature) = decode_signed_wrapper(bytes, MAX_OP_BYTES)?;
         let body = OpBody::decode(&bytes[body_range.0..body_range.1], nested)?;
         Ok(Self {
             bytes: bytes.into(),
