@@ -20,7 +20,14 @@
 //! values, and for `n = 0` an unsigned count of nulls; a boolean column is a sequence of unsigned run lengths,
 //! alternately false and true. Every LEB128 number here must be minimally encoded (Automerge writes them so);
 //! anything else is refused, which is always safe: refusing more than Automerge would never lets a bomb through.
+//!
+//! The LEB128 numbers and the chunk framing are read by the envelope's chunk reader (`envelope::chunk`), the one
+//! reader of Automerge bytes in this crate; this module adds the columns.
 
+use crate::envelope::chunk::{
+    chunk_data, chunk_head, read_sleb128, read_uleb128, FrameError, Leb128Error,
+    CHUNK_TYPE_DOCUMENT,
+};
 use std::io::Read;
 
 /// Column types, the low three bits of a column specification.
@@ -108,68 +115,29 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn byte(&mut self) -> Result<u8, CostError> {
-        let (&b, rest) = self
-            .bytes
-            .split_first()
-            .ok_or(CostError::CutOff(self.what))?;
-        self.bytes = rest;
-        Ok(b)
-    }
-
     /// Unsigned LEB128, minimal, at most 64 bits.
     fn uleb(&mut self) -> Result<u64, CostError> {
-        let mut value: u64 = 0;
-        let mut shift = 0u32;
-        loop {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                return Err(CostError::Malformed("LEB128 number past 64 bits"));
-            }
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                if b == 0 && shift > 0 {
-                    return Err(CostError::Malformed("LEB128 number not minimally encoded"));
-                }
-                return Ok(value);
-            }
-            shift += 7;
-        }
+        read_uleb128(&mut self.bytes).map_err(|e| leb_error(e, self.what))
     }
 
     /// Signed LEB128, minimal, at most 64 bits.
     fn sleb(&mut self) -> Result<i64, CostError> {
-        let mut value: i64 = 0;
-        let mut shift = 0u32;
-        let mut prev: u8 = 0;
-        loop {
-            let b = self.byte()?;
-            if shift == 63 {
-                // The tenth byte holds only the sign: 0x00 for positive, 0x7f for negative numbers.
-                if b != 0 && b != 0x7f {
-                    return Err(CostError::Malformed("LEB128 number past 64 bits"));
-                }
-            }
-            value |= i64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                if shift > 0 && ((b == 0 && prev & 0x40 == 0) || (b == 0x7f && prev & 0x40 != 0)) {
-                    return Err(CostError::Malformed("LEB128 number not minimally encoded"));
-                }
-                shift += 7;
-                if shift < 64 && b & 0x40 != 0 {
-                    value |= -1i64 << shift;
-                }
-                return Ok(value);
-            }
-            prev = b;
-            shift += 7;
-        }
+        read_sleb128(&mut self.bytes).map_err(|e| leb_error(e, self.what))
     }
 
     /// A length-prefixed byte string.
     fn prefixed(&mut self) -> Result<&'a [u8], CostError> {
         let len = self.uleb()?;
         self.take(len)
+    }
+}
+
+/// The cost error of a LEB128 number that did not read in `what`.
+fn leb_error(e: Leb128Error, what: &'static str) -> CostError {
+    match e {
+        Leb128Error::CutOff => CostError::CutOff(what),
+        Leb128Error::TooLarge => CostError::Malformed("LEB128 number past 64 bits"),
+        Leb128Error::NonMinimal => CostError::Malformed("LEB128 number not minimally encoded"),
     }
 }
 
@@ -406,27 +374,22 @@ fn columns_cost(columns: &[Column<'_>], budget: &mut usize) -> Result<(u64, u64)
     Ok((rows, refs))
 }
 
-/// The Automerge chunk type of a document.
-const CHUNK_TYPE_DOCUMENT: u8 = 0;
-/// The magic bytes every Automerge chunk starts with.
-const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
-
 /// An upper bound of the cost of loading `bytes` with `Automerge::load`: they must be exactly one document
 /// chunk (what `Automerge::save` writes). Compressed columns are inflated, `max_inflated` bytes in all at most.
 pub fn document_cost(bytes: &[u8], max_inflated: usize) -> Result<DocumentCost, CostError> {
-    let mut r = Reader::new(bytes, "the chunk header");
-    if r.take(4)? != MAGIC {
-        return Err(CostError::Malformed("not an automerge chunk"));
-    }
-    r.take(4)?; // checksum: Automerge checks it; it decides nothing about the cost
-    if r.byte()? != CHUNK_TYPE_DOCUMENT {
+    const HEAD: &str = "the chunk header";
+    let framing = |e: FrameError| match e {
+        FrameError::CutOff | FrameError::PastEnd => CostError::CutOff(HEAD),
+        FrameError::NotAutomerge => CostError::Malformed("not an automerge chunk"),
+        FrameError::Length(e) => leb_error(e, HEAD),
+        FrameError::BytesAfter => CostError::Malformed("bytes after the document chunk"),
+    };
+    let head = chunk_head(bytes).map_err(framing)?;
+    // The checksum: Automerge checks it; it decides nothing about the cost.
+    if head.chunk_type != CHUNK_TYPE_DOCUMENT {
         return Err(CostError::Malformed("not a document chunk"));
     }
-    let len = r.uleb()?;
-    let data = r.take(len)?;
-    if !r.is_empty() {
-        return Err(CostError::Malformed("bytes after the document chunk"));
-    }
+    let data = chunk_data(head.rest).map_err(framing)?;
     let mut r = Reader::new(data, "the document header");
     let actors = r.uleb()?;
     for _ in 0..actors {

@@ -6,6 +6,9 @@
 //!
 //! The human form is `<prefix>_<64 lowercase hex digits>`, e.g. `op_3f1a…`. The prefix says which kind of id it is,
 //! so an `OrgId` can never be mistaken for an `OpId` when pasted into a command line.
+//!
+//! [`Hash32`] is here too: a 32-byte hash that is not one of our ids (an Automerge change hash, a content hash),
+//! printed as bare hex.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -143,6 +146,37 @@ impl From<OpId> for DocId {
 impl From<DocId> for OpId {
     fn from(id: DocId) -> Self {
         OpId(id.0)
+    }
+}
+
+macro_rules! as_ref_32 {
+    ($($t:ty),*) => {$(
+        impl AsRef<[u8; 32]> for $t {
+            fn as_ref(&self) -> &[u8; 32] { &self.0 }
+        }
+    )*};
+}
+as_ref_32!(OpId, OrgId, DocId, FederationId, Hash32);
+
+/// A 32-byte hash that is not an id of ours (an Automerge change hash, a content hash, a manifest hash).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Hash32(pub [u8; 32]);
+
+impl fmt::Debug for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", &hex::encode(self.0)[..12])
+    }
+}
+
+impl fmt::Display for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl serde::Serialize for Hash32 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
