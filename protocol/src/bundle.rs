@@ -10,7 +10,8 @@
 //! reads and writes the directory; this crate does no I/O). Its layout is fixed (`docs/protocol.md` §14):
 //!
 //! - `gov/genesis` and `gov/ops`: every governance op of the *closing point*'s history (the closing point is the
-//!   passed Checkpoint motion that closes the year, with its valid ballots), the op log framed by length ([`encode_ops`]);
+//!   passed Checkpoint motion that closes the year, with its valid ballots), the op log framed by length
+//!   ([`encode_ops`]);
 //! - `docs/<id>.automerge` and `docs/<id>.json`: every document state that history *attests* (the year's
 //!   submissions and approved meeting records), as Automerge bytes and as canonical JSON ([`Attested`]);
 //! - `view/stocktake.json`: the stocktaking view recomputed from all of the above;

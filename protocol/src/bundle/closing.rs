@@ -9,8 +9,8 @@ use crate::gov::{verify_all, Governance, InsertError, Inserted, VerifiedOp};
 use crate::ids::{DocId, OpId, OrgId};
 use crate::op::{Hash32, MeetingKind, MotionKind, OpError, OpKind, SignedOp};
 
-/// What the closing point says, or why it does not close the year. Shared by [`plan`] and [`verify`], which ask
-/// the same questions of the same replica (the closing point's history only).
+/// What the closing point says, or why it does not close the year. Shared by [`plan`](super::plan) and
+/// [`verify`](super::verify), which ask the same questions of the same replica (the closing point's history only).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClosingError {

@@ -156,9 +156,10 @@ pub enum SealError {
 /// Files the seal writes (not listed in the manifest, except that `SHA256SUMS` covers the last two).
 pub(super) const SEAL_FILES: [&str; 4] = [MANIFEST, SHA256SUMS, SIGNATURE, ALLOWED_SIGNERS];
 
-/// Writes `manifest.json` over `content`, signs it, and adds `allowed_signers` and `SHA256SUMS`. [`assemble`]
-/// uses it; it is public so that tests (and tools) can re-seal edited content — which is exactly what an attacker
-/// holding the Chair's key can do, and why [`verify`] checks far more than the signature.
+/// Writes `manifest.json` over `content`, signs it, and adds `allowed_signers` and `SHA256SUMS`.
+/// [`assemble`](super::assemble) uses it; it is public so that tests (and tools) can re-seal edited content — which
+/// is exactly what an attacker holding the Chair's key can do, and why [`verify`](super::verify) checks far more
+/// than the signature.
 pub fn seal(
     header: &ManifestHeader,
     content: BTreeMap<String, Vec<u8>>,
