@@ -62,6 +62,9 @@ pub mod chunk_cost;
 pub mod crypto;
 pub mod envelope;
 pub mod export;
+// Test and example support, not production API, so hidden from the documentation; compiled in (not behind
+// `cfg(test)`) because the node's tests, the doctests and the benchmarks, which are other crates, use it.
+#[doc(hidden)]
 pub mod fixture;
 pub mod gov;
 pub mod ids;
