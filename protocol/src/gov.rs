@@ -35,6 +35,7 @@ pub use query::{
     ApprovedRecord, ChairBench, MeetingInfo, MotionInfo, OrgInfo, SlotHolder, StateSummary,
     SubmissionInfo, SubmissionSubject,
 };
+pub(crate) use verified::par_map;
 pub use verified::{verify_all, VerifiedOp};
 
 use crate::crypto::PublicKey;

@@ -6,7 +6,7 @@
 
 use super::closing::ReplayError;
 use super::verify::Problem;
-use crate::gov::VerifiedOp;
+use crate::gov::{par_map, VerifiedOp};
 use crate::limits::{MAX_BUNDLE_OPS, MAX_OP_BYTES};
 use crate::op::{OpError, SignedOp};
 
@@ -80,32 +80,7 @@ pub(super) fn decode_and_verify(
         op.verify()
             .map_err(|error| Box::new(Problem::Replay(ReplayError::Signature { op: id, error })))
     };
-    let threads = threads.clamp(1, 64);
-    if threads == 1 || records.len() < 64 {
-        return records.iter().enumerate().map(|(i, r)| one(i, r)).collect();
-    }
-    let chunk = records.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = records
-            .chunks(chunk)
-            .enumerate()
-            .map(|(c, rs)| {
-                s.spawn(move || {
-                    rs.iter()
-                        .enumerate()
-                        .map(|(i, r)| one(c * chunk + i, r))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(records.len());
-        for h in handles {
-            match h.join() {
-                Ok(v) => out.extend(v?),
-                // A panic in decoding or ed25519 would be a bug in this crate or the library: surface it.
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        Ok(out)
-    })
+    par_map(records.to_vec(), threads, one)
+        .into_iter()
+        .collect()
 }

@@ -30,27 +30,46 @@ impl SignedOp {
 /// Verifies many ops on `threads` threads (strict verification, one signature each; see `docs/ARCHITECTURE.md`
 /// for why batch verification is not used). Results are in input order.
 pub fn verify_all(ops: Vec<SignedOp>, threads: usize) -> Vec<Result<VerifiedOp, (OpId, OpError)>> {
+    par_map(ops, threads, |_, op| op.verify_with_id())
+}
+
+/// Maps `f` over `items` (with each item's index) on up to `threads` threads, at most 64, and on this thread alone
+/// below 64 items; the results are in input order. Verifying signatures is most of what loading a replica or
+/// checking a bundle costs, so both spread it this way.
+pub(crate) fn par_map<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(usize, T) -> R + Sync,
+) -> Vec<R> {
     let threads = threads.clamp(1, 64);
-    if threads == 1 || ops.len() < 64 {
-        return ops.into_iter().map(|op| op.verify_with_id()).collect();
+    if threads == 1 || items.len() < 64 {
+        return items
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| f(i, t))
+            .collect();
     }
-    let chunk = ops.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<SignedOp>> = Vec::with_capacity(threads);
-    let mut it = ops.into_iter();
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
+    let mut it = items.into_iter();
     loop {
-        let c: Vec<SignedOp> = it.by_ref().take(chunk).collect();
+        let c: Vec<T> = it.by_ref().take(chunk).collect();
         if c.is_empty() {
             break;
         }
         chunks.push(c);
     }
+    let f = &f;
     std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(c, items)| {
                 s.spawn(move || {
-                    c.into_iter()
-                        .map(|op| op.verify_with_id())
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, t)| f(c * chunk + i, t))
                         .collect::<Vec<_>>()
                 })
             })
@@ -59,7 +78,8 @@ pub fn verify_all(ops: Vec<SignedOp>, threads: usize) -> Vec<Result<VerifiedOp, 
             .into_iter()
             .flat_map(|h| match h.join() {
                 Ok(v) => v,
-                // A panic inside ed25519 verification would be a bug in the library; surface it.
+                // A panic in decoding or in ed25519 verification would be a bug in this crate or the library:
+                // surface it.
                 Err(p) => std::panic::resume_unwind(p),
             })
             .collect()
