@@ -6,7 +6,9 @@
 //! code writes (in items, expressions, types, patterns, qualified `<T>::f` paths and macro arguments) is resolved
 //! through those names before it is compared with the forbidden paths. So `use std::{fs}`, `use std::{self as s}`
 //! then `s::fs`, `::std::fs::read`, `extern crate std as x` then `x::net`, and `use std::*` are all caught, while
-//! comments and string literals that merely mention `std::fs` are not code and pass.
+//! comments and string literals that merely mention `std::fs` are not code and pass. Scopes are not told apart (a
+//! name bound anywhere counts everywhere), so the check errs on the side of refusing. What it cannot see: code a
+//! procedural macro generates, and files that `include!` pulls in from outside `src/`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
