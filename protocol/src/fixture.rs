@@ -1,5 +1,9 @@
 //! Deterministic federations for tests, benchmarks and simulations.
 //!
+//! Test and example support, not production API (its keys are derived from small seeds): it is hidden from the
+//! crate's documentation, and compiled into the crate rather than behind `cfg(test)` because the node's tests, the
+//! doctests and the benchmarks, which are other crates, use it.
+//!
 //! [`Org`] is an organisation with a key derived from a seed that signs ops with the right sequence numbers;
 //! [`World`] is a federation under construction: a replica plus the organisations, where every op is signed with
 //! the current heads as parents (or explicit parents, to build concurrent branches) and inserted at once.

@@ -21,224 +21,29 @@
 //!
 //! See `docs/protocol.md` for the rules of every op kind and `docs/ARCHITECTURE.md` for the invariants.
 
+mod access;
+mod dag;
 mod eval;
+mod outcome;
 mod query;
+mod verified;
 
+pub use access::{DocumentInfo, DocumentScope, WriteDenied};
+pub use dag::topological_order;
+pub use outcome::{InsertError, Inserted, Invalid, Validity};
 pub use query::{
-    ApprovedRecord, ChairBench, DocumentInfo, DocumentScope, MeetingInfo, MotionInfo, OrgInfo,
-    SlotHolder, StateSummary, SubmissionInfo, SubmissionSubject, WriteDenied,
+    ApprovedRecord, ChairBench, MeetingInfo, MotionInfo, OrgInfo, SlotHolder, StateSummary,
+    SubmissionInfo, SubmissionSubject,
 };
+pub(crate) use verified::par_map;
+pub use verified::{verify_all, VerifiedOp};
 
 use crate::crypto::PublicKey;
 use crate::ids::IdMap;
 use crate::ids::{FederationId, OpId, OrgId};
 use crate::limits::{MAX_PARENTS, MAX_PARKED_OPS};
-use crate::op::{Genesis, OpError, OpKind, RevocableRole, SignedInception, SignedOp, TeamCode};
+use crate::op::{Genesis, OpKind, RevocableRole, SignedInception, SignedOp, TeamCode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-
-/// A signed op whose signature has been verified. Only [`SignedOp::verify`] and [`verify_all`] make one, so
-/// the replay can never be handed an unverified op by mistake.
-#[derive(Debug, Clone)]
-pub struct VerifiedOp(SignedOp);
-
-impl VerifiedOp {
-    pub fn op(&self) -> &SignedOp {
-        &self.0
-    }
-
-    pub fn into_inner(self) -> SignedOp {
-        self.0
-    }
-}
-
-impl SignedOp {
-    /// Verifies the signature, producing the only kind of op the replay accepts.
-    pub fn verify(self) -> Result<VerifiedOp, OpError> {
-        self.verify_signature()?;
-        Ok(VerifiedOp(self))
-    }
-}
-
-/// Verifies many ops on `threads` threads (strict verification, one signature each; see `docs/ARCHITECTURE.md`
-/// for why batch verification is not used). Results are in input order.
-pub fn verify_all(ops: Vec<SignedOp>, threads: usize) -> Vec<Result<VerifiedOp, (OpId, OpError)>> {
-    let threads = threads.clamp(1, 64);
-    if threads == 1 || ops.len() < 64 {
-        return ops.into_iter().map(|op| op.verify_with_id()).collect();
-    }
-    let chunk = ops.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<SignedOp>> = Vec::with_capacity(threads);
-    let mut it = ops.into_iter();
-    loop {
-        let c: Vec<SignedOp> = it.by_ref().take(chunk).collect();
-        if c.is_empty() {
-            break;
-        }
-        chunks.push(c);
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                s.spawn(move || {
-                    c.into_iter()
-                        .map(|op| op.verify_with_id())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                // A panic inside ed25519 verification would be a bug in the library; surface it.
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
-    })
-}
-
-impl SignedOp {
-    fn verify_with_id(self) -> Result<VerifiedOp, (OpId, OpError)> {
-        let id = self.id();
-        self.verify().map_err(|e| (id, e))
-    }
-}
-
-/// Why an op was refused at insertion. Nothing of a refused op is stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InsertError {
-    #[error("op belongs to federation {found:?}, this replica is {expected:?}")]
-    WrongFederation {
-        expected: FederationId,
-        found: Option<FederationId>,
-    },
-    #[error("a federation has exactly one genesis")]
-    SecondGenesis,
-    #[error("not a genesis op")]
-    NotGenesis,
-    #[error("op is signed with a key that is not its author's inception key")]
-    KeyMismatch,
-    #[error("chain rule: the author's previous op in this op's history has seq {seen}, this op has seq {seq}")]
-    ChainRule { seen: u64, seq: u64 },
-    #[error("sequence number beyond the supported range")]
-    SeqOutOfRange,
-    #[error("an op cites itself or too many parents")]
-    BadParents,
-    #[error("the parking area is full ({MAX_PARKED_OPS} ops wait for missing parents)")]
-    ParkingFull,
-    #[error(transparent)]
-    Op(#[from] OpError),
-}
-
-/// What happened to an inserted op.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Inserted {
-    /// Stored in the DAG and evaluated; `valid` is its validity right after insertion (it can change later when
-    /// a concurrency rule applies). `released` are the parked ops that this insertion let in, in the order they
-    /// entered the DAG (a node stores them too).
-    Applied { valid: bool, released: Vec<OpId> },
-    /// Already known.
-    Duplicate,
-    /// Waiting for these parents.
-    Parked { missing: Vec<OpId> },
-}
-
-/// Why a valid-looking op has no effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Invalid {
-    /// Its author signed two different ops with the same sequence number.
-    Equivocation,
-    /// The author is not an admitted member in the op's history.
-    NotMember,
-    /// Only a secretariat organisation may do this.
-    NotSecretariat,
-    /// Only the nominating authority may do this.
-    NotNominatingAuthority,
-    /// The author is not the team's coordinator in the op's history, or lost a contested nomination.
-    NotCoordinator,
-    /// A capability the op needs was revoked concurrently (and the op is not finalised).
-    RevokedConcurrently,
-    /// The team is not one of the federation's teams.
-    UnknownTeam,
-    /// The organisation named is unknown in the op's history.
-    UnknownOrg,
-    /// A meeting, motion, document or head it cites is not in its history.
-    UnknownReference,
-    /// The motion does not belong in this kind of meeting.
-    WrongMeetingKind,
-    /// The author did not attend the meeting.
-    NotAttendee,
-    /// The author is not in the motion's electorate.
-    NotInElectorate,
-    /// The author already voted on this motion.
-    DoubleVote,
-    /// The cited motion had not passed in the op's history, or is not the right motion.
-    MotionNotPassed,
-    /// The team already has a coordinator in the op's history.
-    SlotOccupied,
-    /// Only a government may do this, and only for its own country.
-    NotGovernment,
-    /// The cited document is of the wrong kind, team, country or year.
-    WrongDocument,
-    /// The author is not a member of the team in the op's history.
-    NotTeamMember,
-    /// The author already attended.
-    Duplicate,
-    /// The evidence does not show two conflicting ops by one key.
-    BadEvidence,
-    /// The op targets something that cannot have it (e.g. revoking a secretariat's membership).
-    NotApplicable,
-}
-
-impl Invalid {
-    fn code(self) -> u8 {
-        self as u8 + 1
-    }
-
-    /// A one-line explanation for people (CLI errors, the verifier, the report).
-    pub fn explain(self) -> &'static str {
-        match self {
-            Invalid::Equivocation => {
-                "its author signed two different ops with the same sequence number"
-            }
-            Invalid::NotMember => "the author is not an admitted member",
-            Invalid::NotSecretariat => "only a secretariat organisation may do this",
-            Invalid::NotNominatingAuthority => "only the nominating authority may do this",
-            Invalid::NotCoordinator => "the author is not the team's coordinator",
-            Invalid::RevokedConcurrently => "a capability it needs was revoked concurrently",
-            Invalid::UnknownTeam => "the team is not one of the federation's teams",
-            Invalid::UnknownOrg => "the organisation is unknown",
-            Invalid::UnknownReference => "a meeting, motion, document or head it cites is unknown",
-            Invalid::WrongMeetingKind => "the motion does not belong in this kind of meeting",
-            Invalid::NotAttendee => "the author did not attend the meeting",
-            Invalid::NotInElectorate => "the author is not in the motion's electorate",
-            Invalid::DoubleVote => "the author already voted on this motion",
-            Invalid::MotionNotPassed => {
-                "the cited motion has not passed or is not the right motion"
-            }
-            Invalid::SlotOccupied => "the team already has a coordinator",
-            Invalid::NotGovernment => "only a government may do this, and only for its own country",
-            Invalid::WrongDocument => "the document is of the wrong kind, team, country or year",
-            Invalid::NotTeamMember => "the author is not a member of the team",
-            Invalid::Duplicate => "already done",
-            Invalid::BadEvidence => "the evidence does not show two conflicting ops by one key",
-            Invalid::NotApplicable => "the op does not apply to its target",
-        }
-    }
-}
-
-impl std::fmt::Display for Invalid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.explain())
-    }
-}
-
-/// An op's validity after replay.
-pub type Validity = Result<(), Invalid>;
 
 /// One op in the DAG with what the replay needs about it.
 #[derive(Debug, Clone)]
@@ -504,129 +309,10 @@ impl Governance {
         evicted
     }
 
-    /// The op `org` signed last in this replica (its highest seq; with equivocating twins, the first stored).
-    pub fn last_op(&self, org: &OrgId) -> Option<OpId> {
-        let org_index = *self.org_index.get(org)?;
-        let seq = u32::try_from(self.last_seq(org)).ok()?;
-        let node = *self.by_author_seq.get(&(org_index, seq))?.first()?;
-        Some(self.nodes[node as usize].op.id())
-    }
-
-    /// Parents for an organisation's next op: the current heads, at most [`MAX_PARENTS`], always including one
-    /// whose history holds `own`, its previous op (the chain rule), or `own` itself when no head's history
-    /// holds it (it has not entered this replica). Sorted.
-    pub fn parents_after(&self, own: Option<OpId>) -> Vec<OpId> {
-        let heads = self.heads();
-        let mut chosen: Vec<OpId> = Vec::new();
-        if let Some(own) = own {
-            let head = heads
-                .iter()
-                .find(|h| self.is_ancestor(&own, h) == Some(true));
-            chosen.push(head.copied().unwrap_or(own));
-        }
-        for h in heads {
-            if chosen.len() >= MAX_PARENTS {
-                break;
-            }
-            if !chosen.contains(&h) {
-                chosen.push(h);
-            }
-        }
-        chosen.sort();
-        chosen
-    }
-
-    /// What to name in a sync request as "have": the heads, then their ancestors breadth-first, at most `max`.
-    /// [`ops_missing_from`](Self::ops_missing_from) on the other side ignores ids it does not know, so with heads
-    /// alone a peer that has not yet seen our newest op (usually our head: we just voted) knows none of them and
-    /// sends the whole DAG; the heads' parents are almost always known to it.
-    pub fn have_summary(&self, max: usize) -> Vec<OpId> {
-        let mut out: Vec<OpId> = Vec::new();
-        let mut seen: HashSet<OpId> = HashSet::new();
-        let mut queue: std::collections::VecDeque<OpId> = self.heads().into_iter().collect();
-        while let Some(id) = queue.pop_front() {
-            if out.len() >= max {
-                break;
-            }
-            if !seen.insert(id) {
-                continue;
-            }
-            out.push(id);
-            if let Some(op) = self.get(&id) {
-                queue.extend(op.parents().iter().copied());
-            }
-        }
-        out
-    }
-
-    /// The ops that are not in the history of `their_heads`, in topological order: what a peer with those heads
-    /// lacks. Heads this replica does not know are ignored (the peer will send those).
-    pub fn ops_missing_from(&self, their_heads: &[OpId]) -> Vec<&SignedOp> {
-        let vc = self.merged_vc(
-            their_heads
-                .iter()
-                .filter_map(|h| self.by_id.get(h).copied()),
-        );
-        // Equivocating twins share an (author, seq), so the clock cannot tell which one the peer has: send both.
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, n)| {
-                !self.le_vc(*i as u32, &vc)
-                    || self
-                        .by_author_seq
-                        .get(&(n.org, n.seq))
-                        .is_some_and(|t| t.len() > 1)
-            })
-            .map(|(_, n)| &n.op)
-            .collect()
-    }
-
-    /// Exact ancestry, by walking parents from `from` (pruned by the clocks). Only needed where the clock is
-    /// ambiguous: for equivocating twins.
-    pub(crate) fn reaches(&self, from: &[OpId], target: u32) -> bool {
-        let mut stack: Vec<u32> = from
-            .iter()
-            .filter_map(|h| self.by_id.get(h).copied())
-            .collect();
-        let mut seen: HashSet<u32> = HashSet::new();
-        while let Some(n) = stack.pop() {
-            if n == target {
-                return true;
-            }
-            if !seen.insert(n) || !self.le(target, n) {
-                continue;
-            }
-            let parents = self.nodes[n as usize].op.parents();
-            stack.extend(parents.iter().filter_map(|p| self.by_id.get(p).copied()));
-        }
-        false
-    }
-
-    /// The history (ancestors, inclusive) of the given heads, in topological order. Unknown heads are ignored.
-    pub fn history_of(&self, heads: &[OpId]) -> Vec<&SignedOp> {
-        let vc = self.merged_vc(heads.iter().filter_map(|h| self.by_id.get(h).copied()));
-        self.nodes
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.le_vc(*i as u32, &vc))
-            .map(|(_, n)| &n.op)
-            .collect()
-    }
-
     /// Re-evaluates every op from scratch. Insertion keeps the state equal to this at all times; the node calls it
     /// after loading from disk (a cheap self-check), and the tests compare the two.
     pub fn reevaluate(&mut self) {
         self.recompute();
-    }
-
-    /// The highest sequence number of `org` in the DAG (0 if none): the next op it signs takes this plus one.
-    pub fn last_seq(&self, org: &OrgId) -> u64 {
-        // Every op is in the history of some head, so the heads' merged clock holds each author's highest seq.
-        self.org_index
-            .get(org)
-            .and_then(|&i| self.top_vc().get(i as usize).copied())
-            .unwrap_or(0) as u64
     }
 
     /// Full re-evaluations performed so far.
@@ -912,28 +598,6 @@ impl Governance {
         i
     }
 
-    /// Element-wise maximum of the vector clocks of some nodes.
-    pub(crate) fn merged_vc(&self, nodes: impl Iterator<Item = u32>) -> Box<[u32]> {
-        let mut vc = vec![0u32; self.org_ids.len()];
-        for n in nodes {
-            for (a, b) in vc.iter_mut().zip(self.nodes[n as usize].vc.iter()) {
-                *a = (*a).max(*b);
-            }
-        }
-        vc.into_boxed_slice()
-    }
-
-    /// Is node `a` in the history described by `vc` (inclusive)?
-    pub(crate) fn le_vc(&self, a: u32, vc: &[u32]) -> bool {
-        let n = &self.nodes[a as usize];
-        vc.get(n.org as usize).is_some_and(|&s| s >= n.seq)
-    }
-
-    /// Is node `a` in the history of node `b` (inclusive)?
-    pub(crate) fn le(&self, a: u32, b: u32) -> bool {
-        self.le_vc(a, &self.nodes[b as usize].vc)
-    }
-
     /// A digest of the replayed state: every op id with its validity, plus the derived roles. Two replicas with
     /// the same ops have the same digest whatever the order they received them in.
     pub fn digest(&self) -> [u8; 32] {
@@ -968,58 +632,6 @@ impl Governance {
     pub fn op_ids(&self) -> HashSet<OpId> {
         self.by_id.keys().copied().collect()
     }
-}
-
-/// Orders ops so every op comes after its parents (Kahn's algorithm, ties by OpId), for loading a store in one
-/// pass without parking. Ops whose parents are not all in the input come last, in id order; the genesis, if
-/// present, comes first.
-pub fn topological_order(ops: Vec<SignedOp>) -> Vec<SignedOp> {
-    let ids: HashSet<OpId> = ops.iter().map(|o| o.id()).collect();
-    let mut pending: IdMap<OpId, usize> = IdMap::default();
-    let mut children: IdMap<OpId, Vec<OpId>> = IdMap::default();
-    let mut by_id: IdMap<OpId, SignedOp> = IdMap::default();
-    let mut ready = std::collections::BinaryHeap::new();
-    for op in ops {
-        let missing = op.parents().iter().filter(|p| ids.contains(p)).count();
-        for p in op.parents() {
-            if ids.contains(p) {
-                children.entry(*p).or_default().push(op.id());
-            }
-        }
-        if missing == 0 {
-            ready.push(std::cmp::Reverse(op.id()));
-        } else {
-            pending.insert(op.id(), missing);
-        }
-        by_id.insert(op.id(), op);
-    }
-    let mut out = Vec::with_capacity(by_id.len());
-    while let Some(std::cmp::Reverse(id)) = ready.pop() {
-        for c in children.remove(&id).unwrap_or_default() {
-            if let Some(n) = pending.get_mut(&c) {
-                *n -= 1;
-                if *n == 0 {
-                    pending.remove(&c);
-                    ready.push(std::cmp::Reverse(c));
-                }
-            }
-        }
-        if let Some(op) = by_id.remove(&id) {
-            out.push(op);
-        }
-    }
-    let mut rest: Vec<SignedOp> = by_id.into_values().collect();
-    rest.sort_by_key(|o| o.id());
-    out.extend(rest);
-    // The genesis first: it has no parents, so it is among the first ready ops; put it at the front exactly.
-    if let Some(pos) = out
-        .iter()
-        .position(|o| matches!(o.kind(), OpKind::Genesis(_)))
-    {
-        let g = out.remove(pos);
-        out.insert(0, g);
-    }
-    out
 }
 
 #[cfg(test)]

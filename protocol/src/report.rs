@@ -15,7 +15,7 @@ use crate::bundle::{AttestedBy, VerifiedBundle};
 use crate::ids::{DocId, OrgId};
 use crate::op::StakeholderType;
 use crate::reference::reference;
-use crate::view::{MeetingView, Status, SubmissionView, TeamView};
+use crate::view::{MeetingView, OrgRef, Status, SubmissionView, TeamView};
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -100,6 +100,21 @@ fn text_of(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The names of some organisations, for a sentence.
+fn names(orgs: &[OrgRef]) -> String {
+    orgs.iter()
+        .map(|o| o.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Shows `line` with a marker where it stands and lists `summary` (the line with what it is about: a team, a
+/// country) under "Items needing attention".
+fn flag(out: &mut Vec<Block>, attention: &mut Vec<String>, summary: String, line: String) {
+    attention.push(summary);
+    out.push(Block::Attention(line));
+}
+
 fn status_line(status: Status, sub: Option<&SubmissionView>) -> (bool, String) {
     let s = match status {
         Status::Submitted => "submitted".to_string(),
@@ -160,24 +175,12 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
         let msg = format!(
             "The election of the Chair was contested: {} won against {}.",
             c.org.name,
-            c.contested_with
-                .iter()
-                .map(|o| o.name.clone())
-                .collect::<Vec<_>>()
-                .join(", ")
+            names(&c.contested_with)
         );
-        attention.push(msg.clone());
-        out.push(Block::Attention(msg));
+        flag(&mut out, &mut attention, msg.clone(), msg);
     }
     if !v.co_chairs.is_empty() {
-        out.push(Block::Para(format!(
-            "Co-Chairs: {}.",
-            v.co_chairs
-                .iter()
-                .map(|o| o.name.clone())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+        out.push(Block::Para(format!("Co-Chairs: {}.", names(&v.co_chairs))));
     }
     match &v.procedure {
         Some(p) => out.push(Block::Para(format!(
@@ -294,8 +297,12 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
             r.submission.submitted_by.name, r.submission.op
         );
         if att {
-            attention.push(format!("National report {}: {line}", r.country));
-            out.push(Block::Attention(line));
+            flag(
+                &mut out,
+                &mut attention,
+                format!("National report {}: {line}", r.country),
+                line,
+            );
         } else {
             out.push(Block::Para(line));
         }
@@ -369,14 +376,9 @@ fn team_blocks(
                 let msg = format!(
                     "{code}: the coordinator's nomination was contested ({} won against {}).",
                     c.org.name,
-                    c.contested_with
-                        .iter()
-                        .map(|o| o.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    names(&c.contested_with)
                 );
-                attention.push(msg.clone());
-                out.push(Block::Attention(msg));
+                flag(out, attention, msg.clone(), msg);
             }
         }
         None => out.push(Block::Para("Coordinator: none nominated.".into())),
@@ -428,14 +430,7 @@ fn team_blocks(
             m.convener.name,
             m.attendees,
             if approved {
-                format!(
-                    "approved by {}",
-                    m.approvers
-                        .iter()
-                        .map(|a| a.name.clone())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                format!("approved by {}", names(&m.approvers))
             } else {
                 "NOT APPROVED".to_string()
             }
@@ -443,8 +438,7 @@ fn team_blocks(
         if approved {
             out.push(Block::Para(line));
         } else {
-            attention.push(format!("{code}: {line}"));
-            out.push(Block::Attention(line));
+            flag(out, attention, format!("{code}: {line}"), line);
             continue;
         }
         let minutes = doc(&DocId(m.id.0))
@@ -483,8 +477,7 @@ fn team_blocks(
     });
     let line = format!("Output{expected}: {line}.{who}");
     if att && (t.expected || t.output.status != Status::Missing) {
-        attention.push(format!("{code}: {line}"));
-        out.push(Block::Attention(line));
+        flag(out, attention, format!("{code}: {line}"), line);
     } else {
         out.push(Block::Para(line));
     }
@@ -517,8 +510,7 @@ fn team_blocks(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        attention.push(msg.clone());
-        out.push(Block::Attention(msg));
+        flag(out, attention, msg.clone(), msg);
     }
     out.push(Block::Heading(4, "Activities".into()));
     match d.get("activities").and_then(Value::as_array) {

@@ -6,7 +6,7 @@
 //! result independent of insertion order.
 
 use super::{Governance, Invalid, MotionEntry, Node, Validity};
-use crate::ids::{OpId, OrgId};
+use crate::ids::{DocId, OpId, OrgId};
 use crate::op::{
     DocKind, MeetingKind, MotionKind, OpKind, RevocableRole, SignedOp, StakeholderType, TeamCode,
 };
@@ -330,6 +330,15 @@ impl Governance {
         }
     }
 
+    /// What a document an op cites is for; it must have been created in the point's history.
+    fn cited_doc(&self, doc: &DocId, at: &At<'_>) -> Result<DocScope, Invalid> {
+        let (di, scope) = self
+            .doc_scope(&OpId(doc.0))
+            .ok_or(Invalid::UnknownReference)?;
+        self.require(self.in_hist(di, at), Invalid::UnknownReference)?;
+        Ok(scope)
+    }
+
     fn require(&self, cond: bool, why: Invalid) -> Validity {
         if cond {
             Ok(())
@@ -566,10 +575,7 @@ impl Governance {
                 team, year, doc, ..
             } => {
                 self.require_coordinator(team, &o, &at)?;
-                let (di, scope) = self
-                    .doc_scope(&OpId(doc.0))
-                    .ok_or(Invalid::UnknownReference)?;
-                self.require(self.in_hist(di, &at), Invalid::UnknownReference)?;
+                let scope = self.cited_doc(doc, &at)?;
                 let right = matches!(
                     scope,
                     DocScope::Created { kind: DocKind::OutputDraft { team: ref t, year: y }, .. }
@@ -582,10 +588,7 @@ impl Governance {
             } => {
                 self.require_member(&o, &at)?;
                 self.require_government_of(&o, country)?;
-                let (di, scope) = self
-                    .doc_scope(&OpId(doc.0))
-                    .ok_or(Invalid::UnknownReference)?;
-                self.require(self.in_hist(di, &at), Invalid::UnknownReference)?;
+                let scope = self.cited_doc(doc, &at)?;
                 let right = matches!(
                     scope,
                     DocScope::Created { kind: DocKind::NationalReport { country: c, year: y }, creator }

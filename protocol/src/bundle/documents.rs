@@ -1,0 +1,105 @@
+//! The bundled documents: each is loaded (behind a panic firewall: the bytes are untrusted), its heads are
+//! checked against every attestation of it, and every attested content hash is recomputed from the document
+//! itself. The Chair runs the same check before signing that the verifier runs after.
+
+use super::closing::{Attested, AttestedBy};
+use crate::export::canonical_json;
+use crate::ids::{sha256, DocId};
+use crate::op::Hash32;
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Why a bundled document does not match what is attested.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DocumentError {
+    #[error("automerge could not load the bytes")]
+    Load,
+    #[error("{by} attests heads that are not in the document: {missing:?}")]
+    MissingHeads {
+        by: AttestedBy,
+        missing: Vec<Hash32>,
+    },
+    #[error("the document goes beyond the attested heads (head {0:?} is not attested)")]
+    ExtraHeads(Hash32),
+    #[error("{by} attests content hash {attested}, the document at its heads exports to {found}")]
+    ContentHash {
+        by: AttestedBy,
+        attested: Hash32,
+        found: Hash32,
+    },
+}
+
+pub(super) fn guarded<T>(f: impl FnOnce() -> Option<T>) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok().flatten()
+}
+
+/// Loads a document (behind a panic firewall), checks its heads against the attestations and every attested
+/// content hash; returns the canonical JSON of the whole document.
+pub(super) fn check_document(
+    bytes: &[u8],
+    attested: &[&Attested],
+) -> Result<Vec<u8>, DocumentError> {
+    let doc = guarded(|| Automerge::load(bytes).ok()).ok_or(DocumentError::Load)?;
+    let mut all: BTreeSet<Hash32> = BTreeSet::new();
+    for a in attested {
+        let missing: Vec<Hash32> = a
+            .heads
+            .iter()
+            .filter(|h| doc.get_change_by_hash(&ChangeHash(h.0)).is_none())
+            .copied()
+            .collect();
+        if !missing.is_empty() {
+            return Err(DocumentError::MissingHeads { by: a.by, missing });
+        }
+        all.extend(a.heads.iter().copied());
+    }
+    let heads: Vec<Hash32> = doc.get_heads().iter().map(|h| Hash32(h.0)).collect();
+    if let Some(extra) = heads.iter().find(|h| !all.contains(h)) {
+        return Err(DocumentError::ExtraHeads(*extra));
+    }
+    let whole = guarded(|| canonical_json(&doc).ok()).ok_or(DocumentError::Load)?;
+    for a in attested {
+        let mut at: Vec<Hash32> = a.heads.clone();
+        at.sort();
+        at.dedup();
+        let mut sorted_heads = heads.clone();
+        sorted_heads.sort();
+        let json = if at == sorted_heads {
+            whole.clone()
+        } else {
+            let hs: Vec<ChangeHash> = at.iter().map(|h| ChangeHash(h.0)).collect();
+            guarded(|| canonical_json(&doc.fork_at(&hs).ok()?).ok()).ok_or(DocumentError::Load)?
+        };
+        let found = Hash32(sha256(&json));
+        if found != a.content_hash {
+            return Err(DocumentError::ContentHash {
+                by: a.by,
+                attested: a.content_hash,
+                found,
+            });
+        }
+    }
+    Ok(whole)
+}
+
+pub(super) fn group(attested: &[Attested]) -> BTreeMap<DocId, Vec<&Attested>> {
+    let mut m: BTreeMap<DocId, Vec<&Attested>> = BTreeMap::new();
+    for a in attested {
+        m.entry(a.doc).or_default().push(a);
+    }
+    m
+}
+
+/// The content hashes the view is computed with: per document, the hash recomputed at the heads of its first
+/// submission (documents were checked against every attestation before this is called).
+pub(super) fn view_hashes(attested: &[Attested]) -> BTreeMap<DocId, Hash32> {
+    let mut m = BTreeMap::new();
+    for a in attested {
+        if let AttestedBy::Submission(_) = a.by {
+            m.entry(a.doc).or_insert(a.content_hash);
+        }
+    }
+    m
+}

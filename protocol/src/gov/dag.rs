@@ -1,0 +1,204 @@
+//! Walking the DAG itself, apart from what the ops mean: ancestry through the vector clocks, the history of a set
+//! of heads, what a peer with given heads lacks, the parents of an organisation's next op, and a topological order
+//! of a set of ops.
+
+use super::Governance;
+use crate::ids::{IdMap, OpId, OrgId};
+use crate::limits::MAX_PARENTS;
+use crate::op::{OpKind, SignedOp};
+use std::collections::HashSet;
+
+impl Governance {
+    /// The op `org` signed last in this replica (its highest seq; with equivocating twins, the first stored).
+    pub fn last_op(&self, org: &OrgId) -> Option<OpId> {
+        let org_index = *self.org_index.get(org)?;
+        let seq = u32::try_from(self.last_seq(org)).ok()?;
+        let node = *self.by_author_seq.get(&(org_index, seq))?.first()?;
+        Some(self.nodes[node as usize].op.id())
+    }
+
+    /// Parents for an organisation's next op: the current heads, at most [`MAX_PARENTS`], always including one
+    /// whose history holds `own`, its previous op (the chain rule), or `own` itself when no head's history
+    /// holds it (it has not entered this replica). Sorted.
+    pub fn parents_after(&self, own: Option<OpId>) -> Vec<OpId> {
+        let heads = self.heads();
+        let mut chosen: Vec<OpId> = Vec::new();
+        if let Some(own) = own {
+            let head = heads
+                .iter()
+                .find(|h| self.is_ancestor(&own, h) == Some(true));
+            chosen.push(head.copied().unwrap_or(own));
+        }
+        for h in heads {
+            if chosen.len() >= MAX_PARENTS {
+                break;
+            }
+            if !chosen.contains(&h) {
+                chosen.push(h);
+            }
+        }
+        chosen.sort();
+        chosen
+    }
+
+    /// What to name in a sync request as "have": the heads, then their ancestors breadth-first, at most `max`.
+    /// [`ops_missing_from`](Self::ops_missing_from) on the other side ignores ids it does not know, so with heads
+    /// alone a peer that has not yet seen our newest op (usually our head: we just voted) knows none of them and
+    /// sends the whole DAG; the heads' parents are almost always known to it.
+    pub fn have_summary(&self, max: usize) -> Vec<OpId> {
+        let mut out: Vec<OpId> = Vec::new();
+        let mut seen: HashSet<OpId> = HashSet::new();
+        let mut queue: std::collections::VecDeque<OpId> = self.heads().into_iter().collect();
+        while let Some(id) = queue.pop_front() {
+            if out.len() >= max {
+                break;
+            }
+            if !seen.insert(id) {
+                continue;
+            }
+            out.push(id);
+            if let Some(op) = self.get(&id) {
+                queue.extend(op.parents().iter().copied());
+            }
+        }
+        out
+    }
+
+    /// The ops that are not in the history of `their_heads`, in topological order: what a peer with those heads
+    /// lacks. Heads this replica does not know are ignored (the peer will send those).
+    pub fn ops_missing_from(&self, their_heads: &[OpId]) -> Vec<&SignedOp> {
+        let vc = self.merged_vc(
+            their_heads
+                .iter()
+                .filter_map(|h| self.by_id.get(h).copied()),
+        );
+        // Equivocating twins share an (author, seq), so the clock cannot tell which one the peer has: send both.
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                !self.le_vc(*i as u32, &vc)
+                    || self
+                        .by_author_seq
+                        .get(&(n.org, n.seq))
+                        .is_some_and(|t| t.len() > 1)
+            })
+            .map(|(_, n)| &n.op)
+            .collect()
+    }
+
+    /// Exact ancestry, by walking parents from `from` (pruned by the clocks). Only needed where the clock is
+    /// ambiguous: for equivocating twins.
+    pub(crate) fn reaches(&self, from: &[OpId], target: u32) -> bool {
+        let mut stack: Vec<u32> = from
+            .iter()
+            .filter_map(|h| self.by_id.get(h).copied())
+            .collect();
+        let mut seen: HashSet<u32> = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == target {
+                return true;
+            }
+            if !seen.insert(n) || !self.le(target, n) {
+                continue;
+            }
+            let parents = self.nodes[n as usize].op.parents();
+            stack.extend(parents.iter().filter_map(|p| self.by_id.get(p).copied()));
+        }
+        false
+    }
+
+    /// The history (ancestors, inclusive) of the given heads, in topological order. Unknown heads are ignored.
+    pub fn history_of(&self, heads: &[OpId]) -> Vec<&SignedOp> {
+        let vc = self.merged_vc(heads.iter().filter_map(|h| self.by_id.get(h).copied()));
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.le_vc(*i as u32, &vc))
+            .map(|(_, n)| &n.op)
+            .collect()
+    }
+
+    /// The highest sequence number of `org` in the DAG (0 if none): the next op it signs takes this plus one.
+    pub fn last_seq(&self, org: &OrgId) -> u64 {
+        // Every op is in the history of some head, so the heads' merged clock holds each author's highest seq.
+        self.org_index
+            .get(org)
+            .and_then(|&i| self.top_vc().get(i as usize).copied())
+            .unwrap_or(0) as u64
+    }
+
+    /// Element-wise maximum of the vector clocks of some nodes.
+    pub(crate) fn merged_vc(&self, nodes: impl Iterator<Item = u32>) -> Box<[u32]> {
+        let mut vc = vec![0u32; self.org_ids.len()];
+        for n in nodes {
+            for (a, b) in vc.iter_mut().zip(self.nodes[n as usize].vc.iter()) {
+                *a = (*a).max(*b);
+            }
+        }
+        vc.into_boxed_slice()
+    }
+
+    /// Is node `a` in the history described by `vc` (inclusive)?
+    pub(crate) fn le_vc(&self, a: u32, vc: &[u32]) -> bool {
+        let n = &self.nodes[a as usize];
+        vc.get(n.org as usize).is_some_and(|&s| s >= n.seq)
+    }
+
+    /// Is node `a` in the history of node `b` (inclusive)?
+    pub(crate) fn le(&self, a: u32, b: u32) -> bool {
+        self.le_vc(a, &self.nodes[b as usize].vc)
+    }
+}
+
+/// Orders ops so every op comes after its parents (Kahn's algorithm, ties by OpId), for loading a store in one
+/// pass without parking. Ops whose parents are not all in the input come last, in id order; the genesis, if
+/// present, comes first.
+pub fn topological_order(ops: Vec<SignedOp>) -> Vec<SignedOp> {
+    let ids: HashSet<OpId> = ops.iter().map(|o| o.id()).collect();
+    let mut pending: IdMap<OpId, usize> = IdMap::default();
+    let mut children: IdMap<OpId, Vec<OpId>> = IdMap::default();
+    let mut by_id: IdMap<OpId, SignedOp> = IdMap::default();
+    let mut ready = std::collections::BinaryHeap::new();
+    for op in ops {
+        let missing = op.parents().iter().filter(|p| ids.contains(p)).count();
+        for p in op.parents() {
+            if ids.contains(p) {
+                children.entry(*p).or_default().push(op.id());
+            }
+        }
+        if missing == 0 {
+            ready.push(std::cmp::Reverse(op.id()));
+        } else {
+            pending.insert(op.id(), missing);
+        }
+        by_id.insert(op.id(), op);
+    }
+    let mut out = Vec::with_capacity(by_id.len());
+    while let Some(std::cmp::Reverse(id)) = ready.pop() {
+        for c in children.remove(&id).unwrap_or_default() {
+            if let Some(n) = pending.get_mut(&c) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&c);
+                    ready.push(std::cmp::Reverse(c));
+                }
+            }
+        }
+        if let Some(op) = by_id.remove(&id) {
+            out.push(op);
+        }
+    }
+    let mut rest: Vec<SignedOp> = by_id.into_values().collect();
+    rest.sort_by_key(|o| o.id());
+    out.extend(rest);
+    // The genesis first: it has no parents, so it is among the first ready ops; put it at the front exactly.
+    if let Some(pos) = out
+        .iter()
+        .position(|o| matches!(o.kind(), OpKind::Genesis(_)))
+    {
+        let g = out.remove(pos);
+        out.insert(0, g);
+    }
+    out
+}
