@@ -2,7 +2,7 @@
 //! `ApproveRecord`) and the offline verifier (which recomputes it from the bundled Automerge bytes).
 
 use crate::ids::sha256;
-use crate::op::Hash32;
+use crate::ids::Hash32;
 use automerge::{AutomergeError, ObjId, ReadDoc, ROOT};
 
 /// The canonical JSON export of an Automerge document: what `SubmitOutput` attests (SHA-256 of these bytes) and

@@ -78,6 +78,7 @@ pub use bundle::{verify as verify_bundle, VerifiedBundle, VerifyError as BundleE
 pub use crypto::{PublicKey, SecretKey};
 pub use envelope::{ChangeEnvelope, EnvelopeError, SignedEnvelope, VerifiedHeader};
 pub use gov::{Governance, InsertError, Inserted, Invalid, Validity, VerifiedOp, WriteDenied};
+pub use ids::Hash32;
 pub use ids::{DocId, EnvelopeId, FederationId, OpId, OrgId};
-pub use op::{Hash32, OpBody, OpError, OpKind, SignedOp};
+pub use op::{OpBody, OpError, OpKind, SignedOp};
 pub use view::StocktakeView;

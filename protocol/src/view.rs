@@ -7,8 +7,9 @@
 //! content does not match the attestation each have a status of their own.
 
 use crate::gov::{Governance, SubmissionInfo, SubmissionSubject};
+use crate::ids::Hash32;
 use crate::ids::{DocId, FederationId, OpId, OrgId};
-use crate::op::{Country, Hash32, MeetingKind, StakeholderType, TeamCode};
+use crate::op::{Country, MeetingKind, StakeholderType, TeamCode};
 use std::collections::BTreeMap;
 
 /// The format tag written into every view.

@@ -13,7 +13,8 @@ use wsis_protocol::bundle::{
     self, check_path, verify, AssembleError, ClosingError, Problem, MANIFEST, OPS, VIEW,
 };
 use wsis_protocol::ids::DocId;
-use wsis_protocol::op::{Attestation, Hash32, MotionKind, OpKind};
+use wsis_protocol::ids::Hash32;
+use wsis_protocol::op::{Attestation, MotionKind, OpKind};
 use wsis_protocol::report::{render, Format};
 use wsis_protocol::view::Status;
 

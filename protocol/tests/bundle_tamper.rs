@@ -15,8 +15,9 @@ use wsis_protocol::bundle::{
 };
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::Governance;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, FederationId, OpId};
-use wsis_protocol::op::{Attestation, Hash32, OpKind, SignedOp};
+use wsis_protocol::op::{Attestation, OpKind, SignedOp};
 use wsis_protocol::view::{Status, StocktakeView};
 
 type Files = BTreeMap<String, Vec<u8>>;

@@ -9,8 +9,9 @@ use super::manifest::{seal, verify_text, ManifestHeader, SealError};
 use super::ops_file::encode_ops;
 use crate::crypto::{PublicKey, SecretKey};
 use crate::gov::Governance;
+use crate::ids::Hash32;
 use crate::ids::{sha256, DocId, OpId, OrgId};
-use crate::op::{Hash32, MeetingKind, OpKind, SignedOp};
+use crate::op::{MeetingKind, OpKind, SignedOp};
 use crate::view::StocktakeView;
 use std::collections::BTreeMap;
 

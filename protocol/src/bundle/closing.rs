@@ -6,8 +6,9 @@
 //! did the checkpoint pass, who held the chair, which document states does the history attest.
 
 use crate::gov::{verify_all, Governance, InsertError, Inserted, VerifiedOp};
+use crate::ids::Hash32;
 use crate::ids::{DocId, OpId, OrgId};
-use crate::op::{Hash32, MeetingKind, MotionKind, OpError, OpKind, SignedOp};
+use crate::op::{MeetingKind, MotionKind, OpError, OpKind, SignedOp};
 
 /// What the closing point says, or why it does not close the year. Shared by [`plan`](super::plan) and
 /// [`verify`](super::verify), which ask the same questions of the same replica (the closing point's history only).

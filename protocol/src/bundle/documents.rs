@@ -4,8 +4,8 @@
 
 use super::closing::{Attested, AttestedBy};
 use crate::export::canonical_json;
+use crate::ids::Hash32;
 use crate::ids::{sha256, DocId};
-use crate::op::Hash32;
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -6,8 +6,8 @@ use super::assemble::Bundle;
 use super::layout::{check_path, PathError, ALLOWED_SIGNERS, MANIFEST, SHA256SUMS, SIGNATURE};
 use super::sshsig;
 use crate::crypto::{PublicKey, SecretKey};
+use crate::ids::Hash32;
 use crate::ids::{sha256, FederationId, OpId, OrgId};
-use crate::op::Hash32;
 use std::collections::BTreeMap;
 
 /// The `format` of a bundle manifest.

@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::crypto::SecretKey;
+use crate::ids::Hash32;
 use crate::ids::{FederationId, OpId, OrgId};
-use crate::op::{Hash32, SignedOp};
+use crate::op::SignedOp;
 
 fn manifest() -> Manifest {
     let key = SecretKey::from_seed(&[3; 32]).public();

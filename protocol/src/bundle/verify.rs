@@ -15,9 +15,10 @@ use super::manifest::{
 use super::ops_file::{decode_and_verify, split_ops, OpsFileError};
 use super::sshsig;
 use crate::gov::{Governance, InsertError};
+use crate::ids::Hash32;
 use crate::ids::{sha256, DocId, FederationId, OpId, OrgId};
 use crate::limits::{MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES, MAX_BUNDLE_FILE_BYTES};
-use crate::op::{Hash32, OpKind};
+use crate::op::OpKind;
 use crate::view::StocktakeView;
 use std::collections::{BTreeMap, BTreeSet};
 
