@@ -209,44 +209,26 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// The document engine's sink: the node's store. The engine calls it synchronously, before it applies an envelope
 /// or returns it for announcement; the store acknowledges once the envelope is flushed.
 ///
-/// During a batch receive the runtime *defers* the wait: each accepted envelope is queued for the writer at once
-/// and the runtime waits for all of them at the end of the batch ([`StoreSink::finish_batch`]), still holding
-/// the engine's lock, so one group commit covers the whole response instead of one flush per envelope, and
-/// nothing from the batch can be read (served, exported) before it is durable. This is what the engine's sink
-/// contract allows ("queued in a group commit the caller flushes"). Only envelopes from peers are deferred; this
-/// node's own changes (`publish`) are flushed one by one before they are announced.
+/// In a batch receive the engine opens a group commit ([`EnvelopeSink::begin_batch`]): each accepted envelope is
+/// queued for the writer at once, and [`EnvelopeSink::commit_batch`] waits for all of them at the end of the batch,
+/// before the engine applies the batch and while the node still holds the engine's lock, so one group commit
+/// covers the whole response instead of one flush per envelope, and nothing from the batch can be read (served,
+/// exported) before it is durable. Outside a batch — this node's own changes (`publish`) — each envelope is
+/// flushed before it is announced.
+///
+/// Every write blocks the calling thread until the writer answers; on the node's multi-threaded runtime it runs
+/// under `block_in_place` (see the module docs), elsewhere inline.
 pub struct StoreSink {
     store: Store,
     deferred: Option<Vec<crate::store::PendingWrite>>,
 }
 
 impl StoreSink {
-    fn new(store: Store) -> Self {
+    pub fn new(store: Store) -> Self {
         StoreSink {
             store,
             deferred: None,
         }
-    }
-
-    /// From now until [`StoreSink::finish_batch`], writes are queued without waiting for their flush.
-    fn start_batch(&mut self) {
-        self.deferred.get_or_insert_with(Vec::new);
-    }
-
-    /// Waits for every write queued since [`StoreSink::start_batch`] (all of them, even after an error) and
-    /// returns the first error. Blocks the thread: call it under `block_in_place`.
-    fn finish_batch(&mut self) -> Result<usize, StoreError> {
-        let pending = self.deferred.take().unwrap_or_default();
-        let n = pending.len();
-        let mut first = Ok(n);
-        for p in pending {
-            if let Err(e) = p.wait() {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
     }
 }
 
@@ -263,6 +245,25 @@ impl EnvelopeSink for StoreSink {
             }
             None => blocking(|| self.store.put_envelope_blocking(envelope)),
         }
+    }
+
+    fn begin_batch(&mut self) {
+        self.deferred.get_or_insert_with(Vec::new);
+    }
+
+    fn commit_batch(&mut self) -> Result<(), StoreError> {
+        let pending = self.deferred.take().unwrap_or_default();
+        blocking(|| {
+            let mut first = Ok(());
+            for p in pending {
+                if let Err(e) = p.wait() {
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
+                }
+            }
+            first
+        })
     }
 }
 
@@ -854,20 +855,11 @@ impl Node {
             let (new, refused, first_error) = {
                 let gov = self.inner.gov.lock().await;
                 let mut docs = self.inner.docs.lock().await;
-                // One engine call per response (one Automerge apply per document) and one group commit for the
-                // envelopes it accepts (see `StoreSink`); it verifies signatures, parses changes and waits for
-                // the disk: block in place (see the module docs).
-                let (results, flushed) = blocking(|| {
-                    docs.sink_mut().start_batch();
-                    let results = docs.receive_batch(&gov, &from, envelopes.iter());
-                    (results, docs.sink_mut().finish_batch())
-                });
-                if let Err(e) = flushed {
-                    // The envelopes are applied in memory but may not be on disk: after a restart they are
-                    // simply fetched again. They are a peer's (signed by their author), so no sequence number of
-                    // this node's own is at stake.
-                    tracing::error!(error = %e, "a batch of received envelopes was not flushed");
-                }
+                // One engine call per response: one Automerge apply per document and one group commit for the
+                // envelopes it accepts (see `StoreSink`); it verifies signatures, parses changes and waits for the
+                // disk: block in place (see the module docs). A failed commit comes back as a storage error on
+                // each envelope it held (logged below; they are fetched again).
+                let results = blocking(|| docs.receive_batch(&gov, &from, envelopes.iter()));
                 let (mut new, mut refused, mut first_error) = (0, 0, None);
                 for result in results {
                     match result {

@@ -6,6 +6,7 @@ use wsis_protocol::envelope::EnvelopeError;
 use wsis_protocol::gov::WriteDenied;
 use wsis_protocol::op::Hash32;
 
+/// Why an incoming envelope was not accepted (it was not parked either). Everything except [`Self::Store`] is the
 /// sender's fault and is counted in [`DocumentEngine::rejected_counts`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -37,8 +38,7 @@ impl ReceiveError {
     }
 }
 
-/// What happened to an envelope that was not rejected.
-
+/// Why a local edit failed. A failed edit changes nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EditError {
@@ -106,4 +106,27 @@ pub enum ExportError {
     Automerge(#[from] AutomergeError),
     #[error("automerge refused to rebuild the document at the requested heads")]
     Rebuild,
+}
+
+/// The group commit of a batch failed ([`ReceiveError::Store`] of every envelope the batch accepted): one error
+/// shared by all of them.
+#[derive(Debug, Clone)]
+pub(super) struct BatchCommitFailed(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl BatchCommitFailed {
+    pub(super) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BatchCommitFailed(std::sync::Arc::new(e))
+    }
+}
+
+impl std::fmt::Display for BatchCommitFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the batch's group commit failed")
+    }
+}
+
+impl std::error::Error for BatchCommitFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
 }

@@ -77,8 +77,7 @@ impl Reject {
     }
 }
 
-/// Why an incoming envelope was not accepted (it was not parked either). Everything except [`Self::Store`] is the
-
+/// What happened to an envelope that was not rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Received {

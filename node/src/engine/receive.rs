@@ -74,6 +74,10 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     /// on every `apply_changes` call, so for many small envelopes this is several times faster than `receive` in
     /// a loop. Results are in input order; their `applied` counts are what the pipeline accepted (a change that
     /// Automerge then refuses is quarantined as usual).
+    ///
+    /// The envelopes the batch accepts are stored in one group commit ([`EnvelopeSink::begin_batch`],
+    /// [`EnvelopeSink::commit_batch`]), which ends before their changes are applied and before this returns. If
+    /// the commit fails, every envelope the batch accepted is reported as [`ReceiveError::Store`].
     pub fn receive_batch<B: AsRef<[u8]>>(
         &mut self,
         gov: &Governance,
@@ -81,10 +85,23 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         envelopes: impl IntoIterator<Item = B>,
     ) -> Vec<Result<Received, ReceiveError>> {
         self.defer = true;
-        let results = envelopes
+        self.sink.begin_batch();
+        let mut results: Vec<Result<Received, ReceiveError>> = envelopes
             .into_iter()
             .map(|b| self.receive(gov, from, b.as_ref()))
             .collect();
+        // One group commit for every envelope the batch stored, before any of their changes is applied.
+        if let Err(e) = self.sink.commit_batch() {
+            let failure = BatchCommitFailed::new(e);
+            for r in &mut results {
+                if matches!(r, Ok(Received::Accepted(_))) {
+                    *r = Err(ReceiveError::Store(Box::new(failure.clone())));
+                }
+            }
+        }
+        // Applied even when the commit failed: the envelopes are indexed already and the document must match
+        // the valid set. They are reported as storage failures (not the sender's fault) and, missing from the
+        // store, fetched again after a restart.
         self.flush_deferred();
         results
     }

@@ -5,15 +5,32 @@ use std::collections::BTreeMap;
 use wsis_protocol::envelope::SignedEnvelope;
 use wsis_protocol::ids::{DocId, EnvelopeId};
 
-/// Where accepted envelopes go before their changes are applied: the node's store implements this.
+/// Where accepted envelopes go before their changes are applied: the node's store implements this
+/// (`crate::node::StoreSink`).
 ///
 /// `put_envelope` is called once per accepted envelope (remote or published locally), before the engine applies it
-/// or returns it for announcement; it should return once the envelope is durable (or queued in a group commit the
-/// caller flushes before acknowledging). An error leaves the engine unchanged for that envelope.
+/// or returns it for announcement; outside a batch it returns once the envelope is durable. An error leaves the
+/// engine unchanged for that envelope.
+///
+/// The engine owns the group commit: [`DocumentEngine::receive_batch`](super::DocumentEngine::receive_batch) calls
+/// [`begin_batch`](Self::begin_batch), then `put_envelope` for every envelope it accepts (which may only queue the
+/// write), then [`commit_batch`](Self::commit_batch) — which returns once every queued write is durable — before it
+/// applies the batch's changes and returns. A sink without a group commit keeps the defaults (every put is
+/// durable at once).
 pub trait EnvelopeSink {
     type Error: std::error::Error + Send + Sync + 'static;
 
     fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error>;
+
+    /// Starts a group commit: until [`commit_batch`](Self::commit_batch), `put_envelope` may queue writes without
+    /// waiting for them.
+    fn begin_batch(&mut self) {}
+
+    /// Ends the group commit: waits for every write queued since [`begin_batch`](Self::begin_batch) (all of them,
+    /// even after an error) and returns the first error.
+    fn commit_batch(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 impl<S: EnvelopeSink + ?Sized> EnvelopeSink for &mut S {
@@ -21,6 +38,14 @@ impl<S: EnvelopeSink + ?Sized> EnvelopeSink for &mut S {
 
     fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error> {
         (**self).put_envelope(envelope)
+    }
+
+    fn begin_batch(&mut self) {
+        (**self).begin_batch()
+    }
+
+    fn commit_batch(&mut self) -> Result<(), Self::Error> {
+        (**self).commit_batch()
     }
 }
 
@@ -30,24 +55,21 @@ impl<S: EnvelopeSink + ?Sized> EnvelopeSink for Box<S> {
     fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error> {
         (**self).put_envelope(envelope)
     }
-}
 
-/// The node's store is the production sink: [`Store::put_envelope_blocking`](crate::store::Store) returns once
-/// the envelope is flushed (group commit), so an envelope is durable before it is applied or announced. It blocks
-/// the calling thread: run the engine on a dedicated or blocking thread, not on an async task.
-impl EnvelopeSink for crate::store::Store {
-    type Error = crate::store::StoreError;
+    fn begin_batch(&mut self) {
+        (**self).begin_batch()
+    }
 
-    fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error> {
-        self.put_envelope_blocking(envelope)
+    fn commit_batch(&mut self) -> Result<(), Self::Error> {
+        (**self).commit_batch()
     }
 }
 
 /// An in-memory [`EnvelopeSink`] for tests and tools: keeps the signed bytes per document, in acceptance order.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySink {
-    pub(super) by_doc: BTreeMap<DocId, Vec<(EnvelopeId, Vec<u8>)>>,
-    pub(super) puts: usize,
+    by_doc: BTreeMap<DocId, Vec<(EnvelopeId, Vec<u8>)>>,
+    puts: usize,
 }
 
 impl MemorySink {
