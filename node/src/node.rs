@@ -88,7 +88,9 @@ pub enum StartError {
     Store(#[from] StoreOpenError),
     #[error("the store is damaged")]
     Damaged(#[source] StoreError),
-    #[error("the store holds no genesis: create a federation or join one with --federation and --bootstrap")]
+    #[error(
+        "the store holds no genesis: create a federation, or join an existing federation (its id and a bootstrap address)"
+    )]
     NoGenesis,
     #[error("the stored genesis is not valid")]
     BadGenesis(#[source] InsertError),
