@@ -42,13 +42,13 @@
 //! # Model
 //!
 //! For every document the engine keeps the envelopes it accepted into the store (the source of truth, kept exactly
-//! as received) and an [`Automerge`] document materialised from them, which is only a cache: it can be rebuilt at
+//! as received) and an [`Automerge`](automerge::Automerge) document materialised from them, which is only a cache: it can be rebuilt at
 //! any time from the stored envelopes and the governance state, and it is, whenever the set of valid changes
 //! shrinks (a late revocation, an equivocation).
 //!
 //! A change is **valid** — in the materialised document — iff
 //! 1. at least one stored envelope that carries it is authorised by the governance state
-//!    ([`Governance::authorize_envelope`]),
+//!    ([`Governance::authorize_envelope`](wsis_protocol::gov::Governance::authorize_envelope)),
 //! 2. no other change carried by an authorised envelope has the same (actor, seq) (Automerge equivocation:
 //!    both are excluded; catalogue 12),
 //! 3. Automerge did not refuse it (see *Panic firewall*), and
@@ -63,15 +63,15 @@
 //! # The acceptance pipeline (remote envelopes)
 //!
 //! In order:
-//! 1. stage 1 of verification, without any Automerge code ([`VerifiedHeader::from_bytes`]): size caps, strict
+//! 1. stage 1 of verification, without any Automerge code ([`VerifiedHeader::from_bytes`](wsis_protocol::envelope::VerifiedHeader::from_bytes)): size caps, strict
 //!    decoding, each change's framing, checksum and signed hash, its actor derived from the envelope's key, and
 //!    the signature;
 //! 2. governance heads known (otherwise the envelope is **parked** until the governance ops arrive) and
-//!    [`Governance::authorize_header`] (the key is the author's, the author may write this document at the cited
+//!    [`Governance::authorize_header`](wsis_protocol::gov::Governance::authorize_header) (the key is the author's, the author may write this document at the cited
 //!    heads);
 //! 3. deduplication by change hash, then every dependency outside the envelope already stored (otherwise
 //!    **parked**, and the missing change hashes are reported so the caller can fetch them);
-//! 4. stage 2: Automerge parses the changes ([`VerifiedHeader::parse_changes`]) — only for an authorised author
+//! 4. stage 2: Automerge parses the changes ([`VerifiedHeader::parse_changes`](wsis_protocol::envelope::VerifiedHeader::parse_changes)) — only for an authorised author
 //!    whose dependencies are here;
 //! 5. history rules that make Automerge's own assertions unreachable: changes inside an envelope come in causal
 //!    order, a change with seq `n > 1` depends directly on its actor's change `n - 1` (Automerge always does this),

@@ -7,7 +7,7 @@ use wsis_protocol::gov::WriteDenied;
 use wsis_protocol::op::Hash32;
 
 /// Why an incoming envelope was not accepted (it was not parked either). Everything except [`Self::Store`] is the
-/// sender's fault and is counted in [`DocumentEngine::rejected_counts`].
+/// sender's fault and is counted in [`DocumentEngine::rejected_counts`](super::DocumentEngine::rejected_counts).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReceiveError {
@@ -48,7 +48,7 @@ pub enum EditError {
     ChangeTooLarge { len: usize, max: usize },
 }
 
-/// Why [`DocumentEngine::apply_local`] refused changes. Changes before the refused one are kept.
+/// Why [`DocumentEngine::apply_local`](super::DocumentEngine::apply_local) refused changes. Changes before the refused one are kept.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyLocalError {
@@ -88,7 +88,7 @@ pub enum PublishError {
         reason: WriteDenied,
         discarded: usize,
     },
-    /// Envelopes sealed before the failing one are stored (see [`DocumentEngine::envelope_ids`]); the rest stays
+    /// Envelopes sealed before the failing one are stored (see [`DocumentEngine::envelope_ids`](super::DocumentEngine::envelope_ids)); the rest stays
     /// unpublished for a retry.
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),

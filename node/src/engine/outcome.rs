@@ -38,7 +38,7 @@ impl fmt::Debug for Peer {
     }
 }
 
-/// Why an envelope was rejected, for [`DocumentEngine::rejected_counts`] (metrics) and peer scoring.
+/// Why an envelope was rejected, for [`DocumentEngine::rejected_counts`](super::DocumentEngine::rejected_counts) (metrics) and peer scoring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Reject {
@@ -87,7 +87,7 @@ pub enum Received {
     /// envelopes); nothing stored.
     Duplicate,
     /// Waiting in the peer's parking buffer for what is listed; it is retried automatically when changes arrive
-    /// ([`DocumentEngine::receive`]) or governance ops do ([`DocumentEngine::revalidate`]).
+    /// ([`DocumentEngine::receive`](super::DocumentEngine::receive)) or governance ops do ([`DocumentEngine::revalidate`](super::DocumentEngine::revalidate)).
     Parked(Parked),
 }
 
@@ -140,7 +140,7 @@ pub struct Equivocation {
     pub envelopes: Vec<EnvelopeId>,
 }
 
-/// What [`DocumentEngine::revalidate`] did.
+/// What [`DocumentEngine::revalidate`](super::DocumentEngine::revalidate) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revalidation {
     /// Stored envelopes that were authorised and no longer are.
@@ -155,7 +155,7 @@ pub struct Revalidation {
     pub rejected: usize,
 }
 
-/// What [`DocumentEngine::restore`] did.
+/// What [`DocumentEngine::restore`](super::DocumentEngine::restore) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Restored {
     pub accepted: usize,
