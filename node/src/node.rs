@@ -35,6 +35,12 @@
 //! `block_in_place` as a no-op. On a current-thread runtime (`block_in_place` would panic there) the same work
 //! runs inline (`blocking`): correct, because nothing in it waits for the runtime (the store's writer is its
 //! own thread), but the runtime's other tasks wait meanwhile.
+//!
+//! # Where the code is
+//!
+//! This file holds [`Node`] (start, local ops and edits, announcements, the event loop, shutdown); `sync` is the
+//! pull client, `serve` answers peers' requests and enforces access control, `store_sink` is the engine's sink
+//! ([`StoreSink`]), `parked_ops` bounds each peer's parked governance ops.
 
 mod parked_ops;
 mod serve;
