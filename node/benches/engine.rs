@@ -128,7 +128,12 @@ fn main() {
             .bind_federation_blocking(w.federation)
             .expect("federation");
         let t = Instant::now();
-        let mut s = DocumentEngine::new(w.federation, w.id(acme), secret(&w, acme), store);
+        let mut s = DocumentEngine::new(
+            w.federation,
+            w.id(acme),
+            secret(&w, acme),
+            wsis_node::node::StoreSink::new(store),
+        );
         for e in &envs {
             accepted(s.receive(gov, &peer, e.bytes()));
         }

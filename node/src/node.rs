@@ -35,6 +35,22 @@
 //! `block_in_place` as a no-op. On a current-thread runtime (`block_in_place` would panic there) the same work
 //! runs inline (`blocking`): correct, because nothing in it waits for the runtime (the store's writer is its
 //! own thread), but the runtime's other tasks wait meanwhile.
+//!
+//! # Where the code is
+//!
+//! This file holds [`Node`] (start, local ops and edits, announcements, the event loop, shutdown); `sync` is the
+//! pull client, `serve` answers peers' requests and enforces access control, `store_sink` is the engine's sink
+//! ([`StoreSink`]), `parked_ops` bounds each peer's parked governance ops.
+
+mod parked_ops;
+mod serve;
+mod store_sink;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+use parked_ops::ParkedLedger;
+pub use store_sink::StoreSink;
 
 use crate::data_dir::DataDir;
 use crate::engine::{DocumentEngine, EnvelopeSink, Peer, Received};
@@ -88,7 +104,9 @@ pub enum StartError {
     Store(#[from] StoreOpenError),
     #[error("the store is damaged")]
     Damaged(#[source] StoreError),
-    #[error("the store holds no genesis: create a federation or join one with --federation and --bootstrap")]
+    #[error(
+        "the store holds no genesis: create a federation, or join an existing federation (its id and a bootstrap address)"
+    )]
     NoGenesis,
     #[error("the stored genesis is not valid")]
     BadGenesis(#[source] InsertError),
@@ -152,117 +170,12 @@ pub struct NodeStats {
     pub ops_evicted: u64,
 }
 
-/// Which peer made which governance ops wait for missing parents, so one peer's orphans are bounded and can be
-/// evicted (catalogue case 8: "an orphan flood past the quota — evicted, peer penalised"). The replica's own
-/// parking limit (`MAX_PARKED_OPS`) is the federation-wide backstop; this keeps one peer from filling it.
-#[derive(Debug, Default)]
-struct ParkedLedger {
-    by_peer: HashMap<PeerId, std::collections::VecDeque<OpId>>,
-}
-
-impl ParkedLedger {
-    /// Records that `peer` parked `id`; returns what to evict: the peer's oldest parked ops beyond `quota` (ids no
-    /// longer parked, per `still_parked`, are forgotten first), or `id` itself when no more peers can be tracked.
-    fn record(
-        &mut self,
-        peer: PeerId,
-        id: OpId,
-        quota: usize,
-        still_parked: impl Fn(&OpId) -> bool,
-    ) -> Vec<OpId> {
-        if !self.by_peer.contains_key(&peer) && self.by_peer.len() >= MAX_PARKING_PEERS {
-            self.by_peer.retain(|_, q| {
-                q.retain(&still_parked);
-                !q.is_empty()
-            });
-            if self.by_peer.len() >= MAX_PARKING_PEERS {
-                return vec![id];
-            }
-        }
-        let queue = self.by_peer.entry(peer).or_default();
-        queue.push_back(id);
-        let mut evict = Vec::new();
-        if queue.len() > quota {
-            queue.retain(&still_parked);
-            while queue.len() > quota {
-                evict.extend(queue.pop_front());
-            }
-        }
-        evict
-    }
-
-    /// Everything `peer` parked (when it is banned).
-    fn forget(&mut self, peer: &PeerId) -> Vec<OpId> {
-        self.by_peer.remove(peer).map(Vec::from).unwrap_or_default()
-    }
-}
-
 /// Runs blocking work from async code: under [`tokio::task::block_in_place`] on a multi-threaded runtime, inline
 /// otherwise (see the module docs).
 fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
-    }
-}
-
-/// The document engine's sink: the node's store. The engine calls it synchronously, before it applies an envelope
-/// or returns it for announcement; the store acknowledges once the envelope is flushed.
-///
-/// During a batch receive the runtime *defers* the wait: each accepted envelope is queued for the writer at once
-/// and the runtime waits for all of them at the end of the batch ([`StoreSink::finish_batch`]), still holding
-/// the engine's lock, so one group commit covers the whole response instead of one flush per envelope, and
-/// nothing from the batch can be read (served, exported) before it is durable. This is what the engine's sink
-/// contract allows ("queued in a group commit the caller flushes"). Only envelopes from peers are deferred; this
-/// node's own changes (`publish`) are flushed one by one before they are announced.
-pub struct StoreSink {
-    store: Store,
-    deferred: Option<Vec<crate::store::PendingWrite>>,
-}
-
-impl StoreSink {
-    fn new(store: Store) -> Self {
-        StoreSink {
-            store,
-            deferred: None,
-        }
-    }
-
-    /// From now until [`StoreSink::finish_batch`], writes are queued without waiting for their flush.
-    fn start_batch(&mut self) {
-        self.deferred.get_or_insert_with(Vec::new);
-    }
-
-    /// Waits for every write queued since [`StoreSink::start_batch`] (all of them, even after an error) and
-    /// returns the first error. Blocks the thread: call it under `block_in_place`.
-    fn finish_batch(&mut self) -> Result<usize, StoreError> {
-        let pending = self.deferred.take().unwrap_or_default();
-        let n = pending.len();
-        let mut first = Ok(n);
-        for p in pending {
-            if let Err(e) = p.wait() {
-                if first.is_ok() {
-                    first = Err(e);
-                }
-            }
-        }
-        first
-    }
-}
-
-impl EnvelopeSink for StoreSink {
-    type Error = StoreError;
-
-    fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), StoreError> {
-        // The node runs on a multi-threaded runtime; waiting for the writer here must not stall other tasks.
-        match &mut self.deferred {
-            Some(pending) => {
-                let queued = blocking(|| self.store.queue_envelope_blocking(envelope))?;
-                pending.push(queued);
-                Ok(())
-            }
-            None => blocking(|| self.store.put_envelope_blocking(envelope)),
-        }
     }
 }
 
@@ -646,170 +559,6 @@ impl Node {
         }
     }
 
-    /// Inserts ops received from `peer`, storing what enters the DAG. Returns (new ops, refused ops, parked ops).
-    async fn receive_ops(&self, peer: PeerId, ops: Vec<Vec<u8>>) -> (usize, usize, usize) {
-        let (mut new, mut refused, mut parked, mut evicted) = (0, 0, 0, 0);
-        for bytes in ops {
-            let mut gov = self.inner.gov.lock().await;
-            let result = gov.insert_bytes(&bytes);
-            if let (Ok(Inserted::Parked { .. }), Ok(op)) = (&result, SignedOp::decode(&bytes)) {
-                let evict = self
-                    .inner
-                    .parked_by
-                    .lock()
-                    .map(|mut l| {
-                        l.record(peer, op.id(), MAX_PARKED_OPS_PER_PEER, |o| gov.is_parked(o))
-                    })
-                    .unwrap_or_default();
-                evicted += gov.evict_parked(&evict);
-            }
-            let to_store: Vec<SignedOp> = match &result {
-                Ok(Inserted::Applied { released, .. }) => {
-                    std::iter::once(SignedOp::decode(&bytes).ok())
-                        .flatten()
-                        .chain(released.iter().filter_map(|id| gov.get(id).cloned()))
-                        .collect()
-                }
-                _ => vec![],
-            };
-            drop(gov);
-            match result {
-                Ok(Inserted::Applied { .. }) => new += 1,
-                Ok(Inserted::Parked { .. }) => parked += 1,
-                Ok(Inserted::Duplicate) => {}
-                Err(e) => {
-                    refused += 1;
-                    tracing::info!(%peer, error = %e, "refused an op from a peer");
-                    let _ = self
-                        .inner
-                        .net
-                        .penalise(peer, format!("refused op: {e}"))
-                        .await;
-                }
-            }
-            for op in to_store {
-                if let Err(e) = self.inner.store.put_op(&op).await {
-                    tracing::error!(error = %e, "cannot store a received op; it will be fetched again");
-                }
-            }
-        }
-        if evicted > 0 {
-            let _ = self
-                .inner
-                .net
-                .penalise(
-                    peer,
-                    format!("orphan flood: {evicted} parked ops evicted past the per-peer quota"),
-                )
-                .await;
-        }
-        if let Ok(mut s) = self.inner.stats.lock() {
-            s.ops_received += new as u64;
-            s.ops_refused += refused as u64;
-            s.ops_evicted += evicted as u64;
-        }
-        if new > 0 {
-            self.revalidate_documents().await;
-        }
-        (new, refused, parked)
-    }
-
-    /// Pulls from `peer` everything this node lacks of the governance DAG: `GovSince` with this node's heads,
-    /// page after page while the peer says `more`, then one `GetOps` for parents that parked ops still wait for
-    /// (ops that can never be completed, e.g. an orphan flood, must not stop the next sync from asking `GovSince`).
-    pub async fn sync_with(&self, peer: PeerId) -> Result<usize, crate::net::RequestError> {
-        let _permit = self
-            .inner
-            .syncs
-            .acquire()
-            .await
-            .map_err(|_| NetError::Stopped)?;
-        let mut total = 0;
-        for _ in 0..MAX_SYNC_ROUNDS {
-            let heads = self.inner.gov.lock().await.have_summary(GOV_HAVE_IDS);
-            match self
-                .inner
-                .net
-                .request(peer, &SyncRequest::GovSince { heads })
-                .await?
-            {
-                SyncResponse::Ops { ops, more } => {
-                    let (applied, _, _) = self.receive_ops(peer, ops).await;
-                    total += applied;
-                    if !more || applied == 0 {
-                        break;
-                    }
-                }
-                SyncResponse::Refused { reason } => {
-                    tracing::debug!(%peer, ?reason, "sync refused");
-                    return Ok(total);
-                }
-                other => {
-                    tracing::info!(%peer, ?other, "unexpected sync response");
-                    return Ok(total);
-                }
-            }
-        }
-        let missing = self.inner.gov.lock().await.missing();
-        if !missing.is_empty() {
-            let ids = missing.into_iter().take(MAX_IDS_PER_REQUEST).collect();
-            if let SyncResponse::Ops { ops, .. } = self
-                .inner
-                .net
-                .request(peer, &SyncRequest::GetOps { ids })
-                .await?
-            {
-                total += self.receive_ops(peer, ops).await.0;
-            }
-        }
-        for doc in self.documents_to_sync(peer).await? {
-            total += self.sync_document(peer, doc).await?;
-        }
-        // What a sync pulls is not announced again: its author's announcement already flooded the mesh, and a
-        // node that missed it repairs through anti-entropy. Re-announcing made every op cost one gossip flood per
-        // node (O(nodes²) messages per op), which at 50 nodes filled gossipsub's send queues.
-        Ok(total)
-    }
-
-    /// The documents whose heads differ between this node and `peer`, found with one `DocDigests` exchange (a
-    /// page per 4,096 documents) instead of one request per document: a sync after one edit pulls one document.
-    /// Documents the peer does not hold at all are skipped (it pulls them from us); a peer that refuses or
-    /// answers out of turn gets the per-document pull of every document, the slow path that always works.
-    async fn documents_to_sync(
-        &self,
-        peer: PeerId,
-    ) -> Result<Vec<DocId>, crate::net::RequestError> {
-        let ours = self.inner.gov.lock().await.documents();
-        let mut theirs: HashMap<DocId, [u8; 32]> = HashMap::new();
-        let mut after = None;
-        for _ in 0..MAX_SYNC_ROUNDS {
-            match self
-                .inner
-                .net
-                .request(peer, &SyncRequest::DocDigests { after })
-                .await?
-            {
-                SyncResponse::DocDigests { digests, more } => {
-                    after = digests.last().map(|(d, _)| *d);
-                    let empty = digests.is_empty();
-                    theirs.extend(digests);
-                    if !more || empty {
-                        break;
-                    }
-                }
-                other => {
-                    tracing::debug!(%peer, response = other.kind_name(), "no document digests; pulling every document");
-                    return Ok(ours);
-                }
-            }
-        }
-        let docs = self.inner.docs.lock().await;
-        Ok(ours
-            .into_iter()
-            .filter(|d| theirs.get(d).is_some_and(|t| *t != docs.heads_digest(d)))
-            .collect())
-    }
-
     /// New governance ops can authorise parked envelopes or withdraw authority from stored ones (a late
     /// revocation): re-run authorisation and rebuild what changed.
     async fn revalidate_documents(&self) {
@@ -819,198 +568,6 @@ impl Node {
         let report = blocking(|| docs.revalidate(&gov));
         if report != Default::default() {
             tracing::info!(?report, "documents revalidated after governance changes");
-        }
-    }
-
-    /// Pulls the envelopes of one document that this node lacks from `peer`, through the acceptance pipeline.
-    async fn sync_document(
-        &self,
-        peer: PeerId,
-        doc: DocId,
-    ) -> Result<usize, crate::net::RequestError> {
-        let from = Peer::new(&peer.to_bytes());
-        let mut accepted = 0;
-        for _ in 0..MAX_SYNC_ROUNDS {
-            // Every envelope id while they fit one request (documents are small): a peer that lacks our newest
-            // envelope would otherwise not recognise our heads and send the whole document.
-            let have = {
-                let docs = self.inner.docs.lock().await;
-                let all = docs.envelope_ids(&doc);
-                if all.len() <= MAX_IDS_PER_REQUEST {
-                    all
-                } else {
-                    docs.envelope_heads(&doc)
-                }
-            };
-            let (envelopes, more) = match self
-                .inner
-                .net
-                .request(peer, &SyncRequest::GetEnvelopes { doc, have })
-                .await?
-            {
-                SyncResponse::Envelopes { envelopes, more } => (envelopes, more),
-                _ => return Ok(accepted),
-            };
-            let (new, refused, first_error) = {
-                let gov = self.inner.gov.lock().await;
-                let mut docs = self.inner.docs.lock().await;
-                // One engine call per response (one Automerge apply per document) and one group commit for the
-                // envelopes it accepts (see `StoreSink`); it verifies signatures, parses changes and waits for
-                // the disk: block in place (see the module docs).
-                let (results, flushed) = blocking(|| {
-                    docs.sink_mut().start_batch();
-                    let results = docs.receive_batch(&gov, &from, envelopes.iter());
-                    (results, docs.sink_mut().finish_batch())
-                });
-                if let Err(e) = flushed {
-                    // The envelopes are applied in memory but may not be on disk: after a restart they are
-                    // simply fetched again. They are a peer's (signed by their author), so no sequence number of
-                    // this node's own is at stake.
-                    tracing::error!(error = %e, "a batch of received envelopes was not flushed");
-                }
-                let (mut new, mut refused, mut first_error) = (0, 0, None);
-                for result in results {
-                    match result {
-                        Ok(Received::Accepted(_)) => new += 1,
-                        Ok(_) => {}
-                        Err(e) => {
-                            if let Some(reason) = e.reason() {
-                                refused += 1;
-                                tracing::info!(%peer, error = %e, "refused an envelope from a peer");
-                                first_error.get_or_insert((reason, e.to_string()));
-                            } else {
-                                tracing::error!(error = %e, "cannot store a received envelope; it will be fetched again");
-                            }
-                        }
-                    }
-                }
-                (new, refused, first_error)
-            };
-            if let Some((reason, error)) = first_error {
-                // One penalty per response, however many envelopes it held: the response is one act of the peer,
-                // and an honest peer can relay an envelope this node judges differently (it may know a
-                // revocation the peer does not), which must not ban it at once.
-                let _ = self
-                    .inner
-                    .net
-                    .penalise(
-                        peer,
-                        format!(
-                            "refused {refused} of {} envelopes, first {reason:?}: {error}",
-                            envelopes.len()
-                        ),
-                    )
-                    .await;
-            }
-            accepted += new;
-            if !more || new == 0 {
-                break;
-            }
-        }
-        Ok(accepted)
-    }
-
-    fn schedule_sync(&self, peer: PeerId) {
-        let fresh = self
-            .inner
-            .syncing
-            .lock()
-            .map(|mut s| match s.get_mut(&peer) {
-                Some(again) => {
-                    *again = true;
-                    false
-                }
-                None => {
-                    s.insert(peer, false);
-                    true
-                }
-            })
-            .unwrap_or(false);
-        if !fresh {
-            return;
-        }
-        let node = self.clone();
-        tokio::spawn(async move {
-            let member = {
-                let gov = node.inner.gov.lock().await;
-                gov.is_member(&node.inner.org)
-            };
-            // Not admitted (yet): offer our inception and binding so a secretariat can admit us. Admitted too,
-            // once per peer and again after a refusal: a secretariat organisation is a member from the genesis,
-            // and the peer serves it only once it knows the binding of this node (two secretariat nodes would
-            // otherwise refuse each other forever).
-            let introduced = node
-                .inner
-                .introduced
-                .lock()
-                .map(|s| s.contains(&peer))
-                .unwrap_or(false);
-            if !member || !introduced {
-                match node.push_identity(peer).await {
-                    Ok(_) if member => {
-                        if let Ok(mut s) = node.inner.introduced.lock() {
-                            if s.len() < MAX_INTRODUCED_PEERS {
-                                s.insert(peer);
-                            }
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(%peer, error = %e, "could not push identity"),
-                }
-            }
-            // Bounded: a peer announcing faster than we sync gets at most this many back-to-back syncs; the
-            // next announcement or anti-entropy round starts a fresh task.
-            for _ in 0..MAX_SYNC_ROUNDS {
-                let synced = node.sync_with(peer).await;
-                if let Err(e) = &synced {
-                    tracing::debug!(%peer, error = %e, "sync failed");
-                    if let Ok(mut s) = node.inner.introduced.lock() {
-                        s.remove(&peer);
-                    }
-                }
-                // Checked and cleared under one lock, so a request arriving now is either seen here or starts
-                // a new task.
-                let again = node
-                    .inner
-                    .syncing
-                    .lock()
-                    .map(|mut s| {
-                        if synced.is_ok() && s.get(&peer) == Some(&true) {
-                            s.insert(peer, false);
-                            true
-                        } else {
-                            s.remove(&peer);
-                            false
-                        }
-                    })
-                    .unwrap_or(false);
-                if !again {
-                    return;
-                }
-            }
-            if let Ok(mut s) = node.inner.syncing.lock() {
-                s.remove(&peer);
-            }
-        });
-    }
-
-    async fn anti_entropy(self) {
-        let mut tick = tokio::time::interval(ANTI_ENTROPY_INTERVAL);
-        loop {
-            tick.tick().await;
-            let Ok(mut peers) = self.inner.net.connected_peers().await else {
-                return;
-            };
-            // A few random peers per round, not all: asking every peer every round is O(nodes²) traffic for
-            // the federation (at 50 nodes it saturated a 2-core machine). Announcements still trigger syncs at
-            // once; this only repairs what gossip missed, and random choice reaches every peer over rounds.
-            {
-                use rand::seq::SliceRandom;
-                peers.shuffle(&mut rand::thread_rng());
-            }
-            for p in peers.into_iter().take(ANTI_ENTROPY_FANOUT) {
-                self.schedule_sync(p);
-            }
         }
     }
 
@@ -1079,126 +636,6 @@ impl Node {
         }
     }
 
-    /// Is the peer bound to an admitted organisation (or is it this node's own organisation's)?
-    async fn admitted(&self, peer: &PeerId) -> bool {
-        let gov = self.inner.gov.lock().await;
-        !gov.bound_orgs(&peer.to_bytes()).is_empty()
-    }
-
-    async fn serve(&self, peer: PeerId, request: SyncRequest, channel: ChannelId) {
-        let response = self.answer(peer, request).await;
-        if let Err(e) = self.inner.net.respond(channel, response).await {
-            tracing::debug!(%peer, error = %e, "could not respond");
-        }
-    }
-
-    async fn answer(&self, peer: PeerId, request: SyncRequest) -> SyncResponse {
-        let refuse = |reason| SyncResponse::Refused { reason };
-        match request {
-            SyncRequest::Hello { federation } => {
-                let gov = self.inner.gov.lock().await;
-                if federation != gov.federation_id() {
-                    return refuse(RefuseReason::WrongFederation);
-                }
-                SyncResponse::Genesis(gov.genesis().bytes().to_vec())
-            }
-            SyncRequest::Push { ops } => {
-                // Unknown peers may push only inceptions and bindings (their own: the signature says whose).
-                if !self.admitted(&peer).await {
-                    let allowed = ops.iter().all(|b| {
-                        SignedOp::decode(b).is_ok_and(|op| {
-                            matches!(op.kind(), OpKind::OrgInception(_) | OpKind::BindNode { .. })
-                        })
-                    });
-                    if !allowed {
-                        self.count_refusal();
-                        return refuse(RefuseReason::NotAdmitted);
-                    }
-                }
-                let (new, _, parked) = self.receive_ops(peer, ops).await;
-                if parked > MAX_PARKED_PER_PUSH {
-                    let _ = self
-                        .inner
-                        .net
-                        .penalise(peer, format!("orphan flood: {parked} ops without parents"))
-                        .await;
-                }
-                if new > 0 {
-                    let heads = self.inner.gov.lock().await.heads();
-                    self.announce(heads).await;
-                }
-                SyncResponse::Ack {
-                    accepted: new as u32,
-                }
-            }
-            _ if !self.admitted(&peer).await => {
-                self.count_refusal();
-                refuse(RefuseReason::NotAdmitted)
-            }
-            SyncRequest::GovSince { heads } => {
-                let gov = self.inner.gov.lock().await;
-                ops_response(gov.ops_missing_from(&heads).into_iter())
-            }
-            SyncRequest::GetOps { ids } => {
-                let gov = self.inner.gov.lock().await;
-                ops_response(ids.iter().filter_map(|id| gov.get(id)))
-            }
-            SyncRequest::GetEnvelopes { doc, have } => {
-                let docs = self.inner.docs.lock().await;
-                let mut batch = crate::net::wire::Batch::for_envelopes();
-                let mut more = false;
-                for env in docs.envelopes_missing_from(&doc, &have) {
-                    if batch.try_push(env.bytes().to_vec()).is_err() {
-                        more = true;
-                        break;
-                    }
-                }
-                batch.into_envelopes(more)
-            }
-            SyncRequest::DocHeads { doc } => {
-                let docs = self.inner.docs.lock().await;
-                SyncResponse::Heads {
-                    doc,
-                    heads: docs.envelope_heads(&doc),
-                }
-            }
-            SyncRequest::DocDigests { after } => {
-                let docs = self.inner.docs.lock().await;
-                let (digests, more) =
-                    docs.heads_digests_after(after.as_ref(), crate::net::wire::MAX_RESPONSE_ITEMS);
-                SyncResponse::DocDigests { digests, more }
-            }
-        }
-    }
-
-    fn count_refusal(&self) {
-        if let Ok(mut s) = self.inner.stats.lock() {
-            s.requests_refused += 1;
-        }
-    }
-
-    /// Publishes this organisation's inception and node binding to a peer (used when joining: the peer admits
-    /// nobody by itself, but a secretariat operator can then admit the organisation).
-    pub async fn push_identity(&self, peer: PeerId) -> Result<u32, crate::net::RequestError> {
-        let ops: Vec<Vec<u8>> = {
-            let gov = self.inner.gov.lock().await;
-            gov.ops()
-                .filter(|op| op.author() == self.inner.org)
-                .filter(|op| matches!(op.kind(), OpKind::OrgInception(_) | OpKind::BindNode { .. }))
-                .map(|op| op.bytes().to_vec())
-                .collect()
-        };
-        match self
-            .inner
-            .net
-            .request(peer, &SyncRequest::Push { ops })
-            .await?
-        {
-            SyncResponse::Ack { accepted } => Ok(accepted),
-            _ => Ok(0),
-        }
-    }
-
     /// Runs until ctrl-c or SIGTERM, then shuts down gracefully (connections closed; every acknowledged write is
     /// already flushed).
     pub async fn run_until_signal(&self) -> std::io::Result<()> {
@@ -1217,24 +654,6 @@ impl Node {
     pub async fn shutdown(&self) {
         let _ = self.inner.net.shutdown().await;
     }
-}
-
-/// The op list for a response, bounded in count and bytes; `more` when something was left out.
-fn ops_response<'a>(ops: impl Iterator<Item = &'a SignedOp>) -> SyncResponse {
-    let mut out = Vec::new();
-    let mut bytes = 0;
-    let mut more = false;
-    for op in ops {
-        if out.len() >= MAX_OPS_PER_RESPONSE
-            || bytes + op.bytes().len() > MAX_OPS_BYTES_PER_RESPONSE
-        {
-            more = true;
-            break;
-        }
-        bytes += op.bytes().len();
-        out.push(op.bytes().to_vec());
-    }
-    SyncResponse::Ops { ops: out, more }
 }
 
 /// Rebuilds the replica from the store, in topological order (no parking), checking the genesis hash.
@@ -1288,48 +707,4 @@ async fn fetch_genesis(net: &Network, federation: FederationId) -> Result<Signed
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(StartError::GenesisUnavailable(federation))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(n: u8) -> OpId {
-        OpId([n; 32])
-    }
-
-    #[test]
-    fn a_peer_past_its_parking_quota_loses_its_oldest_parked_ops() {
-        let mut ledger = ParkedLedger::default();
-        let (mallory, honest) = (PeerId::random(), PeerId::random());
-        let parked = |_: &OpId| true;
-        for n in 0..3 {
-            assert!(ledger.record(mallory, op(n), 3, parked).is_empty());
-        }
-        assert!(ledger.record(honest, op(100), 3, parked).is_empty());
-        // The fourth of Mallory's evicts its first, and only Mallory's.
-        assert_eq!(ledger.record(mallory, op(3), 3, parked), vec![op(0)]);
-        assert_eq!(ledger.record(mallory, op(4), 3, parked), vec![op(1)]);
-        // Ops released meanwhile (no longer parked) are forgotten before anything is evicted.
-        let released = |o: &OpId| *o != op(2) && *o != op(3);
-        assert!(ledger.record(mallory, op(5), 3, released).is_empty());
-        assert_eq!(ledger.forget(&mallory), vec![op(4), op(5)]);
-        assert!(ledger.forget(&mallory).is_empty());
-        assert_eq!(ledger.forget(&honest), vec![op(100)]);
-    }
-
-    #[test]
-    fn past_the_tracked_peers_a_new_peers_orphan_is_evicted_at_once() {
-        let mut ledger = ParkedLedger::default();
-        for n in 0..MAX_PARKING_PEERS {
-            assert!(ledger
-                .record(PeerId::random(), op((n % 200) as u8), 8, |_| true)
-                .is_empty());
-        }
-        let newcomer = PeerId::random();
-        assert_eq!(ledger.record(newcomer, op(201), 8, |_| true), vec![op(201)]);
-        // Once the others' ops are released, there is room again.
-        assert!(ledger.record(newcomer, op(202), 8, |_| false).is_empty());
-        assert_eq!(ledger.by_peer.len(), 1);
-    }
 }

@@ -1141,7 +1141,7 @@ fn the_store_is_the_sink_and_a_restart_from_it_restores_the_documents() {
         f.w.federation,
         f.w.id(f.apc),
         secret(&f.w, f.apc),
-        store.clone(),
+        wsis_node::node::StoreSink::new(store.clone()),
     );
     let mut b = engine(&f.w, f.acme);
     for i in 0..5 {
@@ -1170,7 +1170,7 @@ fn the_store_is_the_sink_and_a_restart_from_it_restores_the_documents() {
         f.w.federation,
         f.w.id(f.apc),
         secret(&f.w, f.apc),
-        store.clone(),
+        wsis_node::node::StoreSink::new(store.clone()),
     );
     let r = restarted.restore_envelopes(&f.w.gov, store.load_envelopes().unwrap());
     assert_eq!((r.accepted, r.parked, r.rejected), (10, 0, 0));

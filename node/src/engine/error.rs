@@ -1,0 +1,132 @@
+//! The engine's error enums, one per operation: receiving, editing, adding local changes, publishing, exporting.
+
+use super::outcome::*;
+use automerge::AutomergeError;
+use wsis_protocol::envelope::EnvelopeError;
+use wsis_protocol::gov::WriteDenied;
+use wsis_protocol::op::Hash32;
+
+/// Why an incoming envelope was not accepted (it was not parked either). Everything except [`Self::Store`] is the
+/// sender's fault and is counted in [`DocumentEngine::rejected_counts`](super::DocumentEngine::rejected_counts).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiveError {
+    #[error("invalid envelope")]
+    Envelope(#[from] EnvelopeError),
+    #[error("the author may not write this document")]
+    Denied(#[source] WriteDenied),
+    #[error("change {index} breaks a history rule: {rule}")]
+    InvalidHistory { index: usize, rule: &'static str },
+    #[error(
+        "the parking buffer is full for this peer ({envelopes} envelopes, {bytes} bytes parked)"
+    )]
+    ParkingFull { envelopes: usize, bytes: usize },
+    #[error("storing the envelope failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ReceiveError {
+    /// The rejection reason, or `None` for a local storage failure (not the sender's fault).
+    pub fn reason(&self) -> Option<Reject> {
+        match self {
+            ReceiveError::Envelope(e) => Some(Reject::of_envelope_error(e)),
+            ReceiveError::Denied(_) => Some(Reject::Unauthorised),
+            ReceiveError::InvalidHistory { .. } => Some(Reject::InvalidHistory),
+            ReceiveError::ParkingFull { .. } => Some(Reject::ParkingFull),
+            ReceiveError::Store(_) => None,
+        }
+    }
+}
+
+/// Why a local edit failed. A failed edit changes nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EditError {
+    #[error("automerge refused the edit")]
+    Automerge(#[from] AutomergeError),
+    #[error("the change is {len} bytes, the limit is {max}: split the edit")]
+    ChangeTooLarge { len: usize, max: usize },
+}
+
+/// Why [`DocumentEngine::apply_local`](super::DocumentEngine::apply_local) refused changes. Changes before the refused one are kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyLocalError {
+    #[error("change {index} was not made with this node's actor for the document")]
+    ForeignActor { index: usize },
+    #[error("change {index} has seq {found}, the next local seq is {expected}")]
+    OutOfSequence {
+        index: usize,
+        expected: u64,
+        found: u64,
+    },
+    #[error("change {index} depends on changes the document does not have")]
+    MissingDependencies { index: usize },
+    #[error("change {index} is {len} bytes, the limit is {max}")]
+    ChangeTooLarge {
+        index: usize,
+        len: usize,
+        max: usize,
+    },
+    #[error("automerge refused change {index}")]
+    Automerge { index: usize },
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    #[error("sealing the envelope failed")]
+    Seal(#[from] EnvelopeError),
+    /// This organisation may not write the document at its current governance heads; the unpublished changes
+    /// were discarded and the document rebuilt without them.
+    #[error(
+        "this organisation may not write the document ({discarded} unpublished changes discarded)"
+    )]
+    Denied {
+        #[source]
+        reason: WriteDenied,
+        discarded: usize,
+    },
+    /// Envelopes sealed before the failing one are stored (see [`DocumentEngine::envelope_ids`](super::DocumentEngine::envelope_ids)); the rest stays
+    /// unpublished for a retry.
+    #[error("storing the envelope failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    #[error("the document is not known here")]
+    UnknownDocument,
+    #[error("the document does not have these heads: {0:?}")]
+    UnknownHeads(Vec<Hash32>),
+    #[error("automerge could not read the document")]
+    Automerge(#[from] AutomergeError),
+    #[error("automerge refused to rebuild the document at the requested heads")]
+    Rebuild,
+}
+
+/// The group commit of a batch failed ([`ReceiveError::Store`] of every envelope the batch accepted): one error
+/// shared by all of them.
+#[derive(Debug, Clone)]
+pub(super) struct BatchCommitFailed(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl BatchCommitFailed {
+    pub(super) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        BatchCommitFailed(std::sync::Arc::new(e))
+    }
+}
+
+impl std::fmt::Display for BatchCommitFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the batch's group commit failed")
+    }
+}
+
+impl std::error::Error for BatchCommitFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}

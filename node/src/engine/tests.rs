@@ -1,0 +1,203 @@
+//! Unit tests of the engine's internals (batching, causal order, actor sets, parking); the pipeline is tested
+//! from the outside in `node/tests/engine.rs`.
+
+use super::doc_state::{ActorSet, Salt};
+use super::local::next_batch;
+use super::local::*;
+use super::parking::{Parking, Wait};
+use super::receive::Incoming;
+use super::restore::causal_order;
+use super::*;
+use automerge::transaction::Transactable;
+use automerge::ROOT;
+use automerge::{AutoCommit, ObjType};
+use automerge::{Change, ChangeHash};
+use wsis_protocol::crypto::SecretKey;
+use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope, SignedEnvelope};
+use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId, OrgId};
+use wsis_protocol::limits::{MAX_CHANGES_PER_ENVELOPE, MAX_ENVELOPE_BYTES};
+
+const FED: FederationId = FederationId([9; 32]);
+const DOC: DocId = DocId([4; 32]);
+
+fn key() -> SecretKey {
+    SecretKey::from_seed(&[1; 32])
+}
+
+/// `n` successive changes under `salt`'s actor.
+fn changes(salt: Salt, n: usize) -> Vec<Change> {
+    let mut d = AutoCommit::new().with_actor(automerge_actor(&key().public(), &DOC, &salt));
+    for i in 0..n {
+        d.put(ROOT, "k", i as i64).unwrap();
+        d.commit();
+    }
+    d.get_changes(&[])
+}
+
+fn sealed(salt: Salt, changes: Vec<Change>) -> SignedEnvelope {
+    ChangeEnvelope::seal(
+        FED,
+        DOC,
+        OrgId([1; 32]),
+        &key(),
+        salt,
+        vec![OpId([1; 32])],
+        changes,
+    )
+    .unwrap()
+}
+
+#[test]
+fn batches_split_at_the_change_limit_and_at_a_salt_change() {
+    let a = [1; 16];
+    let b = [2; 16];
+    let cs = changes(a, 3);
+    let mut pending: Vec<(Salt, Change)> = Vec::new();
+    for i in 0..MAX_CHANGES_PER_ENVELOPE + 5 {
+        pending.push((a, cs[i % 3].clone()));
+    }
+    let max = MAX_ENVELOPE_BYTES;
+    assert_eq!(next_batch(&pending, 1, max), Some(MAX_CHANGES_PER_ENVELOPE));
+    let mixed = vec![(a, cs[0].clone()), (a, cs[1].clone()), (b, cs[2].clone())];
+    assert_eq!(next_batch(&mixed, 1, max), Some(2));
+    assert_eq!(next_batch(&mixed[2..], 1, max), Some(1));
+    assert_eq!(next_batch(&[], 1, max), None);
+}
+
+#[test]
+fn batches_split_before_the_byte_limit_and_the_estimate_is_an_upper_bound() {
+    let salt = [3; 16];
+    let pending: Vec<(Salt, Change)> = changes(salt, 40).into_iter().map(|c| (salt, c)).collect();
+    let heads = 3;
+    let cost: Vec<usize> = pending.iter().map(|(_, c)| change_cost(c)).collect();
+    // A budget with room for exactly the first 10 changes.
+    let budget = envelope_overhead(heads) + cost[..10].iter().sum::<usize>();
+    assert_eq!(next_batch(&pending, heads, budget), Some(10));
+    assert_eq!(next_batch(&pending, heads, budget - 1), Some(9));
+    // A single change always goes, even over the budget (seal then reports the real size).
+    assert_eq!(next_batch(&pending, heads, 1), Some(1));
+    // The estimate is never below the real size of the sealed envelope.
+    for n in [1, 10, 40] {
+        let env = ChangeEnvelope::seal(
+            FED,
+            DOC,
+            OrgId([1; 32]),
+            &key(),
+            salt,
+            (0..heads as u8).map(|i| OpId([i; 32])).collect(),
+            pending[..n].iter().map(|(_, c)| c.clone()).collect(),
+        )
+        .unwrap();
+        let estimate = envelope_overhead(heads) + cost[..n].iter().sum::<usize>();
+        assert!(
+            env.bytes().len() <= estimate,
+            "{n}: {} > {estimate}",
+            env.bytes().len()
+        );
+    }
+}
+
+#[test]
+fn restored_envelopes_are_put_in_causal_order() {
+    let salt = [5; 16];
+    let cs = changes(salt, 4);
+    let envs: Vec<SignedEnvelope> = cs.iter().map(|c| sealed(salt, vec![c.clone()])).collect();
+    let ids: Vec<EnvelopeId> = envs.iter().map(SignedEnvelope::id).collect();
+    let mut shuffled: Vec<Incoming> = envs
+        .iter()
+        .rev()
+        .map(|e| Incoming::Header(e.verified_header().clone()))
+        .collect();
+    shuffled.swap(0, 2);
+    let ordered: Vec<EnvelopeId> = causal_order(shuffled)
+        .iter()
+        .map(|e| e.header().id())
+        .collect();
+    assert_eq!(ordered, ids);
+}
+
+#[test]
+fn actor_sets_grow_and_union() {
+    let mut a = ActorSet::default();
+    assert!(!a.contains(0));
+    a.insert(3);
+    a.insert(130);
+    let mut b = ActorSet::default();
+    b.insert(64);
+    b.union(&a);
+    for i in [3, 64, 130] {
+        assert!(b.contains(i));
+    }
+    assert!(!b.contains(4) && !b.contains(1000));
+}
+
+#[test]
+fn export_handles_deep_nesting_without_recursion() {
+    const DEPTH: usize = 1_500;
+    let mut d = AutoCommit::new();
+    let mut obj = ROOT;
+    for i in 0..DEPTH {
+        obj = if i % 2 == 0 {
+            d.put_object(&obj, "n", ObjType::Map).unwrap()
+        } else {
+            let l = d.put_object(&obj, "l", ObjType::List).unwrap();
+            d.insert_object(&l, 0, ObjType::Map).unwrap()
+        };
+    }
+    d.put(&obj, "leaf", true).unwrap();
+    // A recursive writer would need far more than this stack for 1,500 levels.
+    let text = std::thread::Builder::new()
+        .stack_size(128 * 1024)
+        .spawn(move || String::from_utf8(canonical_json(&d).unwrap()).unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(
+        text.starts_with("{\"n\":{\"l\":[{\"n\":"),
+        "{}",
+        &text[..40]
+    );
+    assert!(text.contains("{\"leaf\":true}"));
+    assert_eq!(text.matches('{').count(), text.matches('}').count());
+    assert_eq!(text.matches('[').count(), DEPTH / 2);
+}
+
+#[test]
+fn parking_accounts_per_peer_and_releases_its_quota_on_removal() {
+    let salt = [7; 16];
+    let cs = changes(salt, 3);
+    let mut p = Parking {
+        limits: ParkingLimits {
+            per_peer_envelopes: 2,
+            ..ParkingLimits::default()
+        },
+        ..Parking::default()
+    };
+    let (x, y) = (Peer::new(b"x"), Peer::new(b"y"));
+    let env = |i: usize| Incoming::Parsed(sealed(salt, vec![cs[i].clone()]));
+    let wait = |h: ChangeHash| Wait::Changes(vec![h]);
+    p.park(env(1), &x, false, wait(cs[0].hash())).unwrap();
+    p.park(env(2), &x, false, wait(cs[1].hash())).unwrap();
+    assert!(matches!(
+        p.park(env(0), &x, false, wait(cs[0].hash())),
+        Err(ReceiveError::ParkingFull { envelopes: 2, .. })
+    ));
+    p.park(env(0), &y, false, Wait::Governance(vec![OpId([2; 32])]))
+        .unwrap();
+    let id = env(1).header().id();
+    assert!(p.remove(&id).is_some());
+    assert!(
+        !p.waiting.contains_key(&cs[0].hash()),
+        "index entries go with it"
+    );
+    assert_eq!(p.per_peer.get(&x).map(|q| q.0), Some(1));
+    p.park(env(1), &x, false, wait(cs[0].hash())).unwrap();
+    assert_eq!(p.entries.len(), 3);
+    assert_eq!(
+        p.total_bytes,
+        p.entries
+            .values()
+            .map(|e| e.env.header().bytes().len())
+            .sum::<usize>()
+    );
+}
