@@ -148,7 +148,7 @@ async fn run() {
             .expect("verifies")
             .parse_changes()
             .expect("parses");
-        let doc = by_doc.entry(env.doc()).or_default();
+        let doc = by_doc.entry(env.header().doc).or_default();
         let changes = env.into_changes();
         applied += changes.len();
         doc.apply_changes(changes).expect("applies");

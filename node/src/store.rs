@@ -447,15 +447,15 @@ impl Store {
 
     fn envelope_write(&self, envelope: &SignedEnvelope) -> Result<Write, StoreError> {
         let bound = self.inner.federation.get().ok_or(StoreError::NotBound)?;
-        if envelope.federation() != *bound {
+        if envelope.header().federation != *bound {
             return Err(StoreError::WrongFederation {
                 found: *bound,
-                expected: envelope.federation(),
+                expected: envelope.header().federation,
             });
         }
         Ok(Write::Envelope {
             id: envelope.id(),
-            doc: envelope.doc(),
+            doc: envelope.header().doc,
             bytes: IVec::from(envelope.bytes()),
         })
     }
@@ -816,10 +816,10 @@ fn verify_envelope(
     let envelope =
         SignedEnvelope::from_bytes(bytes, federation).map_err(|e| damaged(e.to_string()))?;
     if let Some(doc) = doc {
-        if envelope.doc() != doc {
+        if envelope.header().doc != doc {
             return Err(damaged(format!(
                 "the envelope is for {}, but doc_index lists it under {doc}",
-                envelope.doc()
+                envelope.header().doc
             )));
         }
     }

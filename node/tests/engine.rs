@@ -257,7 +257,7 @@ fn a_burst_of_1000_commits_is_published_as_one_envelope_with_one_signature() {
     );
 
     let env = one(a.publish(&f.w.gov, &f.doc).unwrap());
-    assert_eq!(env.change_hashes().len(), 1001);
+    assert_eq!(env.header().change_hashes.len(), 1001);
     assert_eq!(a.signatures_made(), 1);
     assert_eq!(a.sink().len(), 1, "stored before it is returned");
     assert_eq!(a.unpublished_len(&f.doc), 0);
@@ -446,10 +446,11 @@ fn missing_dependencies_park_the_envelope_until_they_arrive() {
     assert_eq!(b.parked_len(), 2);
     assert_eq!(
         b.missing_changes(),
-        e1.change_hashes()
-            .to_vec()
+        e1.header()
+            .change_hashes
+            .clone()
             .into_iter()
-            .chain(e2.change_hashes().iter().copied())
+            .chain(e2.header().change_hashes.iter().copied())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect::<Vec<_>>()

@@ -1213,7 +1213,7 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
             let authors: Vec<_> = d
                 .stored_envelope_ids(&doc)
                 .iter()
-                .filter_map(|id| d.envelope(&doc, id).map(|e| e.author()))
+                .filter_map(|id| d.envelope(&doc, id).map(|e| e.header().author))
                 .collect();
             (d.rejected_counts().clone(), authors, d.parked_len())
         })

@@ -294,7 +294,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                     .iter()
                     .filter_map(|h| st.changes.get(h))
                     .filter_map(|e| e.carriers.first())
-                    .map(|&(i, _)| st.envelopes[i as usize].env.author())
+                    .map(|&(i, _)| st.envelopes[i as usize].env.header().author)
                     .next()?;
                 Some(Equivocation {
                     doc: *doc,

@@ -141,7 +141,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         from: &Peer,
         env: Incoming,
     ) -> Result<Received, ReceiveError> {
-        let found = env.header().federation();
+        let found = env.header().header().federation;
         if found != self.federation {
             let e = ReceiveError::Envelope(EnvelopeError::WrongFederation {
                 expected: self.federation,
@@ -183,7 +183,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         restore: bool,
     ) -> Result<Step, ReceiveError> {
         let head = env.header();
-        let doc = head.doc();
+        let doc = head.header().doc;
         let id = head.id();
         if self
             .docs
@@ -196,7 +196,8 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         }
         // Governance heads first: an envelope from an organisation whose inception we have not seen yet cites it.
         let unknown: Vec<OpId> = head
-            .gov_heads()
+            .header()
+            .gov_heads
             .iter()
             .filter(|h| !gov.contains(h))
             .copied()
@@ -230,7 +231,8 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         // Nothing new: every change is applied, or already carried by an authorised stored envelope (then this one
         // cannot change the valid set; refusing it keeps re-sealed copies from costing storage and rebuilds).
         if head
-            .change_hashes()
+            .header()
+            .change_hashes
             .iter()
             .all(|h| st.covers(&ChangeHash(h.0)))
         {
@@ -342,7 +344,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                     .get(&id)
                     .is_some_and(|p| match &p.wait {
                         Wait::Changes(missing) => {
-                            let st = self.docs.get(&p.env.header().doc());
+                            let st = self.docs.get(&p.env.header().header().doc);
                             missing
                                 .iter()
                                 .all(|m| st.is_some_and(|st| st.changes.contains_key(m)))

@@ -52,7 +52,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     ) -> Restored {
         self.defer = true;
         for env in causal_order(envs) {
-            if env.header().federation() != self.federation {
+            if env.header().header().federation != self.federation {
                 report.rejected += 1;
                 continue;
             }
@@ -92,9 +92,9 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             for s in &mut st.envelopes {
                 let key = (
                     doc,
-                    s.env.author(),
-                    *s.env.key(),
-                    s.env.gov_heads().to_vec(),
+                    s.env.header().author,
+                    s.env.header().key,
+                    s.env.header().gov_heads.clone(),
                 );
                 let now = cache
                     .entry(key)
@@ -153,7 +153,7 @@ pub(super) type AuthorisationCache =
 pub(super) fn causal_order(envs: Vec<Incoming>) -> Vec<Incoming> {
     let mut carrier: HashMap<Hash32, usize> = HashMap::new();
     for (i, e) in envs.iter().enumerate() {
-        for h in e.header().change_hashes() {
+        for h in &e.header().header().change_hashes {
             carrier.entry(*h).or_insert(i);
         }
     }

@@ -102,7 +102,7 @@ impl EnvelopeSink for MemorySink {
 
     fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error> {
         self.by_doc
-            .entry(envelope.doc())
+            .entry(envelope.header().doc)
             .or_default()
             .push((envelope.id(), envelope.bytes().to_vec()));
         self.puts += 1;

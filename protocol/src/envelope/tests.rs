@@ -113,28 +113,31 @@ fn round_trip_keeps_bytes_and_changes_apply() {
     assert_eq!(again, env);
     assert_eq!(again.id(), EnvelopeId::of_bytes(env.bytes()));
     assert_eq!(again.header(), env.header());
-    assert_eq!(again.header().encode(), again.header_bytes());
-    assert_eq!(again.doc(), DOC);
-    assert_eq!(again.author(), author);
-    assert_eq!(again.key(), &sk.public());
-    assert_eq!(again.session_salt(), &SALT);
-    assert_eq!(again.gov_heads(), &heads()[..]);
-    assert_eq!(again.change_hashes(), &hashes(env.changes())[..]);
+    assert_eq!(
+        again.header().encode(),
+        again.verified_header().header_bytes()
+    );
+    assert_eq!(again.header().doc, DOC);
+    assert_eq!(again.header().author, author);
+    assert_eq!(again.header().key, sk.public());
+    assert_eq!(again.header().session_salt, SALT);
+    assert_eq!(again.header().gov_heads, heads());
+    assert_eq!(again.header().change_hashes, hashes(env.changes()));
     assert_eq!(
         sk.public().verify(
             Domain::ChangeEnvelope,
-            again.header_bytes(),
-            again.signature()
+            again.verified_header().header_bytes(),
+            again.verified_header().signature()
         ),
         Ok(())
     );
     // Sealing is deterministic: the same inputs give the same bytes and id.
     assert_eq!(sealed(&sk, author, 3).id(), env.id());
     // The batch is self-contained (the first change has no deps), and seqs count up from 1.
-    assert!(again.external_deps().is_empty());
-    let keys = again.change_keys();
+    assert!(again.verified_header().external_deps().is_empty());
+    let keys = again.verified_header().change_keys();
     assert_eq!(keys.iter().map(|k| k.1).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert!(keys.iter().all(|k| k.0 == again.actor()));
+    assert!(keys.iter().all(|k| k.0 == again.header().actor()));
     let mut doc = AutoCommit::new();
     doc.apply_changes(again.into_changes()).unwrap();
     let (v, _) = doc.get(ROOT, "k").unwrap().unwrap();
@@ -155,7 +158,7 @@ fn gov_heads_are_sorted_and_deduplicated_when_sealing() {
     )
     .unwrap();
     let again = SignedEnvelope::from_bytes(env.bytes(), FED).unwrap();
-    assert_eq!(again.gov_heads(), &[OpId([1; 32]), OpId([3; 32])]);
+    assert_eq!(again.header().gov_heads, [OpId([1; 32]), OpId([3; 32])]);
 }
 
 #[test]
@@ -164,7 +167,10 @@ fn a_later_batch_names_its_external_deps() {
     let all = own_changes(&sk, 3);
     let env =
         ChangeEnvelope::seal(FED, DOC, author, &sk, SALT, heads(), all[1..].to_vec()).unwrap();
-    assert_eq!(env.external_deps(), vec![Hash32(all[0].hash().0)]);
+    assert_eq!(
+        env.verified_header().external_deps(),
+        vec![Hash32(all[0].hash().0)]
+    );
 }
 
 #[test]
@@ -443,7 +449,7 @@ fn trailing_bytes_are_rejected_outside_and_inside_the_header() {
             count: 1
         }))
     );
-    let mut hb = env.header_bytes().to_vec();
+    let mut hb = env.verified_header().header_bytes().to_vec();
     hb.push(0);
     let bytes = forge(
         &hb,
@@ -649,9 +655,13 @@ fn weak_keys_and_wrong_signers_are_rejected() {
     );
     // A valid envelope whose signature is flipped in one bit.
     let env = sealed(&sk, author, 1);
-    let mut sig = *env.signature();
+    let mut sig = *env.verified_header().signature();
     sig[10] ^= 1;
-    let bytes = forge(env.header_bytes(), &sig, &[env.changes()[0].raw_bytes()]);
+    let bytes = forge(
+        env.verified_header().header_bytes(),
+        &sig,
+        &[env.changes()[0].raw_bytes()],
+    );
     assert_eq!(
         SignedEnvelope::from_bytes(&bytes, FED),
         Err(EnvelopeError::BadSignature)
@@ -673,7 +683,10 @@ fn change_keys_expose_automerge_equivocation() {
     };
     let ea = seal(a.get_last_local_change().unwrap());
     let eb = seal(b.get_last_local_change().unwrap());
-    let (ka, kb) = (ea.change_keys()[0], eb.change_keys()[0]);
+    let (ka, kb) = (
+        ea.verified_header().change_keys()[0],
+        eb.verified_header().change_keys()[0],
+    );
     assert_eq!((ka.0, ka.1), (kb.0, kb.1));
     assert_ne!(ka.2, kb.2);
 }
@@ -817,23 +830,23 @@ fn the_stages_compose_to_from_bytes_and_seal() {
     assert_eq!(header.changes, env.verified_header().changes);
     assert_eq!(header.id(), env.id());
     assert_eq!(header.bytes(), env.bytes());
-    assert_eq!(header.header_bytes(), env.header_bytes());
-    assert_eq!(header.signature(), env.signature());
+    assert_eq!(header.header_bytes(), env.verified_header().header_bytes());
+    assert_eq!(header.signature(), env.verified_header().signature());
     assert_eq!(header.header(), env.header());
-    assert_eq!(header.federation(), FED);
-    assert_eq!(header.doc(), DOC);
-    assert_eq!(header.author(), author);
-    assert_eq!(header.key(), &sk.public());
-    assert_eq!(header.session_salt(), &SALT);
-    assert_eq!(header.gov_heads(), &heads()[..]);
-    assert_eq!(header.change_hashes(), &hashes(&all[1..])[..]);
-    assert_eq!(header.actor(), env.actor());
+    assert_eq!(header.header().federation, FED);
+    assert_eq!(header.header().doc, DOC);
+    assert_eq!(header.header().author, author);
+    assert_eq!(header.header().key, sk.public());
+    assert_eq!(header.header().session_salt, SALT);
+    assert_eq!(header.header().gov_heads, heads());
+    assert_eq!(header.header().change_hashes, hashes(&all[1..]));
+    assert_eq!(header.header().actor(), env.header().actor());
     assert!(header
         .raw_changes()
         .eq(all[1..].iter().map(|c| c.raw_bytes())));
     // Dependencies and (actor, seq) are known before Automerge parses anything.
     assert_eq!(header.external_deps(), vec![Hash32(all[0].hash().0)]);
-    assert_eq!(header.change_keys(), env.change_keys());
+    assert_eq!(header.change_keys(), env.verified_header().change_keys());
     assert_eq!(
         header.change_keys().iter().map(|k| k.1).collect::<Vec<_>>(),
         vec![2, 3]

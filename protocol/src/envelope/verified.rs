@@ -4,9 +4,9 @@
 
 use super::chunk::{check_chunk_framing, read_change_prefix};
 use super::wrapper::decode_wrapper;
-use super::{ChangeEnvelope, EnvelopeError, ACTOR_ID_LEN, SESSION_SALT_LEN};
-use crate::crypto::{Domain, PublicKey, SIGNATURE_LEN};
-use crate::ids::{sha256, DocId, EnvelopeId, FederationId, Hash32, OpId, OrgId};
+use super::{ChangeEnvelope, EnvelopeError, ACTOR_ID_LEN};
+use crate::crypto::{Domain, SIGNATURE_LEN};
+use crate::ids::{sha256, EnvelopeId, FederationId, Hash32};
 use crate::limits::MAX_ENVELOPE_BYTES;
 use std::fmt;
 use std::sync::Arc;
@@ -192,7 +192,7 @@ impl VerifiedHeader {
     /// dependencies. Call it only for an envelope whose author passed the governance check and whose
     /// dependencies are accepted (see the module documentation).
     pub fn parse_changes(self) -> Result<SignedEnvelope, EnvelopeError> {
-        let actor = self.actor();
+        let actor = self.header.actor();
         let mut changes = Vec::with_capacity(self.changes.len());
         for (index, (raw, signed)) in self
             .changes
@@ -237,40 +237,6 @@ impl VerifiedHeader {
         &self.header
     }
 
-    pub fn federation(&self) -> FederationId {
-        self.header.federation
-    }
-
-    pub fn doc(&self) -> DocId {
-        self.header.doc
-    }
-
-    pub fn author(&self) -> OrgId {
-        self.header.author
-    }
-
-    pub fn key(&self) -> &PublicKey {
-        &self.header.key
-    }
-
-    pub fn session_salt(&self) -> &[u8; SESSION_SALT_LEN] {
-        &self.header.session_salt
-    }
-
-    pub fn gov_heads(&self) -> &[OpId] {
-        &self.header.gov_heads
-    }
-
-    /// The signed change hashes, in batch order (the same order as [`Self::raw_changes`]).
-    pub fn change_hashes(&self) -> &[Hash32] {
-        &self.header.change_hashes
-    }
-
-    /// The actor of every change in the envelope.
-    pub fn actor(&self) -> [u8; ACTOR_ID_LEN] {
-        self.header.actor()
-    }
-
     /// The raw change chunks, in batch order: each hashes to the signed hash at its position, but Automerge has
     /// not parsed it.
     pub fn raw_changes(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
@@ -283,7 +249,7 @@ impl VerifiedHeader {
     /// envelope or across envelopes, are an Automerge equivocation. Read without Automerge; stage 2 checks that
     /// Automerge reads the same seq.
     pub fn change_keys(&self) -> Vec<([u8; ACTOR_ID_LEN], u64, Hash32)> {
-        let actor = self.actor();
+        let actor = self.header.actor();
         self.changes
             .iter()
             .zip(&self.header.change_hashes)
@@ -369,51 +335,8 @@ impl SignedEnvelope {
         self.verified.bytes()
     }
 
-    /// The header bytes the signature covers.
-    pub fn header_bytes(&self) -> &[u8] {
-        self.verified.header_bytes()
-    }
-
-    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
-        self.verified.signature()
-    }
-
     pub fn header(&self) -> &ChangeEnvelope {
         self.verified.header()
-    }
-
-    pub fn federation(&self) -> FederationId {
-        self.verified.federation()
-    }
-
-    pub fn doc(&self) -> DocId {
-        self.verified.doc()
-    }
-
-    pub fn author(&self) -> OrgId {
-        self.verified.author()
-    }
-
-    pub fn key(&self) -> &PublicKey {
-        self.verified.key()
-    }
-
-    pub fn session_salt(&self) -> &[u8; SESSION_SALT_LEN] {
-        self.verified.session_salt()
-    }
-
-    pub fn gov_heads(&self) -> &[OpId] {
-        self.verified.gov_heads()
-    }
-
-    /// The signed change hashes, in batch order (the same order as [`Self::changes`]).
-    pub fn change_hashes(&self) -> &[Hash32] {
-        self.verified.change_hashes()
-    }
-
-    /// The actor of every change in the envelope.
-    pub fn actor(&self) -> [u8; ACTOR_ID_LEN] {
-        self.verified.actor()
     }
 
     /// The parsed changes, in batch order. Apply them (`Automerge::apply_changes`) only after the governance
@@ -425,17 +348,5 @@ impl SignedEnvelope {
     /// The parsed changes, by value (what `apply_changes` takes).
     pub fn into_changes(self) -> Vec<automerge::Change> {
         self.changes
-    }
-
-    /// (actor, seq, hash) of each change, in batch order: two different hashes under one (actor, seq), within this
-    /// envelope or across envelopes, are an Automerge equivocation.
-    pub fn change_keys(&self) -> Vec<([u8; ACTOR_ID_LEN], u64, Hash32)> {
-        self.verified.change_keys()
-    }
-
-    /// The dependencies of the batch that are not in the batch itself, sorted and unique: what must already be
-    /// accepted before these changes may be applied (otherwise park the envelope and fetch them by hash).
-    pub fn external_deps(&self) -> Vec<Hash32> {
-        self.verified.external_deps()
     }
 }

@@ -163,14 +163,18 @@ impl Governance {
         &self,
         env: &crate::envelope::VerifiedHeader,
     ) -> Result<(), WriteDenied> {
-        if env.federation() != self.fed.id {
+        if env.header().federation != self.fed.id {
             return Err(WriteDenied::WrongFederation);
         }
-        match self.inceptions.get(&env.author()) {
-            Some(rec) if rec.body().key == *env.key() => {}
+        match self.inceptions.get(&env.header().author) {
+            Some(rec) if rec.body().key == env.header().key => {}
             _ => return Err(WriteDenied::KeyMismatch),
         }
-        self.may_write(&env.doc(), &env.author(), env.gov_heads())
+        self.may_write(
+            &env.header().doc,
+            &env.header().author,
+            &env.header().gov_heads,
+        )
     }
 
     /// [`Governance::authorize_header`] for a fully verified envelope.
