@@ -2,7 +2,7 @@
 
 use super::parse::parse_op;
 use super::parse::parse_org;
-use super::types::{AdmitRequest, OpDone, OpInfo, Status};
+use super::types::{AdmitRequest, OpDone, OpInfo, OrgRow, Status};
 use super::{done, ApiError, ApiResult, App};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -110,10 +110,9 @@ pub(super) async fn op_info(
         .await
 }
 
-pub(super) async fn orgs(
-    State(app): State<Arc<App>>,
-) -> ApiResult<Vec<wsis_protocol::gov::OrgInfo>> {
-    Ok(Json(app.node.with_gov(|gov| gov.orgs()).await))
+pub(super) async fn orgs(State(app): State<Arc<App>>) -> ApiResult<Vec<OrgRow>> {
+    let orgs = app.node.with_gov(|gov| gov.orgs()).await;
+    Ok(Json(orgs.into_iter().map(OrgRow::from).collect()))
 }
 
 pub(super) async fn admit(
