@@ -6,29 +6,17 @@
 //! assertion is about time.
 
 use std::time::Duration;
-use wsis_node::data_dir::{DataDir, InitOptions};
+use wsis_node::data_dir::DataDir;
 use wsis_node::net::Multiaddr;
 use wsis_node::node::{create_federation, Node, NodeOptions};
 use wsis_protocol::ids::FederationId;
-use wsis_protocol::op::{Country, OpKind, StakeholderType, TeamCode};
+use wsis_protocol::op::{OpKind, StakeholderType, TeamCode};
+
+mod common;
+
+use common::{init, loopback};
 
 const DEADLINE: Duration = Duration::from_secs(120);
-
-fn loopback() -> Vec<Multiaddr> {
-    vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")]
-}
-
-fn init(root: &std::path::Path, name: &str, st: StakeholderType, country: Option<&str>) -> DataDir {
-    DataDir::init(
-        root.join(name),
-        InitOptions {
-            name: name.into(),
-            stakeholder: st,
-            country: country.map(|c| Country::new(c).expect("valid")),
-        },
-    )
-    .expect("init")
-}
 
 async fn address_of(node: &Node) -> Multiaddr {
     let start = tokio::time::Instant::now();
@@ -873,10 +861,7 @@ mod evil {
 
     /// A well-formed frame holding `response`.
     pub fn frame(response: &SyncResponse) -> Vec<u8> {
-        let body = response.encode().expect("encodes");
-        let mut out = (body.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(&body);
-        out
+        super::common::frame(&response.encode().expect("encodes"))
     }
 
     pub struct Server {

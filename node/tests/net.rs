@@ -21,6 +21,10 @@ use wsis_node::net::{
 use wsis_node::net::{Multiaddr, RefuseReason};
 use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId};
 
+mod common;
+
+use common::frame;
+
 const FEDERATION: FederationId = FederationId([42; 32]);
 /// Only to turn a hang into a failure; generous so a slow machine never trips it.
 const HARNESS_LIMIT: Duration = Duration::from_secs(60);
@@ -392,12 +396,6 @@ async fn raw_exchange(
             _ => {}
         }
     }
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
 }
 
 #[tokio::test]

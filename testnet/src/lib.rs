@@ -27,10 +27,13 @@ pub mod report;
 pub mod scenario;
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use wsis_node::api::types::Status;
 
 /// How long a command that waits for sync is retried before the run fails.
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(120);
@@ -89,6 +92,40 @@ impl std::fmt::Display for CliError {
 }
 impl std::error::Error for CliError {}
 
+/// What `wsis init --json` prints (the CLI's own output, not an API body).
+#[derive(Debug, Deserialize)]
+pub(crate) struct Initialised {
+    pub org: String,
+}
+
+/// What `wsis federation create --json` prints.
+#[derive(Debug, Deserialize)]
+struct FederationCreated {
+    federation: String,
+}
+
+/// The `op` of what a command that signed a governance op printed (the API's `OpDone`, or a draft's
+/// `{"doc", "op"}`); other commands print no `op`.
+#[derive(Debug, Deserialize)]
+struct Signed {
+    op: String,
+}
+
+/// Decodes what `wsis ARGS --json` printed as `T`: a missing or mistyped field is an error naming the command.
+fn decode<T: DeserializeOwned, S: AsRef<std::ffi::OsStr>>(stdout: &[u8], args: &[S]) -> Result<T> {
+    serde_json::from_slice(stdout).with_context(|| {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect();
+        format!(
+            "wsis {} printed no JSON or not the expected {}",
+            shown.join(" "),
+            std::any::type_name::<T>()
+        )
+    })
+}
+
 impl Testnet {
     /// Initialises every organisation's data directory under `root`, creates the federation (the first org
     /// convenes it; the other secretariat orgs are named in the genesis), starts every node and admits everyone.
@@ -122,8 +159,7 @@ impl Testnet {
                 args.push("--country".into());
                 args.push(c.to_string());
             }
-            let out = net.run(&dir, &args)?;
-            let org = out["org"].as_str().unwrap_or_default().to_string();
+            let Initialised { org } = net.run_as(&dir, &args)?;
             net.nodes.push(NodeProc {
                 spec,
                 dir,
@@ -152,11 +188,8 @@ impl Testnet {
             args.push("--secretariat-inception".into());
             args.push(n.dir.join("org.inception").display().to_string());
         }
-        let out = self.run(&self.nodes[0].dir.clone(), &args)?;
-        self.federation = out["federation"]
-            .as_str()
-            .ok_or_else(|| anyhow!("federation create printed no id"))?
-            .to_string();
+        let created: FederationCreated = self.run_as(&self.nodes[0].dir.clone(), &args)?;
+        self.federation = created.federation;
         (self.progress)(&format!("federation {} created", self.federation));
         self.start_node(0)?;
         for i in 1..self.nodes.len() {
@@ -209,23 +242,33 @@ impl Testnet {
         Ok(out.stdout)
     }
 
-    /// Runs `wsis --json --data-dir DIR ARGS`, returning its JSON output.
-    pub(crate) fn run(&self, dir: &Path, args: &[String]) -> Result<Value> {
-        let stdout = self.exec(dir, true, args)?;
-        serde_json::from_slice(&stdout)
-            .with_context(|| format!("wsis {} printed no JSON", args.join(" ")))
+    /// Runs `wsis --json --data-dir DIR ARGS`, decoding its JSON output as `T`.
+    pub(crate) fn run_as<T: DeserializeOwned>(&self, dir: &Path, args: &[String]) -> Result<T> {
+        decode(&self.exec(dir, true, args)?, args)
     }
 
-    /// Runs a CLI command against node `i`.
+    /// Runs a CLI command against node `i`, recording the op it signed (if it printed one) as acknowledged.
     pub fn cli(&self, i: usize, args: &[&str]) -> Result<Value> {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let out = self.run(&self.nodes[i].dir, &args)?;
-        if let Some(op) = out["op"].as_str() {
+        let out: Value = self.run_as(&self.nodes[i].dir, &args)?;
+        if let Ok(Signed { op }) = Signed::deserialize(&out) {
             if let Ok(mut acked) = self.acked.lock() {
-                acked.push((i, op.to_string()));
+                acked.push((i, op));
             }
         }
         Ok(out)
+    }
+
+    /// [`Testnet::cli`], decoding the output as the API type `T` (a missing or mistyped field is an error).
+    pub fn cli_as<T: DeserializeOwned>(&self, i: usize, args: &[&str]) -> Result<T> {
+        let out = self.cli(i, args)?;
+        T::deserialize(&out).with_context(|| {
+            format!(
+                "wsis {} printed not the expected {}",
+                args.join(" "),
+                std::any::type_name::<T>()
+            )
+        })
     }
 
     /// Runs `wsis` without `--json` (for the human-readable view).
@@ -342,18 +385,11 @@ impl Testnet {
                 }
             }
             if dir.join("api.addr").exists() {
-                if let Ok(status) = self.run(&dir, &["status".to_string()]) {
-                    let addr = status["listen"]
-                        .as_array()
-                        .and_then(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .find(|a| a.contains("/tcp/"))
-                        })
-                        .map(str::to_string);
+                if let Some(status) = self.status_if_answering(i)? {
+                    let addr = status.listen.iter().find(|a| a.contains("/tcp/")).cloned();
                     if let Some(a) = addr {
                         self.nodes[i].address = Some(a);
-                        self.nodes[i].peer_id = status["peer_id"].as_str().map(str::to_string);
+                        self.nodes[i].peer_id = Some(status.peer_id);
                         return Ok(());
                     }
                 }
@@ -381,8 +417,18 @@ impl Testnet {
     }
 
     /// Status of node `i`.
-    pub fn status(&self, i: usize) -> Result<Value> {
-        self.run(&self.nodes[i].dir, &["status".to_string()])
+    pub fn status(&self, i: usize) -> Result<Status> {
+        self.run_as(&self.nodes[i].dir, &["status".to_string()])
+    }
+
+    /// Status of node `i`, or `None` while it does not answer (stopped, starting, killed). An answer that is not
+    /// a status is an error.
+    pub fn status_if_answering(&self, i: usize) -> Result<Option<Status>> {
+        let args = ["status".to_string()];
+        match self.exec(&self.nodes[i].dir, true, &args) {
+            Ok(stdout) => decode(&stdout, &args).map(Some),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Records the peak RSS of every running node (VmHWM from /proc).
@@ -427,17 +473,14 @@ impl Testnet {
         let started = Instant::now();
         loop {
             self.sample_rss();
-            let statuses: Vec<Option<Value>> = among.iter().map(|&i| self.status(i).ok()).collect();
-            let key = |s: &Value| {
-                (
-                    s["gov_digest"].as_str().unwrap_or_default().to_string(),
-                    s["docs_digest"].as_str().unwrap_or_default().to_string(),
-                    s["ops_parked"].as_u64().unwrap_or(u64::MAX),
-                )
-            };
+            let statuses: Vec<Option<Status>> = among
+                .iter()
+                .map(|&i| self.status_if_answering(i))
+                .collect::<Result<_>>()?;
+            let key = |s: &Status| (s.gov_digest.clone(), s.docs_digest.clone(), s.ops_parked);
             let tolerated = self
                 .tolerated_parked
-                .load(std::sync::atomic::Ordering::SeqCst) as u64;
+                .load(std::sync::atomic::Ordering::SeqCst);
             let keys: Vec<_> = statuses.iter().map(|s| s.as_ref().map(key)).collect();
             if keys.iter().all(|k| k.is_some())
                 && keys.windows(2).all(|w| {
@@ -456,9 +499,9 @@ impl Testnet {
                         Some(s) => format!(
                             "{}: {} ops, gov {}, docs {}",
                             n.spec.acronym,
-                            s["ops"],
-                            &s["gov_digest"].as_str().unwrap_or("?")[..8],
-                            &s["docs_digest"].as_str().unwrap_or("?")[..8]
+                            s.ops,
+                            short(&s.gov_digest),
+                            short(&s.docs_digest)
                         ),
                         None => format!("{}: not answering", n.spec.acronym),
                     })
@@ -567,16 +610,7 @@ impl Testnet {
 
     /// Peer ids node `i` is connected to now (from `wsis status`).
     pub fn connected_peers(&self, i: usize) -> Result<Vec<String>> {
-        let status = self.status(i)?;
-        Ok(status["peers"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.status(i)?.peers)
     }
 }
 
@@ -589,6 +623,11 @@ impl Drop for Testnet {
             }
         }
     }
+}
+
+/// The first 8 characters of a digest, as progress lines and errors show it.
+fn short(digest: &str) -> &str {
+    digest.get(..8).unwrap_or(digest)
 }
 
 /// Finds the `wsis` binary: `WSIS_BIN`, else next to the running executable (cargo puts both in one target

@@ -29,9 +29,9 @@
 use crate::{Testnet, SYNC_DEADLINE};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use serde_json::Value;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use wsis_node::api::types::{OpInfo, OrgRow, TeamRow};
 use wsis_node::data_dir::DataDir;
 use wsis_node::net::wire::MAX_PUSH_OPS;
 use wsis_node::net::{Multiaddr, NetConfig, NetEvent, Network, PeerId, SyncRequest, SyncResponse};
@@ -144,7 +144,7 @@ pub fn attack(net: &Testnet, seed: u64) -> Result<Attack> {
         .build()
         .context("starting the malicious node's runtime")?;
     let dir = net.root.join("malicious");
-    let out = net.run(
+    let crate::Initialised { org: org_text } = net.run_as(
         &dir,
         &[
             "init".into(),
@@ -154,10 +154,6 @@ pub fn attack(net: &Testnet, seed: u64) -> Result<Attack> {
             "private-sector".into(),
         ],
     )?;
-    let org_text = out["org"]
-        .as_str()
-        .ok_or_else(|| anyhow!("wsis init printed no org id"))?
-        .to_string();
     let data = DataDir::open(&dir).context("opening the malicious data directory")?;
     let fed: FederationId = net
         .federation
@@ -634,13 +630,12 @@ pub fn check(net: &Testnet, attack: &Attack, year: u16) -> Result<MaliciousRepor
     for i in 0..net.nodes.len() {
         let who = net.nodes[i].spec.acronym.clone();
         let status = net.status(i)?;
-        let count = |k: &str| status[k].as_u64().unwrap_or(0);
         let mut unauthorised_invalid = 0;
         for u in &attack.unauthorised {
-            let shown = net.cli(i, &["op", "show", &u.op]).with_context(|| {
+            let shown: OpInfo = net.cli_as(i, &["op", "show", &u.op]).with_context(|| {
                 format!("{who} lacks the unauthorised op {} ({})", u.op, u.what)
             })?;
-            if shown["invalid"].is_null() {
+            if shown.invalid.is_none() {
                 bail!("{who} applied the unauthorised op {} ({})", u.op, u.what);
             }
             unauthorised_invalid += 1;
@@ -654,17 +649,15 @@ pub fn check(net: &Testnet, attack: &Attack, year: u16) -> Result<MaliciousRepor
         if forged_present > 0 {
             bail!("{who} holds {forged_present} forged op(s)");
         }
-        let teams = net.cli(i, &["team", "list"])?;
-        for t in teams.as_array().into_iter().flatten() {
-            if t["coordinator"].as_str() == Some(attack.org.as_str()) {
-                bail!("{who}: the malicious org coordinates {}", t["code"]);
+        let teams: Vec<TeamRow> = net.cli_as(i, &["team", "list"])?;
+        for t in &teams {
+            if t.coordinator.as_deref() == Some(attack.org.as_str()) {
+                bail!("{who}: the malicious org coordinates {:?}", t.code);
             }
         }
-        let orgs = net.cli(i, &["org", "list"])?;
-        for o in orgs.as_array().into_iter().flatten() {
-            if o["id"].as_str() == Some(attack.fresh_org.as_str())
-                && o["member"] == Value::Bool(true)
-            {
+        let orgs: Vec<OrgRow> = net.cli_as(i, &["org", "list"])?;
+        for o in &orgs {
+            if o.id.to_string() == attack.fresh_org && o.member {
                 bail!("{who}: the fresh org was admitted by the malicious org");
             }
         }
@@ -672,17 +665,17 @@ pub fn check(net: &Testnet, attack: &Attack, year: u16) -> Result<MaliciousRepor
         if view.to_string().contains(&attack.org) {
             bail!("{who}: the malicious org appears in the stocktaking view");
         }
-        if count("ops_refused") == 0 {
+        if status.ops_refused == 0 {
             bail!("{who} refused no op (the forged ones should have been)");
         }
-        if count("ops_invalid") < attack.unauthorised.len() as u64 {
+        if (status.ops_invalid as u64) < attack.unauthorised.len() as u64 {
             bail!("{who} holds fewer invalid ops than the malicious org pushed");
         }
         nodes.push(NodeVerdict {
             acronym: who,
-            ops_refused: count("ops_refused"),
-            requests_refused: count("requests_refused"),
-            ops_invalid: count("ops_invalid"),
+            ops_refused: status.ops_refused,
+            requests_refused: status.requests_refused,
+            ops_invalid: status.ops_invalid as u64,
             unauthorised_invalid,
             forged_present,
         });

@@ -118,10 +118,10 @@ pub fn check_and_heal(
     out.split_converged_ms = started.elapsed().as_millis();
     let a = net.status(split.a[0])?;
     let b = net.status(split.b[0])?;
-    out.docs_digest_a = a["docs_digest"].as_str().unwrap_or_default().to_string();
-    out.docs_digest_b = b["docs_digest"].as_str().unwrap_or_default().to_string();
-    out.ops_a = a["ops"].as_u64().unwrap_or(0);
-    out.ops_b = b["ops"].as_u64().unwrap_or(0);
+    out.docs_digest_a = a.docs_digest;
+    out.docs_digest_b = b.docs_digest;
+    out.ops_a = a.ops as u64;
+    out.ops_b = b.ops as u64;
     check_no_link_across(net, split)?;
     if out.docs_digest_a.is_empty() || out.docs_digest_a == out.docs_digest_b {
         bail!(

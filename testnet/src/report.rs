@@ -4,8 +4,10 @@ use crate::scenario::Outcome;
 use crate::Testnet;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
+use wsis_node::api::types::Status;
 
 /// One node's line.
 #[derive(Debug, Serialize)]
@@ -22,8 +24,8 @@ pub struct NodeReport {
     /// Requests it refused because the asking peer was not bound to an admitted organisation here (normal while
     /// organisations are being admitted; the malicious node's requests too).
     pub requests_refused: u64,
-    /// The rejected envelopes by reason (from `wsis status`).
-    pub envelopes_rejected: serde_json::Value,
+    /// The rejected envelopes by reason (from `wsis status`; `null` when the node did not answer).
+    pub envelopes_rejected: Option<BTreeMap<String, u64>>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub peak_rss_kib: u64,
@@ -59,10 +61,14 @@ pub fn write(
     total: Duration,
     out: &Path,
 ) -> Result<RunReport> {
-    let statuses: Vec<serde_json::Value> = (0..net.nodes.len())
-        .map(|i| net.status(i).unwrap_or_default())
-        .collect();
-    let key = |s: &serde_json::Value| (s["gov_digest"].clone(), s["docs_digest"].clone());
+    // A node that does not answer is reported (zeros, not converged) rather than failing the report.
+    let statuses: Vec<Option<Status>> = (0..net.nodes.len())
+        .map(|i| net.status_if_answering(i))
+        .collect::<Result<_>>()?;
+    let key = |s: &Option<Status>| {
+        s.as_ref()
+            .map(|s| (s.gov_digest.clone(), s.docs_digest.clone()))
+    };
     let reference = statuses.first().map(key);
     let nodes: Vec<NodeReport> = net
         .nodes
@@ -71,18 +77,17 @@ pub fn write(
         .map(|(n, s)| NodeReport {
             org: n.org.clone(),
             acronym: n.spec.acronym.clone(),
-            ops: s["ops"].as_u64().unwrap_or(0),
-            ops_invalid: s["ops_invalid"].as_u64().unwrap_or(0),
-            documents: s["documents"].as_u64().unwrap_or(0),
-            converged: Some(key(s)) == reference && !s["gov_digest"].is_null(),
-            rejected: s["ops_refused"].as_u64().unwrap_or(0)
-                + s["envelopes_rejected"]
-                    .as_object()
-                    .map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum()),
-            requests_refused: s["requests_refused"].as_u64().unwrap_or(0),
-            envelopes_rejected: s["envelopes_rejected"].clone(),
-            bytes_in: s["bytes_in"].as_u64().unwrap_or(0),
-            bytes_out: s["bytes_out"].as_u64().unwrap_or(0),
+            ops: s.as_ref().map_or(0, |s| s.ops as u64),
+            ops_invalid: s.as_ref().map_or(0, |s| s.ops_invalid as u64),
+            documents: s.as_ref().map_or(0, |s| s.documents as u64),
+            converged: s.is_some() && Some(key(s)) == reference,
+            rejected: s.as_ref().map_or(0, |s| {
+                s.ops_refused + s.envelopes_rejected.values().sum::<u64>()
+            }),
+            requests_refused: s.as_ref().map_or(0, |s| s.requests_refused),
+            envelopes_rejected: s.as_ref().map(|s| s.envelopes_rejected.clone()),
+            bytes_in: s.as_ref().map_or(0, |s| s.bytes_in),
+            bytes_out: s.as_ref().map_or(0, |s| s.bytes_out),
             peak_rss_kib: n.peak_rss_kib,
             kills: n.kills,
         })

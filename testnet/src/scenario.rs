@@ -10,8 +10,10 @@ use crate::{Testnet, SYNC_DEADLINE};
 use anyhow::{anyhow, bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
+use serde::Deserialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use wsis_node::api::types::{OpDone, OpInfo, TeamRow};
 
 /// What the annual cycle does beyond the honest path.
 #[derive(Debug, Clone)]
@@ -93,13 +95,8 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
     let year = opts.year.to_string();
     let n = net.nodes.len();
     let sec = 0usize;
-    let teams_json = net.cli(sec, &["team", "list"])?;
-    let mut teams: Vec<String> = teams_json
-        .as_array()
-        .ok_or_else(|| anyhow!("team list is not a list"))?
-        .iter()
-        .filter_map(|t| t["code"].as_str().map(str::to_string))
-        .collect();
+    let rows: Vec<TeamRow> = net.cli_as(sec, &["team", "list"])?;
+    let mut teams: Vec<String> = rows.into_iter().map(|t| t.code).collect();
     if let Some(k) = opts.teams {
         teams.truncate(k);
     }
@@ -377,13 +374,13 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
                 .map(|(_, op)| op.clone())
                 .collect();
             for op in &acked {
-                let kind = net.cli(i, &["op", "show", op]).with_context(|| {
+                let shown: OpInfo = net.cli_as(i, &["op", "show", op]).with_context(|| {
                     format!(
                         "{} lost acknowledged op {op} after kill -9",
                         net.nodes[i].spec.acronym
                     )
                 })?;
-                if kind["op"].as_str() != Some(op.as_str()) {
+                if shown.op != *op {
                     bail!("{} answered for the wrong op", net.nodes[i].spec.acronym);
                 }
             }
@@ -599,16 +596,22 @@ pub fn annual_cycle(net: &mut Testnet, opts: &Options) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// The op a command signed (the API's [`OpDone`]).
 fn op_of(v: &Value) -> Result<String> {
-    v["op"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("the command printed no op id: {v}"))
+    let done =
+        OpDone::deserialize(v).with_context(|| format!("the command printed no op id: {v}"))?;
+    Ok(done.op)
+}
+
+/// What `wsis output draft` and `wsis national-report draft` print (the CLI's own output: the new document's id
+/// beside the op that created it).
+#[derive(Deserialize)]
+struct Drafted {
+    doc: String,
 }
 
 fn doc_of(v: &Value) -> Result<String> {
-    v["doc"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("the command printed no document id: {v}"))
+    let drafted = Drafted::deserialize(v)
+        .with_context(|| format!("the command printed no document id: {v}"))?;
+    Ok(drafted.doc)
 }

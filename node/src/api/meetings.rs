@@ -1,0 +1,168 @@
+//! Meetings: convening, attending, appending minutes to the record and approving it.
+
+use super::documents::{check_writer, doc_view, submit_attested};
+use super::parse::{check_text, parse_op, parse_team};
+use super::types::{ConveneRequest, DocView, MinutesRequest, OpDone};
+use super::{done, require_member, ApiError, ApiResult, App};
+use automerge::transaction::Transactable;
+use automerge::{ObjType, ReadDoc, ROOT};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use std::sync::Arc;
+use wsis_protocol::ids::DocId;
+use wsis_protocol::op::{MeetingKind, OpKind};
+
+pub(super) async fn meetings(
+    State(app): State<Arc<App>>,
+) -> ApiResult<Vec<wsis_protocol::gov::MeetingInfo>> {
+    Ok(Json(app.node.with_gov(|gov| gov.meetings()).await))
+}
+
+pub(super) async fn convene(
+    State(app): State<Arc<App>>,
+    body: Result<Json<ConveneRequest>, JsonRejection>,
+) -> ApiResult<OpDone> {
+    let Json(req) = body?;
+    check_text(&req.title)?;
+    let me = app.node.org();
+    let meeting = app
+        .node
+        .with_gov(|gov| {
+            require_member(gov, &me)?;
+            let secretariat = gov.federation().secretariat.contains(&me);
+            match req.kind.as_str() {
+                "team" => {
+                    let team = req.team.as_deref().ok_or_else(|| {
+                        ApiError::bad("missing-team", "a team meeting needs `team`")
+                    })?;
+                    let team = parse_team(gov, team)?;
+                    if gov.coordinator(&team).map(|c| c.org) != Some(me) {
+                        return Err(ApiError::refused(
+                            "not-coordinator",
+                            format!("only the coordinator of {team} may convene its meetings"),
+                        ));
+                    }
+                    Ok(MeetingKind::Team(team))
+                }
+                "recommendation" | "coordinators" if !secretariat => Err(ApiError::refused(
+                    "not-secretariat",
+                    "only a secretariat organisation convenes recommendation and coordinators' meetings",
+                )),
+                "recommendation" => Ok(MeetingKind::Recommendation),
+                "coordinators" => Ok(MeetingKind::Coordinators),
+                other => Err(ApiError::bad(
+                    "bad-kind",
+                    format!("unknown meeting kind `{other}` (team, recommendation, coordinators)"),
+                )),
+            }
+        })
+        .await?;
+    let op = app
+        .node
+        .submit_checked(OpKind::Convene {
+            meeting,
+            year: req.year,
+            title: req.title,
+        })
+        .await?;
+    // The record document exists from the Convene; its structure is made once, by the convener, so concurrent
+    // writers never create rival `minutes` lists.
+    let record = DocId(op.id().0);
+    app.node
+        .edit(&record, |tx| {
+            tx.put_object(ROOT, "minutes", ObjType::List)?;
+            Ok(())
+        })
+        .await?;
+    app.node.publish(&record).await?;
+    Ok(done(op))
+}
+
+pub(super) async fn attend(
+    State(app): State<Arc<App>>,
+    Path(meeting): Path<String>,
+) -> ApiResult<OpDone> {
+    let meeting = parse_op(&meeting, "meeting")?;
+    let me = app.node.org();
+    app.node
+        .with_gov(|gov| {
+            require_member(gov, &me)?;
+            let info = gov.meeting(&meeting).ok_or_else(|| {
+                ApiError::not_found("unknown-meeting", format!("no meeting {meeting}"))
+            })?;
+            if info.attendees.contains(&me) {
+                return Err(ApiError::refused("already", "already attending"));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(done(
+        app.node.submit_checked(OpKind::Attend { meeting }).await?,
+    ))
+}
+
+pub(super) async fn minutes(
+    State(app): State<Arc<App>>,
+    Path(meeting): Path<String>,
+    body: Result<Json<MinutesRequest>, JsonRejection>,
+) -> ApiResult<DocView> {
+    let Json(req) = body?;
+    check_text(&req.text)?;
+    let meeting = parse_op(&meeting, "meeting")?;
+    let record = DocId(meeting.0);
+    check_writer(&app, &record).await?;
+    let list = app
+        .node
+        .with_docs(|_, docs| {
+            docs.document(&record)
+                .and_then(|d| d.get(ROOT, "minutes").ok().flatten())
+                .map(|(_, id)| id)
+        })
+        .await
+        .ok_or_else(|| {
+            ApiError::refused(
+                "not-synced",
+                "the meeting record has not reached this node yet; try again in a moment",
+            )
+        })?;
+    let by = app.node.org().to_string();
+    app.node
+        .edit(&record, |tx| {
+            let at = tx.length(&list);
+            let entry = tx.insert_object(&list, at, ObjType::Map)?;
+            tx.put(&entry, "by", by)?;
+            tx.put(&entry, "text", req.text)?;
+            Ok(())
+        })
+        .await?;
+    app.node.publish(&record).await?;
+    doc_view(&app, &record).await
+}
+
+pub(super) async fn approve(
+    State(app): State<Arc<App>>,
+    Path(meeting): Path<String>,
+) -> ApiResult<OpDone> {
+    let meeting = parse_op(&meeting, "meeting")?;
+    let me = app.node.org();
+    app.node
+        .with_gov(|gov| {
+            let info = gov.meeting(&meeting).ok_or_else(|| {
+                ApiError::not_found("unknown-meeting", format!("no meeting {meeting}"))
+            })?;
+            if info.convener != me && !info.attendees.contains(&me) {
+                return Err(ApiError::refused(
+                    "not-attendee",
+                    "only the convener and attendees approve a meeting record",
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    submit_attested(&app, &DocId(meeting.0), |record| OpKind::ApproveRecord {
+        meeting,
+        record,
+    })
+    .await
+}

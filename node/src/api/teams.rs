@@ -1,0 +1,119 @@
+//! The teams: listing them, joining and leaving one, and the coordinator setting its working modalities.
+
+use super::parse::{check_text, parse_team};
+use super::types::{ModalitiesRequest, OpDone, TeamRow};
+use super::{done, org_name, require_member, ApiError, ApiResult, App};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::Json;
+use std::sync::Arc;
+use wsis_protocol::op::OpKind;
+
+pub(super) async fn teams(State(app): State<Arc<App>>) -> ApiResult<Vec<TeamRow>> {
+    Ok(Json(
+        app.node
+            .with_gov(|gov| {
+                gov.federation()
+                    .teams
+                    .iter()
+                    .map(|(code, name)| {
+                        let coordinator = gov.coordinator(code);
+                        TeamRow {
+                            code: code.to_string(),
+                            name: name.clone(),
+                            coordinator: coordinator.as_ref().map(|c| c.org.to_string()),
+                            coordinator_name: coordinator.as_ref().map(|c| org_name(gov, &c.org)),
+                            contested_with: coordinator
+                                .map(|c| c.contested_with.iter().map(|o| o.to_string()).collect())
+                                .unwrap_or_default(),
+                            members: gov
+                                .team_members(code)
+                                .iter()
+                                .map(|o| o.to_string())
+                                .collect(),
+                            modalities: gov.modalities(code),
+                        }
+                    })
+                    .collect()
+            })
+            .await,
+    ))
+}
+
+pub(super) async fn join_team(
+    State(app): State<Arc<App>>,
+    Path(team): Path<String>,
+) -> ApiResult<OpDone> {
+    let me = app.node.org();
+    let team = app
+        .node
+        .with_gov(|gov| {
+            require_member(gov, &me)?;
+            let team = parse_team(gov, &team)?;
+            if gov.team_members(&team).contains(&me) {
+                return Err(ApiError::refused(
+                    "already",
+                    format!("already a member of {team}"),
+                ));
+            }
+            Ok(team)
+        })
+        .await?;
+    Ok(done(
+        app.node.submit_checked(OpKind::JoinTeam { team }).await?,
+    ))
+}
+
+pub(super) async fn leave_team(
+    State(app): State<Arc<App>>,
+    Path(team): Path<String>,
+) -> ApiResult<OpDone> {
+    let me = app.node.org();
+    let team = app
+        .node
+        .with_gov(|gov| {
+            let team = parse_team(gov, &team)?;
+            if !gov.team_members(&team).contains(&me) {
+                return Err(ApiError::refused(
+                    "not-member",
+                    format!("not a member of {team}"),
+                ));
+            }
+            Ok(team)
+        })
+        .await?;
+    Ok(done(
+        app.node.submit_checked(OpKind::LeaveTeam { team }).await?,
+    ))
+}
+
+pub(super) async fn modalities(
+    State(app): State<Arc<App>>,
+    Path(team): Path<String>,
+    body: Result<Json<ModalitiesRequest>, JsonRejection>,
+) -> ApiResult<OpDone> {
+    let Json(req) = body?;
+    check_text(&req.text)?;
+    let me = app.node.org();
+    let team = app
+        .node
+        .with_gov(|gov| {
+            let team = parse_team(gov, &team)?;
+            if gov.coordinator(&team).map(|c| c.org) != Some(me) {
+                return Err(ApiError::refused(
+                    "not-coordinator",
+                    format!("only the coordinator of {team} may set its modalities"),
+                ));
+            }
+            Ok(team)
+        })
+        .await?;
+    Ok(done(
+        app.node
+            .submit_checked(OpKind::SetModalities {
+                team,
+                text: req.text,
+            })
+            .await?,
+    ))
+}
