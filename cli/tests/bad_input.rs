@@ -22,12 +22,9 @@ fn run(dir: &Path, args: &[&str]) -> (i32, String) {
     )
 }
 
-fn state(net: &Testnet, i: usize) -> (u64, String) {
+fn state(net: &Testnet, i: usize) -> (usize, String) {
     let s = net.status(i).expect("status");
-    (
-        s["ops"].as_u64().expect("ops"),
-        s["gov_digest"].as_str().expect("digest").to_string(),
-    )
+    (s.ops, s.gov_digest)
 }
 
 #[test]
