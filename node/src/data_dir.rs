@@ -8,6 +8,7 @@
 //! DATA/api.token       bearer token of the local API: 32 random bytes as 64 hex digits (0600)
 //! DATA/org.inception   the organisation's signed inception record, exactly as signed
 //! DATA/db/             the sled database (see [`crate::store`])
+//! DATA/api.addr        the address the running node's API listens on (see [`ApiAddrFile`]); gone when it stops
 //! ```
 //!
 //! Why it is shaped this way:
@@ -26,6 +27,7 @@
 //! `init` creates a directory, `config` is `config.toml` (its defaults, its template, binding the federation),
 //! and `files` the private-file primitives (atomic writes, capped reads, the permission check).
 
+mod api_addr;
 mod config;
 mod files;
 mod init;
@@ -40,6 +42,7 @@ use wsis_protocol::ids::{FederationId, OrgId};
 use wsis_protocol::limits::MAX_INCEPTION_BYTES;
 use wsis_protocol::op::{OpError, SignedInception};
 
+pub use api_addr::ApiAddrFile;
 pub use config::{BindError, Config, DEFAULT_API_ADDR};
 pub use init::{InitError, InitOptions};
 
@@ -58,6 +61,8 @@ pub const API_TOKEN_FILE: &str = "api.token";
 pub const INCEPTION_FILE: &str = "org.inception";
 /// The sled database directory.
 pub const DB_DIR: &str = "db";
+/// The address the running node's API listens on, written by `wsis node` (see [`ApiAddrFile`]).
+pub const API_ADDR_FILE: &str = "api.addr";
 
 /// The files that must not be readable by anyone but the node's user.
 const SECRET_FILES: [&str; 3] = [ORG_KEY_FILE, NODE_KEY_FILE, API_TOKEN_FILE];

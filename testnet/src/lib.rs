@@ -293,7 +293,7 @@ impl Testnet {
     /// address and its peer id.
     pub fn start_node(&mut self, i: usize) -> Result<()> {
         let dir = self.nodes[i].dir.clone();
-        let _ = std::fs::remove_file(dir.join("api.addr"));
+        let _ = wsis_node::data_dir::ApiAddrFile::of(&dir).remove();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -341,7 +341,7 @@ impl Testnet {
                     );
                 }
             }
-            if dir.join("api.addr").exists() {
+            if wsis_node::data_dir::ApiAddrFile::of(&dir).exists() {
                 if let Ok(status) = self.run(&dir, &["status".to_string()]) {
                     let addr = status["listen"]
                         .as_array()

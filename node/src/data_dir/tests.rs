@@ -214,3 +214,23 @@ fn a_swapped_org_key_is_caught() {
         "{err}"
     );
 }
+
+#[test]
+fn the_api_addr_file_round_trips_and_removes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = ApiAddrFile::of(dir.path());
+    assert_eq!(file.path(), dir.path().join(API_ADDR_FILE));
+    assert!(!file.exists());
+    assert_eq!(file.read(), None);
+    let addr: std::net::SocketAddr = "127.0.0.1:7301".parse().expect("addr");
+    file.write(addr).expect("write");
+    assert!(file.exists());
+    assert_eq!(file.read(), Some(addr));
+    assert_eq!(
+        fs::read_to_string(file.path()).expect("read"),
+        "127.0.0.1:7301\n"
+    );
+    file.remove().expect("remove");
+    assert!(!file.exists());
+    file.remove().expect("removing a missing file is fine");
+}
