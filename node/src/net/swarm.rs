@@ -271,6 +271,26 @@ impl Task {
         }
     }
 
+    /// Sends an encoded response on its channel and counts it; false if the requester is gone.
+    fn send_response(
+        &mut self,
+        peer: PeerId,
+        channel: request_response::ResponseChannel<Wire<SyncResponse>>,
+        bytes: Vec<u8>,
+    ) -> bool {
+        let len = bytes.len() + codec::FRAME_PREFIX_BYTES;
+        let sent = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, Wire::Outgoing(bytes))
+            .is_ok();
+        if sent {
+            self.count_out(peer, len, |_| {});
+        }
+        sent
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
             Command::SendRequest {
@@ -316,18 +336,10 @@ impl Task {
                 let result = match self.pending_inbound.remove(&channel_id.0) {
                     None => Err(NetError::UnknownChannel(channel_id)),
                     Some((peer, channel)) => {
-                        let len = bytes.len() + codec::FRAME_PREFIX_BYTES;
-                        match self
-                            .swarm
-                            .behaviour_mut()
-                            .sync
-                            .send_response(channel, Wire::Outgoing(bytes))
-                        {
-                            Ok(()) => {
-                                self.count_out(peer, len, |_| {});
-                                Ok(())
-                            }
-                            Err(_) => Err(NetError::ChannelClosed(channel_id)),
+                        if self.send_response(peer, channel, bytes) {
+                            Ok(())
+                        } else {
+                            Err(NetError::ChannelClosed(channel_id))
                         }
                     }
                 };

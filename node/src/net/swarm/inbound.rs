@@ -9,7 +9,7 @@ use libp2p::request_response;
 use libp2p::PeerId;
 
 use super::Task;
-use crate::net::codec::{self, frame_error, Wire};
+use crate::net::codec::{frame_error, Wire};
 use crate::net::error::RequestError;
 use crate::net::event::{ChannelId, NetEvent};
 use crate::net::wire::{Announce, RefuseReason, SyncRequest, SyncResponse};
@@ -167,16 +167,7 @@ impl Task {
             reason: RefuseReason::Busy,
         };
         if let Ok(bytes) = busy.encode() {
-            let len = bytes.len() + codec::FRAME_PREFIX_BYTES;
-            if self
-                .swarm
-                .behaviour_mut()
-                .sync
-                .send_response(channel, Wire::Outgoing(bytes))
-                .is_ok()
-            {
-                self.count_out(peer, len, |_| {});
-            }
+            self.send_response(peer, channel, bytes);
         }
     }
 
