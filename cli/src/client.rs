@@ -11,8 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 use wsis_node::api::types::ErrorBody;
 
-/// The file `wsis node` writes with the address its API actually listens on (useful with port 0).
-pub const API_ADDR_FILE: &str = "api.addr";
+/// Deprecated alias of [`wsis_node::data_dir::API_ADDR_FILE`] (use [`wsis_node::data_dir::ApiAddrFile`]); kept only
+/// while `commands.rs` still names it.
+pub const API_ADDR_FILE: &str = wsis_node::data_dir::API_ADDR_FILE;
 
 /// A response body larger than this is refused (a bundle of a large federation is the largest legitimate one).
 const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
@@ -34,9 +35,11 @@ impl Client {
                 })?;
                 let addr = match api {
                     Some(a) => a.to_string(),
-                    None => std::fs::read_to_string(dir.join(API_ADDR_FILE))
-                        .map(|s| s.trim().to_string())
-                        .unwrap_or_else(|_| data.config().api_addr.to_string()),
+                    None => data
+                        .api_addr_file()
+                        .read()
+                        .unwrap_or(data.config().api_addr)
+                        .to_string(),
                 };
                 (addr, data.api_token().to_string())
             }

@@ -336,7 +336,7 @@ impl Testnet {
     /// address and its peer id.
     pub fn start_node(&mut self, i: usize) -> Result<()> {
         let dir = self.nodes[i].dir.clone();
-        let _ = std::fs::remove_file(dir.join("api.addr"));
+        let _ = wsis_node::data_dir::ApiAddrFile::of(&dir).remove();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -384,7 +384,7 @@ impl Testnet {
                     );
                 }
             }
-            if dir.join("api.addr").exists() {
+            if wsis_node::data_dir::ApiAddrFile::of(&dir).exists() {
                 if let Some(status) = self.status_if_answering(i)? {
                     let addr = status.listen.iter().find(|a| a.contains("/tcp/")).cloned();
                     if let Some(a) = addr {
