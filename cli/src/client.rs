@@ -11,10 +11,6 @@ use std::path::Path;
 use std::time::Duration;
 use wsis_node::api::types::ErrorBody;
 
-/// Deprecated alias of [`wsis_node::data_dir::API_ADDR_FILE`] (use [`wsis_node::data_dir::ApiAddrFile`]); kept only
-/// while `commands.rs` still names it.
-pub const API_ADDR_FILE: &str = wsis_node::data_dir::API_ADDR_FILE;
-
 /// A response body larger than this is refused (a bundle of a large federation is the largest legitimate one).
 const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
 

@@ -186,7 +186,12 @@ impl Testnet {
         ];
         for n in self.nodes.iter().skip(1).filter(|n| n.spec.secretariat) {
             args.push("--secretariat-inception".into());
-            args.push(n.dir.join("org.inception").display().to_string());
+            args.push(
+                n.dir
+                    .join(wsis_node::data_dir::INCEPTION_FILE)
+                    .display()
+                    .to_string(),
+            );
         }
         let created: FederationCreated = self.run_as(&self.nodes[0].dir.clone(), &args)?;
         self.federation = created.federation;

@@ -1,7 +1,6 @@
 //! `wsis node`: runs this organisation's node and its local API until a signal, publishing the API address.
 
 use super::runtime;
-use crate::client::API_ADDR_FILE;
 use crate::Failure;
 use std::path::Path;
 use std::str::FromStr;
@@ -83,7 +82,7 @@ pub(super) fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), 
         join,
     };
     let token = data.api_token().to_string();
-    let addr_file = dir.join(API_ADDR_FILE);
+    let addr_file = data.api_addr_file();
     runtime()?.block_on(async move {
         let node = wsis_node::node::Node::start(data, options)
             .await
@@ -94,8 +93,9 @@ pub(super) fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), 
         let bound = listener
             .local_addr()
             .map_err(|e| Failure::Failed(e.to_string()))?;
-        write_atomically(&addr_file, format!("{bound}\n").as_bytes())
-            .map_err(|e| Failure::Failed(format!("cannot write {}: {e}", addr_file.display())))?;
+        addr_file.write(bound).map_err(|e| {
+            Failure::Failed(format!("cannot write {}: {e}", addr_file.path().display()))
+        })?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(wsis_node::api::serve(
             node.clone(),
@@ -112,7 +112,7 @@ pub(super) fn node(dir: &Path, api: Option<&str>, args: NodeArgs) -> Result<(), 
         let _ = stop_tx.send(());
         let _ = server.await;
         node.shutdown().await;
-        let _ = std::fs::remove_file(&addr_file);
+        let _ = addr_file.remove();
         result.map_err(|e| Failure::Failed(format!("signal handling failed: {e}")))
     })
 }
@@ -145,12 +145,6 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     msg
-}
-
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }
 
 pub(super) fn init_logging(format: &str) {
