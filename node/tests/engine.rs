@@ -15,8 +15,9 @@ use wsis_protocol::crypto::{Domain, SecretKey};
 use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope, EnvelopeError, SignedEnvelope};
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::{Governance, WriteDenied};
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{sha256, DocId};
-use wsis_protocol::op::{DocKind, Hash32, OpKind, RevocableRole};
+use wsis_protocol::op::{DocKind, OpKind, RevocableRole};
 
 /// A federation where APC, Acme and Kenya are members of team C2, which has an output draft; Outsider is admitted
 /// but not in the team.
@@ -1247,7 +1248,7 @@ fn a_document_at_heads_is_rebuilt_where_automerge_fork_at_panics() {
     use automerge::ChangeHash;
     use std::collections::HashMap;
     use wsis_node::engine::document_at;
-    use wsis_protocol::op::Hash32;
+    use wsis_protocol::ids::Hash32;
     let changes: Vec<Change> = FORK_AT_PANIC_CHANGES
         .iter()
         .map(|h| Change::from_bytes(hex::decode(h).unwrap()).unwrap())

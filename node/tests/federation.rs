@@ -996,7 +996,8 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
     use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope};
     use wsis_protocol::fixture::Org;
     use wsis_protocol::ids::DocId;
-    use wsis_protocol::op::{DocKind, Hash32};
+    use wsis_protocol::ids::Hash32;
+    use wsis_protocol::op::DocKind;
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let (itu, fed, boot) = start_secretariat(tmp.path()).await;

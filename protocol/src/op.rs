@@ -23,8 +23,6 @@ mod payload;
 mod signed_op;
 mod vocabulary;
 
-/// Re-exported from [`crate::ids`], where it lives now, for callers that name it `op::Hash32`.
-pub use crate::ids::Hash32;
 pub use inception::{Inception, SignedInception};
 pub use kind::{
     Attestation, ChairRole, DocKind, Genesis, MeetingKind, MotionKind, OpKind, Policy, Procedure,

@@ -4,10 +4,11 @@
 
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::{Governance, InsertError, Inserted, Invalid, WriteDenied};
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, FederationId, OpId};
 use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, Hash32, MeetingKind, MotionKind, OpKind,
-    RevocableRole, SignedOp,
+    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpKind, RevocableRole,
+    SignedOp,
 };
 
 fn fresh_replica(w: &World) -> Governance {

@@ -17,10 +17,11 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
 use wsis_protocol::fixture::Org;
 use wsis_protocol::gov::Governance;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, OpId};
 use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, Hash32, MeetingKind, MotionKind, OpKind,
-    RevocableRole, SignedOp, StakeholderType, TeamCode,
+    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpKind, RevocableRole,
+    SignedOp, StakeholderType, TeamCode,
 };
 use wsis_protocol::reference::wsis_teams;
 

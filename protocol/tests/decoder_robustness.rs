@@ -13,11 +13,12 @@ use proptest::sample::Index;
 use std::process::Command;
 use std::sync::OnceLock;
 use wsis_protocol::cbor::Encoder;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{OpId, OrgId};
 use wsis_protocol::limits::MAX_OP_BYTES;
 use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, Hash32, MeetingKind, MotionKind, OpError, OpKind,
-    Procedure, RevocableRole, SignedInception, SignedOp, TeamCode,
+    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpError, OpKind, Procedure,
+    RevocableRole, SignedInception, SignedOp, TeamCode,
 };
 
 /// Valid signed records to mutate: the golden federation plus one op of every other kind.

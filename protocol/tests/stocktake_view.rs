@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::Governance;
 use wsis_protocol::ids::DocId;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, Hash32, MeetingKind, MotionKind, OpKind, Procedure,
+    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpKind, Procedure,
     StakeholderType,
 };
 use wsis_protocol::view::{Status, StocktakeView};

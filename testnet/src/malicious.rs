@@ -39,10 +39,10 @@ use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::fixture::Org;
 use wsis_protocol::gov::DocumentScope;
 use wsis_protocol::gov::{Governance, Inserted};
-use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
+use wsis_protocol::ids::{DocId, FederationId, Hash32, OpId, OrgId};
 use wsis_protocol::limits::MAX_PARENTS;
 use wsis_protocol::op::{
-    Attestation, DocKind, Hash32, OpBody, OpKind, SignedOp, StakeholderType, TeamCode,
+    Attestation, DocKind, OpBody, OpKind, SignedOp, StakeholderType, TeamCode,
 };
 
 /// Orphans pushed to every node: more than the node's per-push parking quota in every push.

@@ -7,7 +7,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use std::sync::Arc;
-use wsis_protocol::op::{ChairRole, Hash32, MotionKind, OpKind, Procedure};
+use wsis_protocol::ids::Hash32;
+use wsis_protocol::op::{ChairRole, MotionKind, OpKind, Procedure};
 
 pub(super) async fn motions(
     State(app): State<Arc<App>>,

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use wsis_protocol::gov::Governance;
 use wsis_protocol::ids::DocId;
-use wsis_protocol::op::{Hash32, OpKind};
+use wsis_protocol::ids::Hash32;
+use wsis_protocol::op::OpKind;
 use wsis_protocol::view::StocktakeView;
 
 #[derive(serde::Deserialize)]

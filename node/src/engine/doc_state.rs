@@ -10,8 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use wsis_protocol::crypto::PublicKey;
 use wsis_protocol::envelope::{automerge_actor, SignedEnvelope, SESSION_SALT_LEN};
 use wsis_protocol::gov::WriteDenied;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, EnvelopeId};
-use wsis_protocol::op::Hash32;
 
 pub(super) type Salt = [u8; SESSION_SALT_LEN];
 

@@ -4,7 +4,7 @@ use super::outcome::*;
 use automerge::AutomergeError;
 use wsis_protocol::envelope::EnvelopeError;
 use wsis_protocol::gov::WriteDenied;
-use wsis_protocol::op::Hash32;
+use wsis_protocol::ids::Hash32;
 
 /// Why an incoming envelope was not accepted (it was not parked either). Everything except [`Self::Store`] is the
 /// sender's fault and is counted in [`DocumentEngine::rejected_counts`](super::DocumentEngine::rejected_counts).

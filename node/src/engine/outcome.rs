@@ -5,8 +5,8 @@
 use std::fmt;
 use wsis_protocol::envelope::EnvelopeError;
 use wsis_protocol::gov::WriteDenied;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, EnvelopeId, OpId, OrgId};
-use wsis_protocol::op::Hash32;
 
 /// Who sent an envelope: the opaque bytes of the sending peer's id (a libp2p `PeerId::to_bytes()`). The engine
 /// only uses it to account parked envelopes per peer.

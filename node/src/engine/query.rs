@@ -10,8 +10,8 @@ use super::{canonical_json, DocumentEngine};
 use automerge::{Automerge, ChangeHash};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use wsis_protocol::envelope::SignedEnvelope;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{sha256, DocId, EnvelopeId, OpId};
-use wsis_protocol::op::Hash32;
 
 impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Documents this engine holds, sorted.

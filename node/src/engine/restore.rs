@@ -10,8 +10,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use wsis_protocol::crypto::PublicKey;
 use wsis_protocol::envelope::{SignedEnvelope, VerifiedHeader};
 use wsis_protocol::gov::{Governance, WriteDenied};
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, EnvelopeId, OpId, OrgId};
-use wsis_protocol::op::Hash32;
 
 impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Loads envelopes from this node's store after a restart: each is verified again and goes through the

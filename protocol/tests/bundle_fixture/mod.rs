@@ -13,10 +13,10 @@ use wsis_protocol::bundle::{self, Bundle, Manifest, MANIFEST};
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::export::content_hash_of;
 use wsis_protocol::fixture::World;
+use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, OpId};
 use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, Hash32, MeetingKind, MotionKind, OpKind, Procedure,
-    SignedOp,
+    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpKind, Procedure, SignedOp,
 };
 
 pub const YEAR: u16 = 2026;
