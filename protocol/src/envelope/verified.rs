@@ -313,7 +313,7 @@ impl SignedEnvelope {
     /// documentation); this is for callers that trust the sender or have nothing to check in between.
     ///
     /// Not checked here: dependencies present, (actor, seq) equivocation against other envelopes
-    /// ([`Self::change_keys`]), and the governance check for the author at the cited heads.
+    /// ([`VerifiedHeader::change_keys`]), and the governance check for the author at the cited heads.
     pub fn from_bytes(
         bytes: &[u8],
         expected_federation: FederationId,
