@@ -34,6 +34,10 @@ pub mod net;
 pub mod node;
 pub mod store;
 
-pub use data_dir::{DataDir, InitOptions};
-pub use node::{create_federation, Node, NodeOptions, NodeStats, StartError, SubmitError};
-pub use store::Store;
+pub use data_dir::{ApiAddrFile, DataDir, InitOptions};
+pub use engine::{DocumentEngine, EnvelopeSink, MemorySink, Peer, ReceiveError, Received};
+pub use net::{Multiaddr, NetConfig, Network, PeerId};
+pub use node::{
+    create_federation, Node, NodeOptions, NodeStats, StartError, StoreSink, SubmitError,
+};
+pub use store::{Store, StoreError, StoreOpenError};
