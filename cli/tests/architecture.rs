@@ -77,7 +77,7 @@ fn the_checker_refuses_a_missing_test_a_missing_path_an_unmapped_module_and_a_st
     assert_eq!(r.citations, 1);
 
     let bad = "## Code map\n`node/src/x.rs`\n## Invariants\n`node/tests/a.rs::gone`, \
-               `node/tests/a.rs::helper_not_a_test`, `node/tests/b.rs::held`, `node/src/nowhere.rs`\n\
+               `node/tests/a.rs::helper_not_a_test`, `node/tests/b.rs::held`, `node/src/nowhere.rs`, `a.rs::held`\n\
                this is not written yet\n";
     let r = check(bad, &files, &sources);
     let all = r.problems.join("\n");
@@ -86,6 +86,7 @@ fn the_checker_refuses_a_missing_test_a_missing_path_an_unmapped_module_and_a_st
         "node/tests/a.rs::helper_not_a_test",
         "node/tests/b.rs::held",
         "node/src/nowhere.rs",
+        "`a.rs::held`: name the file from the workspace root",
         "node/src/y/z.rs",
         "not written yet",
     ] {
@@ -106,6 +107,11 @@ fn check(doc: &str, read: &dyn Fn(&str) -> Option<String>, sources: &BTreeSet<St
     let mut problems = Vec::new();
     let mut citations = 0;
     for token in backticked(doc) {
+        let file = token.split("::").next().unwrap_or(token);
+        if file.ends_with(".rs") && !is_workspace_path(file) {
+            problems.push(format!("`{token}`: name the file from the workspace root"));
+            continue;
+        }
         if let Some((path, name)) = token.rsplit_once("::") {
             if !path.ends_with(".rs") || !is_workspace_path(path) {
                 continue;
