@@ -2,6 +2,9 @@
 //! side of case 15). Every test starts from real signed ops of the golden federation (`tests/common`) and mutates
 //! their bytes, re-encoding with the public `cbor::Encoder` and re-signing where the point is that *only* the
 //! encoding is wrong.
+//!
+//! Over 800 lines on purpose: one test per catalogue case, each with many mutations of the same golden ops; one
+//! file keeps the catalogue's numbering in one place.
 #![allow(clippy::unwrap_used)]
 
 mod common;

@@ -1,5 +1,8 @@
 //! The trust model's attack catalogue, governance layer: cases 7–11, 15–28 (12–14 are change-envelope cases,
 //! tested in `protocol/src/envelope.rs` and the node). One named test per case.
+//!
+//! Over 800 lines on purpose: the catalogue is read case by case against `../shared/design/trust-model.md`, and
+//! every case builds on the same small federation helpers; one file keeps the numbering in one place.
 #![allow(clippy::unwrap_used)]
 
 use wsis_protocol::fixture::World;
