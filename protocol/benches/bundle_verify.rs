@@ -6,32 +6,21 @@
 //! `cargo bench -p wsis-protocol --bench bundle_verify` (`WSIS_BENCH_OPS`, `WSIS_BENCH_RUNS` change the size and
 //! the number of runs, default 100 000 and 3).
 
+mod common;
+
+use common::{env, stats};
 use ed25519_dalek::{Signature, VerifyingKey};
-use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use wsis_protocol::bundle::{self, decode_ops, GENESIS, OPS};
 use wsis_protocol::crypto::Domain;
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::{verify_all, Governance, VerifiedOp};
-use wsis_protocol::op::{ChairRole, MeetingKind, MotionKind, OpKind, Procedure, SignedOp};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use wsis_protocol::op::{ChairRole, MotionKind, Procedure, SignedOp};
 
 fn build(n_ops: usize) -> (World, usize) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut w = World::wsis();
-    let orgs: Vec<usize> = (0..48)
-        .map(|i| w.add_org(&format!("Org {i}"), "civil-society", None))
-        .collect();
-    for &o in &orgs {
-        w.admit(o);
-    }
+    let orgs = common::admitted_orgs(&mut w);
     w.recommend_and_nominate("C1", orgs[0], &orgs[..3]);
     w.recommend_and_nominate("C2", orgs[1], &orgs[..3]);
     w.recommend_and_nominate("C3", orgs[2], &orgs[..3]);
@@ -55,45 +44,11 @@ fn build(n_ops: usize) -> (World, usize) {
         }),
         &orgs[..2],
     );
-    let teams: Vec<_> = wsis_protocol::reference::wsis_teams()
-        .into_iter()
-        .map(|t| t.code)
-        .collect();
-    let mut meetings = Vec::new();
     // Leave room for the checkpoint motion and its two ballots.
-    while w.log.len() + 3 < n_ops + 1 {
-        let o = orgs[rng.gen_range(0..orgs.len())];
-        let team = teams[rng.gen_range(0..teams.len())].clone();
-        let kind = match rng.gen_range(0..10) {
-            0 if meetings.len() < 2000 => {
-                let m = w.op(
-                    0,
-                    OpKind::Convene {
-                        meeting: MeetingKind::Recommendation,
-                        year: 2026,
-                        title: "Open consultation".into(),
-                    },
-                );
-                meetings.push(m.id());
-                continue;
-            }
-            0..=3 => OpKind::JoinTeam { team },
-            4..=5 => OpKind::LeaveTeam { team },
-            _ if !meetings.is_empty() => OpKind::Attend {
-                meeting: meetings[rng.gen_range(0..meetings.len())],
-            },
-            _ => OpKind::JoinTeam { team },
-        };
-        w.op(o, kind);
-    }
+    common::add_statements(&mut w, &orgs, n_ops + 1 - 3);
     let heads = w.gov.heads();
     w.pass_motion(&cm, MotionKind::Checkpoint { heads }, &orgs[..2]);
     (w, orgs[0])
-}
-
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
 fn main() {

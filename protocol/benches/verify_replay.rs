@@ -4,68 +4,23 @@
 //! `cargo bench -p wsis-protocol --bench verify_replay` (set `WSIS_BENCH_OPS` and `WSIS_BENCH_RUNS` to change the
 //! size and the number of repetitions; each figure is reported as min / median / max over the runs).
 
+mod common;
+
+use common::{env, stats};
 use ed25519_dalek::{Signature, VerifyingKey};
-use rand::{Rng, SeedableRng};
 use std::time::Instant;
 use wsis_protocol::crypto::Domain;
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::{verify_all, Governance, VerifiedOp};
-use wsis_protocol::op::{MeetingKind, OpKind, SignedOp};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use wsis_protocol::op::SignedOp;
 
 /// A busy federation: 50 organisations joining and leaving teams, attending meetings, approving records.
 fn build(n_ops: usize) -> World {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let mut w = World::wsis();
-    let orgs: Vec<usize> = (0..48)
-        .map(|i| w.add_org(&format!("Org {i}"), "civil-society", None))
-        .collect();
-    for &o in &orgs {
-        w.admit(o);
-    }
-    let teams: Vec<_> = wsis_protocol::reference::wsis_teams()
-        .into_iter()
-        .map(|t| t.code)
-        .collect();
-    let mut meetings = Vec::new();
-    while w.log.len() < n_ops + 1 {
-        let o = orgs[rng.gen_range(0..orgs.len())];
-        let team = teams[rng.gen_range(0..teams.len())].clone();
-        let kind = match rng.gen_range(0..10) {
-            0 if meetings.len() < 2000 => {
-                let m = w.op(
-                    0,
-                    OpKind::Convene {
-                        meeting: MeetingKind::Recommendation,
-                        year: 2026,
-                        title: "Open consultation".into(),
-                    },
-                );
-                meetings.push(m.id());
-                continue;
-            }
-            0..=3 => OpKind::JoinTeam { team },
-            4..=5 => OpKind::LeaveTeam { team },
-            _ if !meetings.is_empty() => OpKind::Attend {
-                meeting: meetings[rng.gen_range(0..meetings.len())],
-            },
-            _ => OpKind::JoinTeam { team },
-        };
-        w.op(o, kind);
-    }
+    let orgs = common::admitted_orgs(&mut w);
+    common::add_statements(&mut w, &orgs, n_ops + 1);
     w.log.truncate(n_ops + 1);
     w
-}
-
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
 fn show(name: &str, v: &[f64]) -> f64 {
