@@ -22,6 +22,12 @@ fn author(seed: u8) -> (SecretKey, OrgId) {
 
 /// A correctly signed op, distinct for every `seq`.
 fn op(secret: &SecretKey, author: OrgId, seq: u64) -> SignedOp {
+    let team = TeamCode::new("C7.EHEALTH").expect("valid team code");
+    signed(secret, author, seq, OpKind::JoinTeam { team })
+}
+
+/// `kind` signed by `author` as its op `seq` (the store checks signatures, not governance: one fake parent).
+fn signed(secret: &SecretKey, author: OrgId, seq: u64, kind: OpKind) -> SignedOp {
     OpBody {
         federation: Some(FED),
         author,
@@ -29,9 +35,7 @@ fn op(secret: &SecretKey, author: OrgId, seq: u64) -> SignedOp {
         seq,
         parents: vec![OpId([1; 32])],
         timestamp_ms: seq,
-        kind: OpKind::JoinTeam {
-            team: TeamCode::new("C7.EHEALTH").expect("valid team code"),
-        },
+        kind,
     }
     .sign(secret)
 }
@@ -654,19 +658,9 @@ fn kill_9_never_loses_an_acknowledged_write() {
 
 /// A large op (16 KiB of text) so that a small filesystem fills quickly.
 fn big_op(secret: &SecretKey, author: OrgId, seq: u64) -> SignedOp {
-    OpBody {
-        federation: Some(FED),
-        author,
-        key: secret.public(),
-        seq,
-        parents: vec![OpId([1; 32])],
-        timestamp_ms: seq,
-        kind: OpKind::SetModalities {
-            team: TeamCode::new("C1").expect("valid team code"),
-            text: format!("{seq:>16384}"),
-        },
-    }
-    .sign(secret)
+    let team = TeamCode::new("C1").expect("valid team code");
+    let text = format!("{seq:>16384}");
+    signed(secret, author, seq, OpKind::SetModalities { team, text })
 }
 
 #[test]
