@@ -23,10 +23,11 @@
 
 use crate::crypto::SecretKey;
 use crate::gov::Governance;
-use crate::ids::{sha256, FederationId, OpId, OrgId};
+use crate::ids::{sha256, DocId, FederationId, Hash32, OpId, OrgId};
 use crate::op::{
-    Country, Genesis, Inception, OpBody, OpKind, Policy, SignedInception, SignedOp,
-    StakeholderType, Team, TeamCode,
+    Attestation, ChairRole, Country, DocKind, Genesis, Inception, MeetingKind, MotionKind, OpBody,
+    OpKind, Policy, Procedure, RevocableRole, SignedInception, SignedOp, StakeholderType, Team,
+    TeamCode,
 };
 use crate::reference::wsis_teams;
 
@@ -300,4 +301,135 @@ impl World {
         }
         m
     }
+}
+
+/// One op of every kind there is, and of each variant of the roles, meetings, motions and documents they carry,
+/// with fixed contents: the corpus of round-trip and mutation tests. `Evidence` carries `first` and `second`.
+pub fn one_of_every_kind(first: SignedOp, second: SignedOp) -> Vec<OpKind> {
+    let team = TeamCode::new("C7.EHEALTH").expect("a valid team code");
+    let a = OpId([1; 32]);
+    let b = OpId([2; 32]);
+    let att = Attestation {
+        heads: vec![Hash32([1; 32]), Hash32([5; 32])],
+        content_hash: Hash32([7; 32]),
+    };
+    vec![
+        OpKind::Motion {
+            meeting: a,
+            motion: MotionKind::Elect {
+                role: ChairRole::Chair,
+                org: OrgId([4; 32]),
+            },
+        },
+        OpKind::Admit {
+            org: OrgId([3; 32]),
+        },
+        OpKind::BindNode {
+            peer_id: vec![0, 36, 8, 1],
+        },
+        OpKind::JoinTeam { team: team.clone() },
+        OpKind::LeaveTeam { team: team.clone() },
+        OpKind::Convene {
+            meeting: MeetingKind::Team(team.clone()),
+            year: 2026,
+            title: "First".into(),
+        },
+        OpKind::Convene {
+            meeting: MeetingKind::Coordinators,
+            year: 2026,
+            title: "Coordinators".into(),
+        },
+        OpKind::Attend { meeting: a },
+        OpKind::Motion {
+            meeting: a,
+            motion: MotionKind::Recommend {
+                team: team.clone(),
+                org: OrgId([4; 32]),
+            },
+        },
+        OpKind::Motion {
+            meeting: a,
+            motion: MotionKind::Elect {
+                role: ChairRole::CoChair,
+                org: OrgId([4; 32]),
+            },
+        },
+        OpKind::Motion {
+            meeting: a,
+            motion: MotionKind::AdoptProcedure(Procedure {
+                year: 2026,
+                teams: vec![TeamCode::new("C1").expect("a valid code"), team.clone()],
+                deadline_ms: 99,
+                required_sections: vec!["achievements".into()],
+                national_reports: true,
+            }),
+        },
+        OpKind::Motion {
+            meeting: a,
+            motion: MotionKind::Checkpoint { heads: vec![a, b] },
+        },
+        OpKind::Motion {
+            meeting: a,
+            motion: MotionKind::AdoptReport {
+                year: 2026,
+                manifest_hash: Hash32([8; 32]),
+            },
+        },
+        OpKind::Ballot {
+            motion: b,
+            yes: true,
+        },
+        OpKind::Nominate {
+            team: team.clone(),
+            org: OrgId([4; 32]),
+            recommendation: b,
+        },
+        OpKind::RevokeRole {
+            role: RevocableRole::Member,
+            org: OrgId([4; 32]),
+        },
+        OpKind::RevokeRole {
+            role: RevocableRole::Coordinator(team.clone()),
+            org: OrgId([4; 32]),
+        },
+        OpKind::SetModalities {
+            team: team.clone(),
+            text: "We meet quarterly.".into(),
+        },
+        OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: team.clone(),
+                year: 2026,
+            },
+        },
+        OpKind::CreateDoc {
+            kind: DocKind::NationalReport {
+                country: Country::new("KE").expect("a valid code"),
+                year: 2026,
+            },
+        },
+        OpKind::CreateDoc {
+            kind: DocKind::TeamCharter { team: team.clone() },
+        },
+        OpKind::ApproveRecord {
+            meeting: a,
+            record: att.clone(),
+        },
+        OpKind::SubmitOutput {
+            team: team.clone(),
+            year: 2026,
+            doc: DocId([6; 32]),
+            attestation: att.clone(),
+        },
+        OpKind::SubmitNationalReport {
+            country: Country::new("BR").expect("a valid code"),
+            year: 2026,
+            doc: DocId([6; 32]),
+            attestation: att,
+        },
+        OpKind::Evidence {
+            first: Box::new(first),
+            second: Box::new(second),
+        },
+    ]
 }

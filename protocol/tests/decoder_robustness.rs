@@ -13,13 +13,10 @@ use proptest::sample::Index;
 use std::process::Command;
 use std::sync::OnceLock;
 use wsis_protocol::cbor::Encoder;
-use wsis_protocol::ids::Hash32;
+use wsis_protocol::fixture::one_of_every_kind;
 use wsis_protocol::ids::{OpId, OrgId};
 use wsis_protocol::limits::MAX_OP_BYTES;
-use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpError, OpKind, Procedure,
-    RevocableRole, SignedInception, SignedOp, TeamCode,
-};
+use wsis_protocol::op::{MotionKind, OpError, OpKind, SignedInception, SignedOp, TeamCode};
 
 /// Valid signed records to mutate: the golden federation plus one op of every other kind.
 struct Corpus {
@@ -33,11 +30,6 @@ fn corpus() -> &'static Corpus {
         let g = Golden::build();
         let fed = Some(g.federation);
         let team = TeamCode::new("C7.EHEALTH").unwrap();
-        let a = OpId([1; 32]);
-        let att = Attestation {
-            heads: vec![Hash32([1; 32]), Hash32([5; 32])],
-            content_hash: Hash32([7; 32]),
-        };
         let leave = |seq, ts| {
             g.ngo.op(
                 fed,
@@ -47,110 +39,7 @@ fn corpus() -> &'static Corpus {
                 OpKind::LeaveTeam { team: team.clone() },
             )
         };
-        let kinds = vec![
-            OpKind::BindNode {
-                peer_id: vec![0, 36, 8, 1, 18, 32, 7, 7],
-            },
-            OpKind::Convene {
-                meeting: MeetingKind::Team(team.clone()),
-                year: 2026,
-                title: "First meeting".into(),
-            },
-            OpKind::Attend { meeting: a },
-            OpKind::Motion {
-                meeting: a,
-                motion: MotionKind::Recommend {
-                    team: team.clone(),
-                    org: OrgId([4; 32]),
-                },
-            },
-            OpKind::Motion {
-                meeting: a,
-                motion: MotionKind::Elect {
-                    role: ChairRole::Chair,
-                    org: OrgId([4; 32]),
-                },
-            },
-            OpKind::Motion {
-                meeting: a,
-                motion: MotionKind::AdoptProcedure(Procedure {
-                    year: 2026,
-                    teams: vec![TeamCode::new("C1").unwrap(), team.clone()],
-                    deadline_ms: T0,
-                    required_sections: vec!["achievements".into(), "challenges".into()],
-                    national_reports: true,
-                }),
-            },
-            OpKind::Motion {
-                meeting: a,
-                motion: MotionKind::Checkpoint {
-                    heads: vec![a, OpId([2; 32])],
-                },
-            },
-            OpKind::Motion {
-                meeting: a,
-                motion: MotionKind::AdoptReport {
-                    year: 2026,
-                    manifest_hash: Hash32([8; 32]),
-                },
-            },
-            OpKind::Ballot {
-                motion: a,
-                yes: true,
-            },
-            OpKind::Nominate {
-                team: team.clone(),
-                org: OrgId([4; 32]),
-                recommendation: a,
-            },
-            OpKind::RevokeRole {
-                role: RevocableRole::Coordinator(team.clone()),
-                org: OrgId([4; 32]),
-            },
-            OpKind::RevokeRole {
-                role: RevocableRole::Member,
-                org: OrgId([4; 32]),
-            },
-            OpKind::SetModalities {
-                team: team.clone(),
-                text: "We meet quarterly, online.".into(),
-            },
-            OpKind::CreateDoc {
-                kind: DocKind::OutputDraft {
-                    team: team.clone(),
-                    year: 2026,
-                },
-            },
-            OpKind::CreateDoc {
-                kind: DocKind::NationalReport {
-                    country: Country::new("KE").unwrap(),
-                    year: 2026,
-                },
-            },
-            OpKind::CreateDoc {
-                kind: DocKind::TeamCharter { team: team.clone() },
-            },
-            OpKind::ApproveRecord {
-                meeting: a,
-                record: att.clone(),
-            },
-            OpKind::SubmitOutput {
-                team: team.clone(),
-                year: 2026,
-                doc: a.into(),
-                attestation: att.clone(),
-            },
-            OpKind::SubmitNationalReport {
-                country: Country::new("KE").unwrap(),
-                year: 2026,
-                doc: a.into(),
-                attestation: att,
-            },
-            OpKind::Evidence {
-                first: Box::new(leave(3, T0)),
-                second: Box::new(leave(3, T0 + 1)),
-            },
-        ];
+        let kinds = one_of_every_kind(leave(3, T0), leave(3, T0 + 1));
         let mut ops: Vec<Vec<u8>> = g.ops.iter().map(|(_, op)| op.bytes().to_vec()).collect();
         for (i, kind) in kinds.into_iter().enumerate() {
             let op = g

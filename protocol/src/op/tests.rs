@@ -3,7 +3,7 @@
 use super::*;
 use crate::cbor::DecodeError;
 use crate::crypto::SecretKey;
-use crate::ids::{DocId, FederationId, Hash32, OpId, OrgId};
+use crate::ids::{FederationId, OpId, OrgId};
 
 fn inception(seed: u8, name: &str) -> (SecretKey, SignedInception) {
     let sk = SecretKey::from_seed(&[seed; 32]);
@@ -51,11 +51,6 @@ fn every_op_kind_round_trips() {
     let fed = FederationId([9; 32]);
     let a = OpId([1; 32]);
     let b = OpId([2; 32]);
-    let team = TeamCode::new("C7.EHEALTH").unwrap();
-    let att = Attestation {
-        heads: vec![Hash32([1; 32]), Hash32([5; 32])],
-        content_hash: Hash32([7; 32]),
-    };
     let inner = OpBody {
         federation: Some(fed),
         author: rec.id(),
@@ -68,118 +63,7 @@ fn every_op_kind_round_trips() {
         },
     }
     .sign(&sk);
-    let kinds = vec![
-        OpKind::Admit {
-            org: OrgId([3; 32]),
-        },
-        OpKind::BindNode {
-            peer_id: vec![0, 36, 8, 1],
-        },
-        OpKind::JoinTeam { team: team.clone() },
-        OpKind::LeaveTeam { team: team.clone() },
-        OpKind::Convene {
-            meeting: MeetingKind::Team(team.clone()),
-            year: 2026,
-            title: "First".into(),
-        },
-        OpKind::Convene {
-            meeting: MeetingKind::Coordinators,
-            year: 2026,
-            title: "Coordinators".into(),
-        },
-        OpKind::Attend { meeting: a },
-        OpKind::Motion {
-            meeting: a,
-            motion: MotionKind::Recommend {
-                team: team.clone(),
-                org: OrgId([4; 32]),
-            },
-        },
-        OpKind::Motion {
-            meeting: a,
-            motion: MotionKind::Elect {
-                role: ChairRole::CoChair,
-                org: OrgId([4; 32]),
-            },
-        },
-        OpKind::Motion {
-            meeting: a,
-            motion: MotionKind::AdoptProcedure(Procedure {
-                year: 2026,
-                teams: vec![TeamCode::new("C1").unwrap(), team.clone()],
-                deadline_ms: 99,
-                required_sections: vec!["achievements".into()],
-                national_reports: true,
-            }),
-        },
-        OpKind::Motion {
-            meeting: a,
-            motion: MotionKind::Checkpoint { heads: vec![a, b] },
-        },
-        OpKind::Motion {
-            meeting: a,
-            motion: MotionKind::AdoptReport {
-                year: 2026,
-                manifest_hash: Hash32([8; 32]),
-            },
-        },
-        OpKind::Ballot {
-            motion: b,
-            yes: true,
-        },
-        OpKind::Nominate {
-            team: team.clone(),
-            org: OrgId([4; 32]),
-            recommendation: b,
-        },
-        OpKind::RevokeRole {
-            role: RevocableRole::Member,
-            org: OrgId([4; 32]),
-        },
-        OpKind::RevokeRole {
-            role: RevocableRole::Coordinator(team.clone()),
-            org: OrgId([4; 32]),
-        },
-        OpKind::SetModalities {
-            team: team.clone(),
-            text: "We meet quarterly.".into(),
-        },
-        OpKind::CreateDoc {
-            kind: DocKind::OutputDraft {
-                team: team.clone(),
-                year: 2026,
-            },
-        },
-        OpKind::CreateDoc {
-            kind: DocKind::NationalReport {
-                country: Country::new("KE").unwrap(),
-                year: 2026,
-            },
-        },
-        OpKind::CreateDoc {
-            kind: DocKind::TeamCharter { team: team.clone() },
-        },
-        OpKind::ApproveRecord {
-            meeting: a,
-            record: att.clone(),
-        },
-        OpKind::SubmitOutput {
-            team: team.clone(),
-            year: 2026,
-            doc: DocId([6; 32]),
-            attestation: att.clone(),
-        },
-        OpKind::SubmitNationalReport {
-            country: Country::new("BR").unwrap(),
-            year: 2026,
-            doc: DocId([6; 32]),
-            attestation: att,
-        },
-        OpKind::Evidence {
-            first: Box::new(inner.clone()),
-            second: Box::new(inner),
-        },
-    ];
+    let kinds = crate::fixture::one_of_every_kind(inner.clone(), inner);
     for (i, kind) in kinds.into_iter().enumerate() {
         let op = OpBody {
             federation: Some(fed),
