@@ -82,9 +82,11 @@
 //! Peer bytes are never given to `receive_sync_message`, `load_incremental` or `merge`.
 //!
 //! Parked envelopes are held in a buffer bounded per peer ([`ParkingLimits`]: 256 envelopes or 16 MiB by default)
-//! and in total; past the bound a new envelope is **refused** ([`ReceiveError::ParkingFull`]) — nothing already
-//! parked is evicted, so a flooding peer cannot push out what honest peers sent — and the caller should penalise
-//! the peer. [`DocumentEngine::forget_peer`] drops what a peer parked.
+//! and in total; past the peer's bound a new envelope is **refused** ([`ReceiveError::ParkingFull`]) and the
+//! caller should penalise the peer; with the whole buffer full it is refused too ([`ReceiveError::ParkingBusy`]),
+//! but that is not the peer's fault ([`ReceiveError::penalises`]). Nothing already parked is evicted, so a flooding
+//! peer cannot push out what honest peers sent; governance ops parked at the node follow the same rule (one
+//! structure for both, `crate::parking`). [`DocumentEngine::forget_peer`] drops what a peer parked.
 //!
 //! # Panic firewall
 //!

@@ -32,6 +32,7 @@ pub mod data_dir;
 pub mod engine;
 pub mod net;
 pub mod node;
+mod parking;
 pub mod store;
 
 pub use data_dir::{ApiAddrFile, DataDir, InitOptions};

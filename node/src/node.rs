@@ -86,10 +86,11 @@ const MAX_CONCURRENT_SYNCS: usize = 8;
 const MAX_PARKED_PER_PUSH: usize = 8;
 /// Peers remembered as introduced at most (past it, identities are pushed again, which is harmless).
 const MAX_INTRODUCED_PEERS: usize = 4_096;
-/// Governance ops one peer may have waiting for missing parents here; past it, its oldest are evicted (catalogue
-/// case 8). Honest peers send parents first, so they park only during a partial sync.
+/// Governance ops one peer may have waiting for missing parents here; past it, its newcomers are refused (evicted
+/// from the replica at once) and it is penalised (catalogue case 8; the rule is [`crate::parking`]'s). Honest
+/// peers send parents first, so they park only during a partial sync.
 const MAX_PARKED_OPS_PER_PEER: usize = 256;
-/// Peers whose parked ops are tracked at once (past it, a new peer's orphans are evicted at once).
+/// Peers whose parked ops are tracked at once (past it, a new peer's orphans are refused, without a penalty).
 const MAX_PARKING_PEERS: usize = 4_096;
 /// Peers asked per anti-entropy round at most (chosen at random among the connected ones).
 const ANTI_ENTROPY_FANOUT: usize = 4;
@@ -166,8 +167,11 @@ pub struct NodeStats {
     pub ops_received: u64,
     /// Requests from peers that were refused for lack of admission.
     pub requests_refused: u64,
-    /// Parked ops evicted: a peer's past its quota, or all of a banned peer's.
+    /// Parked ops evicted from the replica: newcomers refused by the parked-op ledger (counted in
+    /// `ops_parking_refused` too), and all of a banned peer's.
     pub ops_evicted: u64,
+    /// Parked ops refused as newcomers: their peer was past its parking quota, or the ledger was full.
+    pub ops_parking_refused: u64,
 }
 
 /// Runs blocking work from async code: under [`tokio::task::block_in_place`] on a multi-threaded runtime, inline

@@ -21,6 +21,10 @@ pub enum ReceiveError {
         "the parking buffer is full for this peer ({envelopes} envelopes, {bytes} bytes parked)"
     )]
     ParkingFull { envelopes: usize, bytes: usize },
+    /// The whole parking buffer is full: refused, but not the sender's fault (do not penalise it; the envelope is
+    /// fetched again later). Counted as [`Reject::ParkingFull`].
+    #[error("the parking buffer is full")]
+    ParkingBusy,
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -32,9 +36,16 @@ impl ReceiveError {
             ReceiveError::Envelope(e) => Some(Reject::of_envelope_error(e)),
             ReceiveError::Denied(_) => Some(Reject::Unauthorised),
             ReceiveError::InvalidHistory { .. } => Some(Reject::InvalidHistory),
-            ReceiveError::ParkingFull { .. } => Some(Reject::ParkingFull),
+            ReceiveError::ParkingFull { .. } | ReceiveError::ParkingBusy => {
+                Some(Reject::ParkingFull)
+            }
             ReceiveError::Store(_) => None,
         }
+    }
+
+    /// Whether the sender is to blame (penalise it): every rejection except a full buffer it did not fill.
+    pub fn penalises(&self) -> bool {
+        self.reason().is_some() && !matches!(self, ReceiveError::ParkingBusy)
     }
 }
 

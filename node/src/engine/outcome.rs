@@ -173,6 +173,10 @@ pub struct EngineStats {
     pub unpublished_changes: usize,
     pub parked_envelopes: usize,
     pub parked_bytes: usize,
+    /// Envelopes refused by the parking buffer (a peer past its quota, or the buffer full).
+    pub parking_refused: u64,
+    /// Parked envelopes dropped with the peer that sent them ([`DocumentEngine::forget_peer`](super::DocumentEngine::forget_peer)).
+    pub parking_dropped: u64,
     pub quarantined_changes: usize,
     pub equivocations: usize,
     pub signatures: u64,

@@ -1,14 +1,17 @@
-//! Parking: envelopes waiting for governance ops or for the changes they depend on, bounded per peer and in
-//! total.
+//! Parking: envelopes waiting for governance ops or for the changes they depend on, held in the node's one
+//! bounded parking structure ([`crate::parking`]) and under its rule: past a peer's quota its newcomer is refused
+//! ([`ReceiveError::ParkingFull`], penalise it); with the whole buffer full the newcomer is refused too
+//! ([`ReceiveError::ParkingBusy`], not the peer's fault); nothing parked is ever evicted for a newcomer.
 
 use super::error::*;
 use super::outcome::*;
 use super::receive::*;
+use crate::parking::{Bounds, Refusal};
 use automerge::ChangeHash;
-use std::collections::HashMap;
 use wsis_protocol::ids::{EnvelopeId, OpId};
 
-/// Bounds of the parking buffer (envelopes waiting for governance ops or for changes they depend on).
+/// Bounds of the parking buffer (envelopes waiting for governance ops or for changes they depend on). The peers
+/// tracked at once are bounded by `total_envelopes` (a tracked peer has at least one envelope parked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParkingLimits {
     pub per_peer_envelopes: usize,
@@ -28,6 +31,18 @@ impl Default for ParkingLimits {
     }
 }
 
+impl ParkingLimits {
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            per_peer_entries: self.per_peer_envelopes,
+            per_peer_bytes: self.per_peer_bytes,
+            total_entries: self.total_envelopes,
+            total_bytes: self.total_bytes,
+            peers: self.total_envelopes,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) enum Wait {
     Governance(Vec<OpId>),
@@ -37,22 +52,31 @@ pub(super) enum Wait {
 #[derive(Debug)]
 pub(super) struct ParkedEnvelope {
     pub(super) env: Incoming,
-    pub(super) from: Peer,
     pub(super) restore: bool,
     pub(super) wait: Wait,
-    /// Arrival number, for a deterministic retry order.
-    pub(super) seq: u64,
 }
 
-#[derive(Debug, Default)]
+/// Parked envelopes by id, owned by the peer that sent them, indexed by the changes they wait for.
+pub(super) type Slots = crate::parking::Parking<Peer, EnvelopeId, ChangeHash, ParkedEnvelope>;
+
+/// One parked envelope taken out: its owner and arrival number are in the entry.
+pub(super) type Unparked = crate::parking::Entry<Peer, ChangeHash, ParkedEnvelope>;
+
+#[derive(Debug)]
 pub(super) struct Parking {
+    /// Applied to `slots` at each [`Parking::park`] (so a caller may replace them at any time).
     pub(super) limits: ParkingLimits,
-    pub(super) entries: HashMap<EnvelopeId, ParkedEnvelope>,
-    pub(super) per_peer: HashMap<Peer, (usize, usize)>,
-    pub(super) total_bytes: usize,
-    /// missing change → parked envelopes waiting for it.
-    pub(super) waiting: HashMap<ChangeHash, Vec<EnvelopeId>>,
-    pub(super) next_seq: u64,
+    pub(super) slots: Slots,
+}
+
+impl Default for Parking {
+    fn default() -> Self {
+        let limits = ParkingLimits::default();
+        Parking {
+            limits,
+            slots: Slots::new(limits.bounds()),
+        }
+    }
 }
 
 impl Parking {
@@ -63,62 +87,26 @@ impl Parking {
         restore: bool,
         wait: Wait,
     ) -> Result<(), ReceiveError> {
+        self.slots.bounds = self.limits.bounds();
         let bytes = env.header().bytes().len();
-        let (n, b) = self.per_peer.get(from).copied().unwrap_or((0, 0));
-        let l = self.limits;
-        if n + 1 > l.per_peer_envelopes
-            || b + bytes > l.per_peer_bytes
-            || self.entries.len() + 1 > l.total_envelopes
-            || self.total_bytes + bytes > l.total_bytes
-        {
-            return Err(ReceiveError::ParkingFull {
-                envelopes: n,
-                bytes: b,
-            });
-        }
         let id = env.header().id();
-        if let Wait::Changes(missing) = &wait {
-            for m in missing {
-                self.waiting.entry(*m).or_default().push(id);
-            }
-        }
-        self.per_peer.insert(from.clone(), (n + 1, b + bytes));
-        self.total_bytes += bytes;
-        self.entries.insert(
-            id,
-            ParkedEnvelope {
-                env,
-                from: from.clone(),
-                restore,
-                wait,
-                seq: self.next_seq,
-            },
-        );
-        self.next_seq += 1;
-        Ok(())
+        let waits = match &wait {
+            Wait::Changes(missing) => missing.clone(),
+            Wait::Governance(_) => Vec::new(),
+        };
+        let parked = ParkedEnvelope { env, restore, wait };
+        self.slots
+            .park(from, id, bytes, waits, parked)
+            .map_err(|r| match r {
+                Refusal::Quota { entries, bytes } => ReceiveError::ParkingFull {
+                    envelopes: entries,
+                    bytes,
+                },
+                Refusal::Full => ReceiveError::ParkingBusy,
+            })
     }
 
-    pub(super) fn remove(&mut self, id: &EnvelopeId) -> Option<ParkedEnvelope> {
-        let p = self.entries.remove(id)?;
-        let bytes = p.env.header().bytes().len();
-        if let Some((n, b)) = self.per_peer.get_mut(&p.from) {
-            *n -= 1;
-            *b -= bytes;
-            if *n == 0 {
-                self.per_peer.remove(&p.from);
-            }
-        }
-        self.total_bytes -= bytes;
-        if let Wait::Changes(missing) = &p.wait {
-            for m in missing {
-                if let Some(v) = self.waiting.get_mut(m) {
-                    v.retain(|x| x != id);
-                    if v.is_empty() {
-                        self.waiting.remove(m);
-                    }
-                }
-            }
-        }
-        Some(p)
+    pub(super) fn remove(&mut self, id: &EnvelopeId) -> Option<Unparked> {
+        self.slots.remove(id)
     }
 }

@@ -246,17 +246,17 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 
     /// Envelopes waiting in the parking buffer.
     pub fn parked_len(&self) -> usize {
-        self.parking.entries.len()
+        self.parking.slots.len()
     }
 
     /// Envelopes `peer` has parked, and their bytes.
     pub fn parked_by(&self, peer: &Peer) -> (usize, usize) {
-        self.parking.per_peer.get(peer).copied().unwrap_or((0, 0))
+        self.parking.slots.usage(peer)
     }
 
     /// Change hashes that parked envelopes wait for, sorted: fetch the envelopes that carry them.
     pub fn missing_changes(&self) -> Vec<Hash32> {
-        let mut v: Vec<Hash32> = self.parking.waiting.keys().map(to_hash32).collect();
+        let mut v: Vec<Hash32> = self.parking.slots.awaited().map(to_hash32).collect();
         v.sort();
         v
     }
@@ -264,8 +264,8 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Governance ops that parked envelopes wait for, sorted: fetch them.
     pub fn missing_ops(&self) -> Vec<OpId> {
         let mut v: BTreeSet<OpId> = BTreeSet::new();
-        for p in self.parking.entries.values() {
-            if let Wait::Governance(ops) = &p.wait {
+        for (_, p) in self.parking.slots.iter() {
+            if let Wait::Governance(ops) = &p.value.wait {
                 v.extend(ops.iter().copied());
             }
         }
@@ -313,10 +313,13 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 
     /// Counters for metrics.
     pub fn stats(&self) -> EngineStats {
+        let counts = self.parking.slots.counts();
         let mut s = EngineStats {
             documents: self.docs.len(),
-            parked_envelopes: self.parking.entries.len(),
-            parked_bytes: self.parking.total_bytes,
+            parked_envelopes: self.parking.slots.len(),
+            parked_bytes: self.parking.slots.total_bytes(),
+            parking_refused: counts.refused_quota + counts.refused_full,
+            parking_dropped: counts.dropped,
             signatures: self.signatures,
             duplicates: self.duplicates,
             ..EngineStats::default()

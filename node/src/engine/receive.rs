@@ -11,7 +11,7 @@ use automerge::ChangeHash;
 use std::collections::HashSet;
 use wsis_protocol::envelope::{EnvelopeError, SignedEnvelope, VerifiedHeader};
 use wsis_protocol::gov::{Governance, WriteDenied};
-use wsis_protocol::ids::{DocId, EnvelopeId, OpId};
+use wsis_protocol::ids::{DocId, OpId};
 
 /// An envelope after stage 1 of verification, or after both stages.
 #[derive(Debug, Clone)]
@@ -189,7 +189,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             .docs
             .get(&doc)
             .is_some_and(|st| st.by_id.contains_key(&id))
-            || self.parking.entries.contains_key(&id)
+            || self.parking.slots.contains(&id)
         {
             self.duplicates += 1;
             return Ok(Step::Duplicate);
@@ -333,18 +333,14 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     ) -> (usize, usize, bool) {
         let (mut released, mut applied, mut rebuilt) = (0, 0, false);
         while let Some(h) = known.pop() {
-            let Some(mut waiters) = self.parking.waiting.remove(&h) else {
-                continue;
-            };
-            waiters.sort_by_key(|id| self.parking.entries.get(id).map(|p| p.seq));
-            for id in waiters {
+            for id in self.parking.slots.take_waiters(&h) {
                 let ready = self
                     .parking
-                    .entries
+                    .slots
                     .get(&id)
-                    .is_some_and(|p| match &p.wait {
+                    .is_some_and(|p| match &p.value.wait {
                         Wait::Changes(missing) => {
-                            let st = self.docs.get(&p.env.header().header().doc);
+                            let st = self.docs.get(&p.value.env.header().header().doc);
                             missing
                                 .iter()
                                 .all(|m| st.is_some_and(|st| st.changes.contains_key(m)))
@@ -362,7 +358,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                     rebuilt: r,
                     hashes,
                     ..
-                }) = self.admit(gov, p.env, &p.from, p.restore)
+                }) = self.admit(gov, p.value.env, &p.owner, p.value.restore)
                 {
                     released += 1;
                     applied += a;
@@ -376,16 +372,6 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 
     /// Drops everything `peer` parked (e.g. when it is penalised or disconnects). Returns how many.
     pub fn forget_peer(&mut self, peer: &Peer) -> usize {
-        let ids: Vec<EnvelopeId> = self
-            .parking
-            .entries
-            .iter()
-            .filter(|(_, p)| &p.from == peer)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &ids {
-            self.parking.remove(id);
-        }
-        ids.len()
+        self.parking.slots.forget(peer).len()
     }
 }

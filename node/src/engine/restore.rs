@@ -118,9 +118,9 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         // Parked for governance ops: retry those whose ops are all known now.
         let mut ready: Vec<(u64, EnvelopeId)> = self
             .parking
-            .entries
+            .slots
             .iter()
-            .filter(|(_, p)| match &p.wait {
+            .filter(|(_, p)| match &p.value.wait {
                 Wait::Governance(ops) => ops.iter().all(|o| gov.contains(o)),
                 Wait::Changes(_) => false,
             })
@@ -131,7 +131,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             let Some(p) = self.parking.remove(&id) else {
                 continue;
             };
-            match self.admit(gov, p.env, &p.from, p.restore) {
+            match self.admit(gov, p.value.env, &p.owner, p.value.restore) {
                 Ok(Step::Accepted { hashes, .. }) => {
                     report.released += 1;
                     let (released, _, _) = self.release(gov, hashes);

@@ -187,17 +187,50 @@ fn parking_accounts_per_peer_and_releases_its_quota_on_removal() {
     let id = env(1).header().id();
     assert!(p.remove(&id).is_some());
     assert!(
-        !p.waiting.contains_key(&cs[0].hash()),
+        p.slots.awaited().all(|h| *h != cs[0].hash()),
         "index entries go with it"
     );
-    assert_eq!(p.per_peer.get(&x).map(|q| q.0), Some(1));
+    assert_eq!(p.slots.usage(&x).0, 1);
     p.park(env(1), &x, false, wait(cs[0].hash())).unwrap();
-    assert_eq!(p.entries.len(), 3);
+    assert_eq!(p.slots.len(), 3);
     assert_eq!(
-        p.total_bytes,
-        p.entries
-            .values()
-            .map(|e| e.env.header().bytes().len())
+        p.slots.total_bytes(),
+        p.slots
+            .iter()
+            .map(|(_, e)| e.value.env.header().bytes().len())
             .sum::<usize>()
     );
+}
+
+#[test]
+fn a_full_parking_buffer_refuses_the_newcomer_without_blaming_it() {
+    let salt = [8; 16];
+    let cs = changes(salt, 3);
+    let mut p = Parking {
+        limits: ParkingLimits {
+            total_envelopes: 1,
+            ..ParkingLimits::default()
+        },
+        ..Parking::default()
+    };
+    let env = |i: usize| Incoming::Parsed(sealed(salt, vec![cs[i].clone()]));
+    p.park(
+        env(1),
+        &Peer::new(b"x"),
+        false,
+        Wait::Changes(vec![cs[0].hash()]),
+    )
+    .unwrap();
+    let e = p
+        .park(
+            env(2),
+            &Peer::new(b"y"),
+            false,
+            Wait::Changes(vec![cs[1].hash()]),
+        )
+        .unwrap_err();
+    assert!(matches!(e, ReceiveError::ParkingBusy));
+    assert_eq!(e.reason(), Some(Reject::ParkingFull));
+    assert!(!e.penalises());
+    assert_eq!(p.slots.len(), 1, "what was parked stays");
 }

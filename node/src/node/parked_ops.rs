@@ -1,48 +1,73 @@
-//! Which peer parked which governance ops, so one peer's orphans are bounded and can be evicted.
+//! Which peer parked which governance ops, so one peer's orphans are bounded (catalogue case 8), under the same
+//! rule as parked envelopes ([`crate::parking`]).
 
 use super::*;
+use crate::parking::{Bounds, Parking, Refusal};
 
-/// Which peer made which governance ops wait for missing parents, so one peer's orphans are bounded and can be
-/// evicted (catalogue case 8: "an orphan flood past the quota — evicted, peer penalised"). The replica's own
-/// parking limit (`MAX_PARKED_OPS`) is the federation-wide backstop; this keeps one peer from filling it.
-#[derive(Debug, Default)]
+/// Governance ops parked here at once, all peers together: below the replica's own backstop
+/// ([`wsis_protocol::limits::MAX_PARKED_OPS`]), so a full ledger refuses a newcomer without blaming its peer
+/// before the replica would refuse it as an error.
+const MAX_PARKED_OPS_TOTAL: usize = 8_192;
+
+/// Which peer made which governance ops wait for missing parents. The replica holds the ops; this decides per
+/// peer what may stay parked there: a newcomer past its peer's quota, or with the ledger full, is refused and the
+/// caller evicts it from the replica (`evict_parked`); nothing already parked moves for a newcomer.
+#[derive(Debug)]
 pub(super) struct ParkedLedger {
-    pub(super) by_peer: HashMap<PeerId, std::collections::VecDeque<OpId>>,
+    ops: Parking<PeerId, OpId, OpId, ()>,
+}
+
+impl Default for ParkedLedger {
+    fn default() -> Self {
+        ParkedLedger {
+            ops: Parking::new(Bounds {
+                per_peer_entries: MAX_PARKED_OPS_PER_PEER,
+                per_peer_bytes: usize::MAX,
+                total_entries: MAX_PARKED_OPS_TOTAL,
+                total_bytes: usize::MAX,
+                peers: MAX_PARKING_PEERS,
+            }),
+        }
+    }
 }
 
 impl ParkedLedger {
-    /// Records that `peer` parked `id`; returns what to evict: the peer's oldest parked ops beyond `quota` (ids no
-    /// longer parked, per `still_parked`, are forgotten first), or `id` itself when no more peers can be tracked.
+    /// Records that `peer` parked `id` (`bytes` long, waiting for `missing`), or refuses it: the caller then
+    /// evicts it from the replica, and penalises the peer for a [`Refusal::Quota`]. Before refusing, ops no longer
+    /// parked in the replica (per `still_parked`: released or evicted there) are forgotten.
     pub(super) fn record(
         &mut self,
         peer: PeerId,
         id: OpId,
-        quota: usize,
+        bytes: usize,
+        missing: Vec<OpId>,
         still_parked: impl Fn(&OpId) -> bool,
-    ) -> Vec<OpId> {
-        if !self.by_peer.contains_key(&peer) && self.by_peer.len() >= MAX_PARKING_PEERS {
-            self.by_peer.retain(|_, q| {
-                q.retain(&still_parked);
-                !q.is_empty()
-            });
-            if self.by_peer.len() >= MAX_PARKING_PEERS {
-                return vec![id];
-            }
+    ) -> Result<(), Refusal> {
+        if self.ops.refusal(&peer, bytes).is_some() {
+            self.ops.retain(still_parked);
         }
-        let queue = self.by_peer.entry(peer).or_default();
-        queue.push_back(id);
-        let mut evict = Vec::new();
-        if queue.len() > quota {
-            queue.retain(&still_parked);
-            while queue.len() > quota {
-                evict.extend(queue.pop_front());
-            }
-        }
-        evict
+        self.ops.park(&peer, id, bytes, missing, ())
     }
 
-    /// Everything `peer` parked (when it is banned).
+    /// Ops that left the replica's parking area because their parents arrived.
+    pub(super) fn release(&mut self, ids: &[OpId]) {
+        for id in ids {
+            self.ops.remove(id);
+        }
+    }
+
+    /// Everything `peer` parked, in arrival order (when it is banned).
     pub(super) fn forget(&mut self, peer: &PeerId) -> Vec<OpId> {
-        self.by_peer.remove(peer).map(Vec::from).unwrap_or_default()
+        self.ops
+            .forget(peer)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Ops parked (and not known to have left) here.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.ops.len()
     }
 }

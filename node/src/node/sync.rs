@@ -2,6 +2,7 @@
 //! when (announcements, new connections, anti-entropy), and how what comes back enters the replica and the engine.
 
 use super::*;
+use crate::parking::Refusal;
 
 impl Node {
     /// Inserts ops received from `peer`, storing what enters the DAG. Returns (new ops, refused ops, parked ops).
@@ -11,19 +12,36 @@ impl Node {
         ops: Vec<Vec<u8>>,
     ) -> (usize, usize, usize) {
         let (mut new, mut refused, mut parked, mut evicted) = (0, 0, 0, 0);
+        // Newcomers the parked-op ledger refused: past the peer's quota (its fault), or with the ledger full.
+        let (mut over_quota, mut parking_refused) = (0, 0);
         for bytes in ops {
             let mut gov = self.inner.gov.lock().await;
             let result = gov.insert_bytes(&bytes);
-            if let (Ok(Inserted::Parked { .. }), Ok(op)) = (&result, SignedOp::decode(&bytes)) {
-                let evict = self
+            if let (Ok(Inserted::Parked { missing }), Ok(op)) = (&result, SignedOp::decode(&bytes))
+            {
+                let refusal = self
                     .inner
                     .parked_by
                     .lock()
                     .map(|mut l| {
-                        l.record(peer, op.id(), MAX_PARKED_OPS_PER_PEER, |o| gov.is_parked(o))
+                        l.record(peer, op.id(), bytes.len(), missing.clone(), |o| {
+                            gov.is_parked(o)
+                        })
                     })
-                    .unwrap_or_default();
-                evicted += gov.evict_parked(&evict);
+                    .ok()
+                    .and_then(Result::err);
+                if let Some(r) = refusal {
+                    parking_refused += 1;
+                    if matches!(r, Refusal::Quota { .. }) {
+                        over_quota += 1;
+                    }
+                    evicted += gov.evict_parked(&[op.id()]);
+                }
+            }
+            if let Ok(Inserted::Applied { released, .. }) = &result {
+                if let Ok(mut l) = self.inner.parked_by.lock() {
+                    l.release(released);
+                }
             }
             let to_store: Vec<SignedOp> = match &result {
                 Ok(Inserted::Applied { released, .. }) => {
@@ -55,13 +73,15 @@ impl Node {
                 }
             }
         }
-        if evicted > 0 {
+        if over_quota > 0 {
             let _ = self
                 .inner
                 .net
                 .penalise(
                     peer,
-                    format!("orphan flood: {evicted} parked ops evicted past the per-peer quota"),
+                    format!(
+                        "orphan flood: {over_quota} ops refused past the per-peer parking quota"
+                    ),
                 )
                 .await;
         }
@@ -69,6 +89,7 @@ impl Node {
             s.ops_received += new as u64;
             s.ops_refused += refused as u64;
             s.ops_evicted += evicted as u64;
+            s.ops_parking_refused += parking_refused as u64;
         }
         if new > 0 {
             self.revalidate_documents().await;
@@ -218,7 +239,10 @@ impl Node {
                             if let Some(reason) = e.reason() {
                                 refused += 1;
                                 tracing::info!(%peer, error = %e, "refused an envelope from a peer");
-                                first_error.get_or_insert((reason, e.to_string()));
+                                // A full parking buffer is not this peer's fault: refused, not penalised.
+                                if e.penalises() {
+                                    first_error.get_or_insert((reason, e.to_string()));
+                                }
                             } else {
                                 tracing::error!(error = %e, "cannot store a received envelope; it will be fetched again");
                             }

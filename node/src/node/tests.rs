@@ -1,43 +1,63 @@
-//! Unit tests of the parked-op ledger.
+//! Unit tests of the parked-op ledger (the rules themselves are tested in `crate::parking`).
 
 use super::parked_ops::ParkedLedger;
 use super::*;
+use crate::parking::Refusal;
 
 fn op(n: u8) -> OpId {
     OpId([n; 32])
 }
 
+/// The `n`th of many distinct ids (none equal to an `op(_)`).
+fn nth(n: usize) -> OpId {
+    let mut id = [0xee; 32];
+    id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+    OpId(id)
+}
+
 #[test]
-fn a_peer_past_its_parking_quota_loses_its_oldest_parked_ops() {
+fn a_peer_past_its_parking_quota_has_its_newcomers_refused() {
     let mut ledger = ParkedLedger::default();
     let (mallory, honest) = (PeerId::random(), PeerId::random());
     let parked = |_: &OpId| true;
-    for n in 0..3 {
-        assert!(ledger.record(mallory, op(n), 3, parked).is_empty());
+    for n in 0..MAX_PARKED_OPS_PER_PEER {
+        assert!(ledger.record(mallory, nth(n), 100, vec![], parked).is_ok());
     }
-    assert!(ledger.record(honest, op(100), 3, parked).is_empty());
-    // The fourth of Mallory's evicts its first, and only Mallory's.
-    assert_eq!(ledger.record(mallory, op(3), 3, parked), vec![op(0)]);
-    assert_eq!(ledger.record(mallory, op(4), 3, parked), vec![op(1)]);
-    // Ops released meanwhile (no longer parked) are forgotten before anything is evicted.
-    let released = |o: &OpId| *o != op(2) && *o != op(3);
-    assert!(ledger.record(mallory, op(5), 3, released).is_empty());
-    assert_eq!(ledger.forget(&mallory), vec![op(4), op(5)]);
+    assert!(ledger.record(honest, op(100), 100, vec![], parked).is_ok());
+    // Mallory's next is refused, and nothing of anyone's moves.
+    assert!(matches!(
+        ledger.record(mallory, op(3), 100, vec![], parked),
+        Err(Refusal::Quota { .. })
+    ));
+    assert_eq!(ledger.len(), MAX_PARKED_OPS_PER_PEER + 1);
+    // Ops released meanwhile (no longer parked) are forgotten before anything is refused.
+    let released = |o: &OpId| *o != nth(0);
+    assert!(ledger.record(mallory, op(4), 100, vec![], released).is_ok());
+    // Released on arrival of their parents.
+    ledger.release(&[nth(1)]);
+    let forgotten = ledger.forget(&mallory);
+    assert_eq!(forgotten.len(), MAX_PARKED_OPS_PER_PEER - 1);
+    assert_eq!(forgotten.last(), Some(&op(4)), "in arrival order");
     assert!(ledger.forget(&mallory).is_empty());
     assert_eq!(ledger.forget(&honest), vec![op(100)]);
 }
 
 #[test]
-fn past_the_tracked_peers_a_new_peers_orphan_is_evicted_at_once() {
+fn past_the_tracked_peers_a_new_peers_orphan_is_refused_without_blame() {
     let mut ledger = ParkedLedger::default();
     for n in 0..MAX_PARKING_PEERS {
         assert!(ledger
-            .record(PeerId::random(), op((n % 200) as u8), 8, |_| true)
-            .is_empty());
+            .record(PeerId::random(), nth(n), 100, vec![], |_| true)
+            .is_ok());
     }
     let newcomer = PeerId::random();
-    assert_eq!(ledger.record(newcomer, op(201), 8, |_| true), vec![op(201)]);
+    assert_eq!(
+        ledger.record(newcomer, op(201), 100, vec![], |_| true),
+        Err(Refusal::Full)
+    );
     // Once the others' ops are released, there is room again.
-    assert!(ledger.record(newcomer, op(202), 8, |_| false).is_empty());
-    assert_eq!(ledger.by_peer.len(), 1);
+    assert!(ledger
+        .record(newcomer, op(202), 100, vec![], |_| false)
+        .is_ok());
+    assert_eq!(ledger.len(), 1);
 }
