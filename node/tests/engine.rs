@@ -558,6 +558,7 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_peer_bound() {
     assert_eq!((parked, refused), (256, 44));
     assert_eq!(b.parked_by(&attacker).0, 256);
     assert_eq!(b.rejected_count(Reject::ParkingFull), 44);
+    assert_eq!(b.stats().parking_refused, 44);
     // Another peer still has its own quota.
     let mine = orphans(&f, f.apc, 1);
     assert!(matches!(
@@ -569,6 +570,7 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_peer_bound() {
     assert_eq!(b.forget_peer(&attacker), 256);
     assert_eq!(b.parked_len(), 1);
     assert_eq!(b.parked_by(&attacker), (0, 0));
+    assert_eq!(b.stats().parking_dropped, 256);
     assert!(b.heads(&f.doc).is_empty());
 
     // The byte bound applies as well.
@@ -581,6 +583,22 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_peer_bound() {
         .map(|e| small.receive(&f.w.gov, &attacker, e.bytes()).is_ok())
         .collect();
     assert_eq!(outcomes, vec![true, true, true, false]);
+
+    // A full buffer refuses the flooder's newcomers (not as its fault) and keeps the honest peer's envelope.
+    let mut full = engine(&f.w, f.kenya).with_parking_limits(ParkingLimits {
+        total_envelopes: 3,
+        ..ParkingLimits::default()
+    });
+    assert!(full.receive(&f.w.gov, &honest, mine[0].bytes()).is_ok());
+    for env in &flood[..2] {
+        assert!(full.receive(&f.w.gov, &attacker, env.bytes()).is_ok());
+    }
+    let e = full
+        .receive(&f.w.gov, &attacker, flood[2].bytes())
+        .unwrap_err();
+    assert!(matches!(e, ReceiveError::ParkingBusy) && !e.penalises());
+    assert_eq!(full.parked_by(&honest).0, 1);
+    assert_eq!(full.rejected_count(Reject::ParkingFull), 1);
 }
 
 #[test]
