@@ -80,23 +80,17 @@ impl Default for Parking {
 }
 
 impl Parking {
-    pub(super) fn park(
-        &mut self,
-        env: Incoming,
-        from: &Peer,
-        restore: bool,
-        wait: Wait,
-    ) -> Result<(), ReceiveError> {
+    /// Parks `p` for `from`, or refuses it under the [`crate::parking`] rule.
+    pub(super) fn park(&mut self, from: &Peer, p: ParkedEnvelope) -> Result<(), ReceiveError> {
         self.slots.bounds = self.limits.bounds();
-        let bytes = env.header().bytes().len();
-        let id = env.header().id();
-        let waits = match &wait {
+        let bytes = p.env.header().bytes().len();
+        let id = p.env.header().id();
+        let waits = match &p.wait {
             Wait::Changes(missing) => missing.clone(),
             Wait::Governance(_) => Vec::new(),
         };
-        let parked = ParkedEnvelope { env, restore, wait };
         self.slots
-            .park(from, id, bytes, waits, parked)
+            .park(from, id, bytes, waits, p)
             .map_err(|r| match r {
                 Refusal::Quota { entries, bytes } => ReceiveError::ParkingFull {
                     envelopes: entries,

@@ -315,7 +315,10 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         wait: Wait,
         parked: Parked,
     ) -> Result<Step, ReceiveError> {
-        match self.parking.park(env, from, restore, wait) {
+        match self
+            .parking
+            .park(from, ParkedEnvelope { env, restore, wait })
+        {
             Ok(()) => Ok(Step::Parked(parked)),
             Err(e) => {
                 self.count(e.reason());

@@ -4,14 +4,14 @@
 use super::doc_state::{ActorSet, Salt};
 use super::local::next_batch;
 use super::local::*;
-use super::parking::{Parking, Wait};
+use super::parking::{ParkedEnvelope, Parking, Wait};
 use super::receive::Incoming;
 use super::restore::causal_order;
 use super::*;
 use automerge::transaction::Transactable;
+use automerge::Change;
 use automerge::ROOT;
 use automerge::{AutoCommit, ObjType};
-use automerge::{Change, ChangeHash};
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope, SignedEnvelope};
 use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId, OrgId};
@@ -162,6 +162,15 @@ fn export_handles_deep_nesting_without_recursion() {
     assert_eq!(text.matches('[').count(), DEPTH / 2);
 }
 
+/// Envelope `i` of `cs` (one change each), parked waiting for `wait`.
+fn parked(salt: [u8; 16], cs: &[Change], i: usize, wait: Wait) -> ParkedEnvelope {
+    ParkedEnvelope {
+        env: Incoming::Parsed(sealed(salt, vec![cs[i].clone()])),
+        restore: false,
+        wait,
+    }
+}
+
 #[test]
 fn parking_accounts_per_peer_and_releases_its_quota_on_removal() {
     let salt = [7; 16];
@@ -174,24 +183,23 @@ fn parking_accounts_per_peer_and_releases_its_quota_on_removal() {
         ..Parking::default()
     };
     let (x, y) = (Peer::new(b"x"), Peer::new(b"y"));
-    let env = |i: usize| Incoming::Parsed(sealed(salt, vec![cs[i].clone()]));
-    let wait = |h: ChangeHash| Wait::Changes(vec![h]);
-    p.park(env(1), &x, false, wait(cs[0].hash())).unwrap();
-    p.park(env(2), &x, false, wait(cs[1].hash())).unwrap();
+    let env = |i: usize, h: usize| parked(salt, &cs, i, Wait::Changes(vec![cs[h].hash()]));
+    p.park(&x, env(1, 0)).unwrap();
+    p.park(&x, env(2, 1)).unwrap();
     assert!(matches!(
-        p.park(env(0), &x, false, wait(cs[0].hash())),
+        p.park(&x, env(0, 0)),
         Err(ReceiveError::ParkingFull { envelopes: 2, .. })
     ));
-    p.park(env(0), &y, false, Wait::Governance(vec![OpId([2; 32])]))
-        .unwrap();
-    let id = env(1).header().id();
+    let governance = Wait::Governance(vec![OpId([2; 32])]);
+    p.park(&y, parked(salt, &cs, 0, governance)).unwrap();
+    let id = env(1, 0).env.header().id();
     assert!(p.remove(&id).is_some());
     assert!(
         p.slots.awaited().all(|h| *h != cs[0].hash()),
         "index entries go with it"
     );
     assert_eq!(p.slots.usage(&x).0, 1);
-    p.park(env(1), &x, false, wait(cs[0].hash())).unwrap();
+    p.park(&x, env(1, 0)).unwrap();
     assert_eq!(p.slots.len(), 3);
     assert_eq!(
         p.slots.total_bytes(),
@@ -206,29 +214,11 @@ fn parking_accounts_per_peer_and_releases_its_quota_on_removal() {
 fn a_full_parking_buffer_refuses_the_newcomer_without_blaming_it() {
     let salt = [8; 16];
     let cs = changes(salt, 3);
-    let mut p = Parking {
-        limits: ParkingLimits {
-            total_envelopes: 1,
-            ..ParkingLimits::default()
-        },
-        ..Parking::default()
-    };
-    let env = |i: usize| Incoming::Parsed(sealed(salt, vec![cs[i].clone()]));
-    p.park(
-        env(1),
-        &Peer::new(b"x"),
-        false,
-        Wait::Changes(vec![cs[0].hash()]),
-    )
-    .unwrap();
-    let e = p
-        .park(
-            env(2),
-            &Peer::new(b"y"),
-            false,
-            Wait::Changes(vec![cs[1].hash()]),
-        )
-        .unwrap_err();
+    let mut p = Parking::default();
+    p.limits.total_envelopes = 1;
+    let env = |i: usize| parked(salt, &cs, i, Wait::Changes(vec![cs[0].hash()]));
+    p.park(&Peer::new(b"x"), env(1)).unwrap();
+    let e = p.park(&Peer::new(b"y"), env(2)).unwrap_err();
     assert!(matches!(e, ReceiveError::ParkingBusy));
     assert_eq!(e.reason(), Some(Reject::ParkingFull));
     assert!(!e.penalises());
