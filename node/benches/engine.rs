@@ -28,7 +28,7 @@ fn env_or(name: &str, default: usize) -> usize {
 }
 
 fn secret(w: &World, org: usize) -> SecretKey {
-    SecretKey::from_seed(&w.orgs[org].secret.to_seed())
+    w.secret_of(org)
 }
 
 fn engine(w: &World, org: usize) -> DocumentEngine {

@@ -4,7 +4,6 @@
 //! use automerge::transaction::Transactable;
 //! use automerge::ROOT;
 //! use wsis_node::engine::{DocumentEngine, MemorySink, Peer, Received};
-//! use wsis_protocol::crypto::SecretKey;
 //! use wsis_protocol::fixture::World;
 //! use wsis_protocol::ids::DocId;
 //! use wsis_protocol::op::{DocKind, OpKind};
@@ -20,8 +19,7 @@
 //! let doc = DocId(w.op(apc, OpKind::CreateDoc { kind }).id().0);
 //!
 //! let engine = |w: &World, org: usize| {
-//!     let secret = SecretKey::from_seed(&w.orgs[org].secret.to_seed());
-//!     DocumentEngine::new(w.federation, w.id(org), secret, MemorySink::default())
+//!     DocumentEngine::new(w.federation, w.id(org), w.secret_of(org), MemorySink::default())
 //! };
 //! let (mut a, mut b) = (engine(&w, apc), engine(&w, acme));
 //!

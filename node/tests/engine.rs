@@ -58,7 +58,7 @@ fn federation() -> Fed {
 }
 
 fn secret(w: &World, org: usize) -> SecretKey {
-    SecretKey::from_seed(&w.orgs[org].secret.to_seed())
+    w.secret_of(org)
 }
 
 fn engine(w: &World, org: usize) -> DocumentEngine {

@@ -156,6 +156,11 @@ impl World {
         self.orgs[org].id()
     }
 
+    /// A copy of organisation `org`'s key (for a node or engine acting as it; `SecretKey` is not `Clone`).
+    pub fn secret_of(&self, org: usize) -> SecretKey {
+        SecretKey::from_seed(&self.orgs[org].secret.to_seed())
+    }
+
     pub fn team(&self, code: &str) -> TeamCode {
         TeamCode::new(code).expect("fixture team codes are valid")
     }
