@@ -56,7 +56,7 @@ pub(super) async fn draft_output(
             if !gov.team_members(&team).contains(me) {
                 return Err(ApiError::refused(
                     "not-team-member",
-                    format!("join {team} first (`wsis team join {team}`)"),
+                    format!("the request needs a member of team {team} (join the team first)"),
                 ));
             }
             Ok(DocKind::OutputDraft {
