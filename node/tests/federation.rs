@@ -4,11 +4,13 @@
 //!
 //! Waiting uses polling with a generous deadline so a slow machine only makes the test slower, never flaky; no
 //! assertion is about time.
+//!
+//! Over 800 lines: each test is one long scenario of whole nodes (set-up, ops, waiting, checks) whose steps only
+//! make sense together, and `docs/ARCHITECTURE.md` cites them by this path; the shared set-up is in `common`.
 
 use std::time::Duration;
 use wsis_node::data_dir::DataDir;
 use wsis_node::node::{Node, NodeOptions};
-use wsis_protocol::ids::FederationId;
 use wsis_protocol::op::{OpKind, StakeholderType, TeamCode};
 
 mod common;
@@ -16,31 +18,6 @@ mod common;
 use common::evil;
 use common::nodes::{address_of, admit, digest, eventually, join, start_secretariat, DEADLINE};
 use common::{init, loopback};
-
-/// `n` well-signed inceptions of fresh organisations, each citing a parent nobody has: an orphan flood.
-fn orphan_ops(fed: FederationId, n: u32) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            let mut ghost = wsis_protocol::fixture::Org::new(
-                5000 + u64::from(i),
-                "Ghost",
-                StakeholderType::Academia,
-                None,
-            );
-            let mut parent = [0xEE; 32];
-            parent[..4].copy_from_slice(&i.to_be_bytes());
-            ghost
-                .sign(
-                    Some(fed),
-                    &[wsis_protocol::ids::OpId(parent)],
-                    OpKind::OrgInception(ghost.inception.clone()),
-                    0,
-                )
-                .bytes()
-                .to_vec()
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_organisations_converge_and_a_restarted_node_catches_up() {
@@ -213,7 +190,7 @@ async fn an_orphan_flood_gets_the_peer_banned_and_its_parked_ops_evicted() {
     .await;
     admit(&itu, &evil).await;
 
-    let orphans = orphan_ops(fed, 400);
+    let orphans = evil::orphan_ops(fed, 400);
     let mut refused_after = None;
     for (n, chunk) in orphans.chunks(16).enumerate() {
         let reply = evil
@@ -314,7 +291,7 @@ async fn a_malicious_peer_is_refused_penalised_and_honest_sync_goes_on() {
         .clone();
     impostor_body.author = itu.org();
     let impostor = impostor_body.sign(&stranger.secret).bytes().to_vec();
-    let orphans = orphan_ops(fed, 50);
+    let orphans = evil::orphan_ops(fed, 50);
     let mut pushed = vec![forged, impostor];
     pushed.extend(orphans);
     // A push frame holds at most 16 ops: the flood comes in several.
@@ -680,24 +657,6 @@ async fn three_organisations_edit_one_document_concurrently_and_converge() {
     }
 }
 
-/// Raw change-envelope bytes with the given signature, no checks at all: what a malicious node can send.
-fn forge_envelope(
-    header: &wsis_protocol::envelope::ChangeEnvelope,
-    signature: &[u8],
-    changes: &[&[u8]],
-) -> Vec<u8> {
-    let hb = header.encode();
-    let mut e = wsis_protocol::cbor::Encoder::new();
-    e.map(3);
-    e.key(0).bytes(&hb);
-    e.key(1).bytes(signature);
-    e.key(2).array(changes.len());
-    for c in changes {
-        e.bytes(c);
-    }
-    e.into_bytes()
-}
-
 /// The malicious-peer test for document change envelopes, over real loopback libp2p: a node bound to an
 /// admitted member of the team answers the victim's `GetEnvelopes` pulls (the sync protocol has no envelope push)
 /// with, one response each, an unsigned change (an envelope with a zero signature, and bare change bytes), changes
@@ -817,7 +776,7 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
 
     // 1. Unsigned: an authorised author's envelope with a zero signature, and a bare change with no envelope.
     let c = changes_of(&mpub, [1; 16], "FORGED unsigned");
-    let unsigned = forge_envelope(
+    let unsigned = evil::forge_envelope(
         &header(mallory_org, &mpub, [1; 16], &heads, &c),
         &[0; 64],
         &[c[0].raw_bytes()],
@@ -851,7 +810,7 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
     // Mallory's key.
     let c = changes_of(&apc_key, [4; 16], "FORGED foreign actor");
     let h = header(mallory_org, &mpub, [4; 16], &heads, &c);
-    let foreign_actor = forge_envelope(
+    let foreign_actor = evil::forge_envelope(
         &h,
         &mallory_key.sign(Domain::ChangeEnvelope, &h.encode()),
         &[c[0].raw_bytes()],

@@ -1,6 +1,7 @@
 //! A sync server that serves whatever bytes it is given: what a malicious node can put on the wire. It answers
 //! `GetEnvelopes` for one document from one victim with the next queued raw response (a length-prefixed frame,
-//! or not), and every other request with an empty, well-formed answer.
+//! or not), and every other request with an empty, well-formed answer. Beside it, the hostile bytes such a node
+//! sends: an orphan flood of governance ops and change envelopes forged without any check.
 
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
@@ -10,7 +11,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wsis_node::net::{Multiaddr, PeerId, RefuseReason, SyncRequest, SyncResponse, SYNC_PROTOCOL};
-use wsis_protocol::ids::DocId;
+use wsis_protocol::ids::{DocId, FederationId, OpId};
+use wsis_protocol::op::{OpKind, StakeholderType};
 
 /// A well-formed frame holding `response`.
 pub fn frame(response: &SyncResponse) -> Vec<u8> {
@@ -108,4 +110,47 @@ pub fn start(victim: PeerId, address: Multiaddr, doc: DocId, responses: Vec<Vec<
         queue,
         task,
     }
+}
+
+/// `n` well-signed inceptions of fresh organisations, each citing a parent nobody has: an orphan flood.
+pub fn orphan_ops(fed: FederationId, n: u32) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut ghost = wsis_protocol::fixture::Org::new(
+                5000 + u64::from(i),
+                "Ghost",
+                StakeholderType::Academia,
+                None,
+            );
+            let mut parent = [0xEE; 32];
+            parent[..4].copy_from_slice(&i.to_be_bytes());
+            ghost
+                .sign(
+                    Some(fed),
+                    &[OpId(parent)],
+                    OpKind::OrgInception(ghost.inception.clone()),
+                    0,
+                )
+                .bytes()
+                .to_vec()
+        })
+        .collect()
+}
+
+/// Raw change-envelope bytes with the given signature, no checks at all: what a malicious node can send.
+pub fn forge_envelope(
+    header: &wsis_protocol::envelope::ChangeEnvelope,
+    signature: &[u8],
+    changes: &[&[u8]],
+) -> Vec<u8> {
+    let hb = header.encode();
+    let mut e = wsis_protocol::cbor::Encoder::new();
+    e.map(3);
+    e.key(0).bytes(&hb);
+    e.key(1).bytes(signature);
+    e.key(2).array(changes.len());
+    for c in changes {
+        e.bytes(c);
+    }
+    e.into_bytes()
 }
