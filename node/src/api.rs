@@ -302,7 +302,7 @@ fn require_member(gov: &Governance, me: &OrgId) -> Result<(), ApiError> {
     if !gov.is_member(me) {
         return Err(ApiError::refused(
             "not-admitted",
-            "this organisation is not admitted yet: a secretariat organisation must run `wsis org admit`",
+            "this organisation is not admitted yet: the request needs an admitted member (a secretariat admits it)",
         ));
     }
     Ok(())

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wsis_node::data_dir::{DataDir, InitOptions};
-use wsis_node::node::{create_federation, Node, NodeOptions};
-use wsis_protocol::op::StakeholderType;
+use wsis_node::node::{Node, NodeOptions};
+
+mod common;
 
 async fn http(
     addr: std::net::SocketAddr,
@@ -42,28 +42,12 @@ async fn http(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_needs_the_token_and_answers_errors_as_one_line_json() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut dir = DataDir::init(
-        tmp.path().join("itu"),
-        InitOptions {
-            name: "ITU".into(),
-            stakeholder: StakeholderType::InternationalOrganisation,
-            country: None,
-        },
-    )
-    .expect("init");
-    create_federation(
-        &mut dir,
-        "api test",
-        wsis_protocol::reference::wsis_teams(),
-        vec![],
-    )
-    .await
-    .expect("genesis");
+    let (dir, _) = common::nodes::secretariat_dir(tmp.path(), "itu", "api test").await;
     let token = dir.api_token().to_string();
     let node = Node::start(
         dir,
         NodeOptions {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
+            listen: common::loopback(),
             mdns: Some(false),
             ..Default::default()
         },

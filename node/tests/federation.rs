@@ -4,145 +4,20 @@
 //!
 //! Waiting uses polling with a generous deadline so a slow machine only makes the test slower, never flaky; no
 //! assertion is about time.
+//!
+//! Over 800 lines: each test is one long scenario of whole nodes (set-up, ops, waiting, checks) whose steps only
+//! make sense together, and `docs/ARCHITECTURE.md` cites them by this path; the shared set-up is in `common`.
 
 use std::time::Duration;
 use wsis_node::data_dir::DataDir;
-use wsis_node::net::Multiaddr;
-use wsis_node::node::{create_federation, Node, NodeOptions};
-use wsis_protocol::ids::FederationId;
+use wsis_node::node::{Node, NodeOptions};
 use wsis_protocol::op::{OpKind, StakeholderType, TeamCode};
 
 mod common;
 
+use common::evil;
+use common::nodes::{address_of, admit, digest, eventually, join, start_secretariat, DEADLINE};
 use common::{init, loopback};
-
-const DEADLINE: Duration = Duration::from_secs(120);
-
-async fn address_of(node: &Node) -> Multiaddr {
-    let start = tokio::time::Instant::now();
-    loop {
-        let addrs = node.network().listen_addrs().await.expect("net running");
-        if let Some(a) = addrs
-            .into_iter()
-            .find(|a| a.to_string().contains("127.0.0.1"))
-        {
-            return format!("{a}/p2p/{}", node.peer_id())
-                .parse()
-                .expect("valid");
-        }
-        assert!(start.elapsed() < DEADLINE, "node never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Polls `check` until it holds, failing with `what` at the deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = tokio::time::Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn start_secretariat(root: &std::path::Path) -> (Node, FederationId, Multiaddr) {
-    let mut dir = init(
-        root,
-        "ITU",
-        StakeholderType::InternationalOrganisation,
-        None,
-    );
-    let fed = create_federation(
-        &mut dir,
-        "WSIS test",
-        wsis_protocol::reference::wsis_teams(),
-        vec![],
-    )
-    .await
-    .expect("genesis");
-    let node = Node::start(
-        dir,
-        NodeOptions {
-            listen: loopback(),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("start");
-    let addr = address_of(&node).await;
-    (node, fed, addr)
-}
-
-async fn join(
-    root: &std::path::Path,
-    name: &str,
-    st: StakeholderType,
-    country: Option<&str>,
-    fed: FederationId,
-    boot: &Multiaddr,
-) -> Node {
-    let dir = init(root, name, st, country);
-    Node::start(
-        dir,
-        NodeOptions {
-            listen: loopback(),
-            bootstrap: vec![boot.clone()],
-            join: Some(fed),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("join")
-}
-
-/// The secretariat admits `newcomer` once its inception has arrived by push; returns once the newcomer knows.
-async fn admit(secretariat: &Node, newcomer: &Node) {
-    let org = newcomer.org();
-    eventually("the inception reaches the secretariat", || async {
-        secretariat.with_gov(|g| g.org(&org).is_some()).await
-    })
-    .await;
-    secretariat
-        .submit(OpKind::Admit { org })
-        .await
-        .expect("admit");
-    eventually("the newcomer learns it was admitted", || async {
-        newcomer.with_gov(|g| g.is_member(&org)).await
-    })
-    .await;
-}
-
-/// `n` well-signed inceptions of fresh organisations, each citing a parent nobody has: an orphan flood.
-fn orphan_ops(fed: FederationId, n: u32) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| {
-            let mut ghost = wsis_protocol::fixture::Org::new(
-                5000 + u64::from(i),
-                "Ghost",
-                StakeholderType::Academia,
-                None,
-            );
-            let mut parent = [0xEE; 32];
-            parent[..4].copy_from_slice(&i.to_be_bytes());
-            ghost
-                .sign(
-                    Some(fed),
-                    &[wsis_protocol::ids::OpId(parent)],
-                    OpKind::OrgInception(ghost.inception.clone()),
-                    0,
-                )
-                .bytes()
-                .to_vec()
-        })
-        .collect()
-}
-
-async fn digest(n: &Node) -> [u8; 32] {
-    n.with_gov(|g| g.digest()).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_organisations_converge_and_a_restarted_node_catches_up() {
@@ -315,7 +190,7 @@ async fn an_orphan_flood_gets_the_peer_banned_and_its_parked_ops_evicted() {
     .await;
     admit(&itu, &evil).await;
 
-    let orphans = orphan_ops(fed, 400);
+    let orphans = evil::orphan_ops(fed, 400);
     let mut refused_after = None;
     for (n, chunk) in orphans.chunks(16).enumerate() {
         let reply = evil
@@ -416,7 +291,7 @@ async fn a_malicious_peer_is_refused_penalised_and_honest_sync_goes_on() {
         .clone();
     impostor_body.author = itu.org();
     let impostor = impostor_body.sign(&stranger.secret).bytes().to_vec();
-    let orphans = orphan_ops(fed, 50);
+    let orphans = evil::orphan_ops(fed, 50);
     let mut pushed = vec![forged, impostor];
     pushed.extend(orphans);
     // A push frame holds at most 16 ops: the flood comes in several.
@@ -782,202 +657,6 @@ async fn three_organisations_edit_one_document_concurrently_and_converge() {
     }
 }
 
-/// A sync server that serves whatever bytes it is given: what a malicious node can put on the wire. It answers
-/// `GetEnvelopes` for one document from one victim with the next queued raw response (a length-prefixed frame,
-/// or not), and every other request with an empty, well-formed answer.
-mod evil {
-    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-    use libp2p::request_response::{self, ProtocolSupport};
-    use libp2p::swarm::SwarmEvent;
-    use libp2p::{noise, tcp, yamux, StreamProtocol, SwarmBuilder};
-    use std::collections::VecDeque;
-    use std::io;
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-    use wsis_node::net::{
-        Multiaddr, PeerId, RefuseReason, SyncRequest, SyncResponse, MAX_REQUEST_FRAME_BYTES,
-        SYNC_PROTOCOL,
-    };
-    use wsis_protocol::ids::DocId;
-
-    #[derive(Clone, Default)]
-    struct RawServerCodec;
-
-    #[async_trait::async_trait]
-    impl request_response::Codec for RawServerCodec {
-        type Protocol = StreamProtocol;
-        /// The body of a request frame.
-        type Request = Vec<u8>;
-        /// Bytes written as they are.
-        type Response = Vec<u8>;
-
-        async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-        where
-            T: AsyncRead + Unpin + Send,
-        {
-            let mut prefix = [0u8; 4];
-            io.read_exact(&mut prefix).await?;
-            let len = u32::from_be_bytes(prefix) as usize;
-            if len > MAX_REQUEST_FRAME_BYTES {
-                return Err(io::Error::other("request frame over the limit"));
-            }
-            let mut body = vec![0; len];
-            io.read_exact(&mut body).await?;
-            Ok(body)
-        }
-
-        async fn read_response<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
-        where
-            T: AsyncRead + Unpin + Send,
-        {
-            Err(io::Error::other("the malicious server asks nothing"))
-        }
-
-        async fn write_request<T>(
-            &mut self,
-            _: &StreamProtocol,
-            _: &mut T,
-            _: Vec<u8>,
-        ) -> io::Result<()>
-        where
-            T: AsyncWrite + Unpin + Send,
-        {
-            Err(io::Error::other("the malicious server asks nothing"))
-        }
-
-        async fn write_response<T>(
-            &mut self,
-            _: &StreamProtocol,
-            io: &mut T,
-            res: Vec<u8>,
-        ) -> io::Result<()>
-        where
-            T: AsyncWrite + Unpin + Send,
-        {
-            io.write_all(&res).await?;
-            io.close().await
-        }
-    }
-
-    /// A well-formed frame holding `response`.
-    pub fn frame(response: &SyncResponse) -> Vec<u8> {
-        super::common::frame(&response.encode().expect("encodes"))
-    }
-
-    pub struct Server {
-        pub peer_id: PeerId,
-        pub queue: Arc<Mutex<VecDeque<Vec<u8>>>>,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl Server {
-        pub fn remaining(&self) -> usize {
-            self.queue.lock().expect("lock").len()
-        }
-
-        pub fn stop(self) {
-            self.task.abort();
-        }
-    }
-
-    /// Starts the server, dials `victim` at `address`, and serves `responses` in order to its `GetEnvelopes`
-    /// requests for `doc`.
-    pub fn start(
-        victim: PeerId,
-        address: Multiaddr,
-        doc: DocId,
-        responses: Vec<Vec<u8>>,
-    ) -> Server {
-        let mut swarm = SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("transport")
-            .with_behaviour(|_| {
-                request_response::Behaviour::with_codec(
-                    RawServerCodec,
-                    [(StreamProtocol::new(SYNC_PROTOCOL), ProtocolSupport::Inbound)],
-                    request_response::Config::default(),
-                )
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-            .build();
-        let peer_id = *swarm.local_peer_id();
-        swarm.dial(address).expect("dial");
-        let queue = Arc::new(Mutex::new(VecDeque::from(responses)));
-        let served = queue.clone();
-        let task = tokio::spawn(async move {
-            let empty = frame(&SyncResponse::Envelopes {
-                envelopes: vec![],
-                more: false,
-            });
-            loop {
-                let SwarmEvent::Behaviour(request_response::Event::Message {
-                    peer,
-                    message:
-                        request_response::Message::Request {
-                            request, channel, ..
-                        },
-                    ..
-                }) = swarm.select_next_some().await
-                else {
-                    continue;
-                };
-                let response = match SyncRequest::decode(&request) {
-                    Ok(SyncRequest::GetEnvelopes { doc: d, .. }) if d == doc && peer == victim => {
-                        served
-                            .lock()
-                            .expect("lock")
-                            .pop_front()
-                            .unwrap_or_else(|| empty.clone())
-                    }
-                    Ok(SyncRequest::GetEnvelopes { .. }) => empty.clone(),
-                    Ok(SyncRequest::GovSince { .. } | SyncRequest::GetOps { .. }) => {
-                        frame(&SyncResponse::Ops {
-                            ops: vec![],
-                            more: false,
-                        })
-                    }
-                    Ok(SyncRequest::DocHeads { doc }) => {
-                        frame(&SyncResponse::Heads { doc, heads: vec![] })
-                    }
-                    _ => frame(&SyncResponse::Refused {
-                        reason: RefuseReason::NotAdmitted,
-                    }),
-                };
-                let _ = swarm.behaviour_mut().send_response(channel, response);
-            }
-        });
-        Server {
-            peer_id,
-            queue,
-            task,
-        }
-    }
-}
-
-/// Raw change-envelope bytes with the given signature, no checks at all: what a malicious node can send.
-fn forge_envelope(
-    header: &wsis_protocol::envelope::ChangeEnvelope,
-    signature: &[u8],
-    changes: &[&[u8]],
-) -> Vec<u8> {
-    let hb = header.encode();
-    let mut e = wsis_protocol::cbor::Encoder::new();
-    e.map(3);
-    e.key(0).bytes(&hb);
-    e.key(1).bytes(signature);
-    e.key(2).array(changes.len());
-    for c in changes {
-        e.bytes(c);
-    }
-    e.into_bytes()
-}
-
 /// The malicious-peer test for document change envelopes, over real loopback libp2p: a node bound to an
 /// admitted member of the team answers the victim's `GetEnvelopes` pulls (the sync protocol has no envelope push)
 /// with, one response each, an unsigned change (an envelope with a zero signature, and bare change bytes), changes
@@ -1097,7 +776,7 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
 
     // 1. Unsigned: an authorised author's envelope with a zero signature, and a bare change with no envelope.
     let c = changes_of(&mpub, [1; 16], "FORGED unsigned");
-    let unsigned = forge_envelope(
+    let unsigned = evil::forge_envelope(
         &header(mallory_org, &mpub, [1; 16], &heads, &c),
         &[0; 64],
         &[c[0].raw_bytes()],
@@ -1131,7 +810,7 @@ async fn malicious_change_envelopes_are_refused_penalised_and_honest_sync_goes_o
     // Mallory's key.
     let c = changes_of(&apc_key, [4; 16], "FORGED foreign actor");
     let h = header(mallory_org, &mpub, [4; 16], &heads, &c);
-    let foreign_actor = forge_envelope(
+    let foreign_actor = evil::forge_envelope(
         &h,
         &mallory_key.sign(Domain::ChangeEnvelope, &h.encode()),
         &[c[0].raw_bytes()],

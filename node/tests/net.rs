@@ -5,10 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::future::Future;
-use std::io;
 use std::time::Duration;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
@@ -16,7 +15,7 @@ use libp2p::{noise, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder};
 use tokio::sync::mpsc;
 use wsis_node::net::{
     Announce, NetConfig, NetError, NetEvent, Network, PeerId, RequestError, SyncRequest,
-    SyncResponse, Validation, MAX_REQUEST_FRAME_BYTES, MAX_RESPONSE_FRAME_BYTES, SYNC_PROTOCOL,
+    SyncResponse, Validation, MAX_REQUEST_FRAME_BYTES, SYNC_PROTOCOL,
 };
 use wsis_node::net::{Multiaddr, RefuseReason};
 use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId};
@@ -24,6 +23,7 @@ use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId};
 mod common;
 
 use common::frame;
+use common::raw::RawCodec;
 
 const FEDERATION: FederationId = FederationId([42; 32]);
 /// Only to turn a hang into a failure; generous so a slow machine never trips it.
@@ -285,63 +285,6 @@ async fn an_announcement_from_a_reaches_b_and_c() {
     }
     for node in [&a, &b, &c] {
         node.net.shutdown().await.unwrap();
-    }
-}
-
-/// A request-response codec that writes whatever bytes it is given, to speak `/wsis/sync/1` badly.
-#[derive(Clone, Default)]
-struct RawCodec;
-
-#[async_trait::async_trait]
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, _: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        Err(io::Error::other("the raw client serves nothing"))
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let mut buf = Vec::new();
-        io.take(MAX_RESPONSE_FRAME_BYTES as u64 + 8)
-            .read_to_end(&mut buf)
-            .await?;
-        if buf.is_empty() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(buf)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&req).await?;
-        io.flush().await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        _: Vec<u8>,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        Err(io::Error::other("the raw client serves nothing"))
     }
 }
 

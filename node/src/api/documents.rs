@@ -15,8 +15,8 @@ use axum::Json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use wsis_protocol::gov::{DocumentScope, Governance};
-use wsis_protocol::ids::DocId;
-use wsis_protocol::op::{Attestation, Country, DocKind, OpKind, StakeholderType};
+use wsis_protocol::ids::{DocId, OrgId};
+use wsis_protocol::op::{Attestation, DocKind, OpKind, StakeholderType};
 
 /// Creates a document and, as its creator, gives it its structure (sections as text, activities as a list), so
 /// co-authors only ever edit inside it.
@@ -49,26 +49,20 @@ pub(super) async fn draft_output(
     body: Result<Json<OutputDraftRequest>, JsonRejection>,
 ) -> ApiResult<OpDone> {
     let Json(req) = body?;
-    let me = app.node.org();
-    let team = app
-        .node
-        .with_gov(|gov| {
-            require_member(gov, &me)?;
+    draft(
+        &app,
+        |gov, me| {
             let team = parse_team(gov, &req.team)?;
-            if !gov.team_members(&team).contains(&me) {
+            if !gov.team_members(&team).contains(me) {
                 return Err(ApiError::refused(
                     "not-team-member",
-                    format!("join {team} first (`wsis team join {team}`)"),
+                    format!("the request needs a member of team {team} (join the team first)"),
                 ));
             }
-            Ok(team)
-        })
-        .await?;
-    create_document(
-        &app,
-        DocKind::OutputDraft {
-            team,
-            year: req.year,
+            Ok(DocKind::OutputDraft {
+                team,
+                year: req.year,
+            })
         },
         &OUTPUT_SECTIONS,
         true,
@@ -81,37 +75,49 @@ pub(super) async fn draft_national_report(
     body: Result<Json<NationalReportRequest>, JsonRejection>,
 ) -> ApiResult<OpDone> {
     let Json(req) = body?;
-    let me = app.node.org();
-    let country = app
-        .node
-        .with_gov(|gov| {
-            require_member(gov, &me)?;
-            match gov.org(&me) {
-                Some(o) if o.stakeholder == StakeholderType::Government => {
-                    o.country.ok_or_else(|| {
-                        ApiError::refused(
-                            "no-country",
-                            "this government has no country in its inception",
-                        )
-                    })
-                }
-                _ => Err(ApiError::refused(
-                    "not-government",
-                    "only a government writes a national implementation report",
-                )),
-            }
-        })
-        .await?;
-    create_document(
+    draft(
         &app,
-        DocKind::NationalReport {
-            country,
-            year: req.year,
+        |gov, me| match gov.org(me) {
+            Some(o) if o.stakeholder == StakeholderType::Government => {
+                let country = o.country.ok_or_else(|| {
+                    ApiError::refused(
+                        "no-country",
+                        "this government has no country in its inception",
+                    )
+                })?;
+                Ok(DocKind::NationalReport {
+                    country,
+                    year: req.year,
+                })
+            }
+            _ => Err(ApiError::refused(
+                "not-government",
+                "only a government writes a national implementation report",
+            )),
         },
         &NATIONAL_REPORT_SECTIONS,
         false,
     )
     .await
+}
+
+/// Creates a document of the kind `kind` grants this (admitted) organisation, with the given structure; `kind`
+/// refuses when the organisation may not write that document.
+async fn draft(
+    app: &App,
+    kind: impl FnOnce(&Governance, &OrgId) -> Result<DocKind, ApiError>,
+    sections: &[&str],
+    activities: bool,
+) -> ApiResult<OpDone> {
+    let me = app.node.org();
+    let kind = app
+        .node
+        .with_gov(|gov| {
+            require_member(gov, &me)?;
+            kind(gov, &me)
+        })
+        .await?;
+    create_document(app, kind, sections, activities).await
 }
 
 pub(super) async fn edit(
@@ -300,29 +306,24 @@ pub(super) async fn submit_output(
     State(app): State<Arc<App>>,
     Path(doc): Path<String>,
 ) -> ApiResult<OpDone> {
-    let doc = parse_doc(&doc)?;
     let me = app.node.org();
-    let what = "an output draft";
-    let (team, year) = app
-        .node
-        .with_gov(|gov| match created_kind(gov, &doc, what)? {
-            DocKind::OutputDraft { team, year } => {
-                if gov.coordinator(&team).map(|c| c.org) != Some(me) {
-                    return Err(ApiError::refused(
-                        "not-coordinator",
-                        format!("only the coordinator of {team} submits its output"),
-                    ));
-                }
-                Ok((team, year))
-            }
-            _ => Err(wrong_document(&doc, what)),
-        })
-        .await?;
-    submit_attested(&app, &doc, |attestation| OpKind::SubmitOutput {
-        team,
-        year,
-        doc,
-        attestation,
+    submit_document(&app, &doc, "an output draft", |gov, kind| match kind {
+        DocKind::OutputDraft { team, year } => {
+            Some(if gov.coordinator(&team).map(|c| c.org) != Some(me) {
+                Err(ApiError::refused(
+                    "not-coordinator",
+                    format!("only the coordinator of {team} submits its output"),
+                ))
+            } else {
+                Ok(move |doc, attestation| OpKind::SubmitOutput {
+                    team,
+                    year,
+                    doc,
+                    attestation,
+                })
+            })
+        }
+        _ => None,
     })
     .await
 }
@@ -331,22 +332,41 @@ pub(super) async fn submit_national_report(
     State(app): State<Arc<App>>,
     Path(doc): Path<String>,
 ) -> ApiResult<OpDone> {
-    let doc = parse_doc(&doc)?;
-    let what = "a national report";
-    let (country, year): (Country, u16) = app
-        .node
-        .with_gov(|gov| match created_kind(gov, &doc, what)? {
-            DocKind::NationalReport { country, year } => Ok((country, year)),
-            _ => Err(wrong_document(&doc, what)),
-        })
-        .await?;
-    submit_attested(&app, &doc, |attestation| OpKind::SubmitNationalReport {
-        country,
-        year,
-        doc,
-        attestation,
+    submit_document(&app, &doc, "a national report", |_, kind| match kind {
+        DocKind::NationalReport { country, year } => {
+            Some(Ok(move |doc, attestation| OpKind::SubmitNationalReport {
+                country,
+                year,
+                doc,
+                attestation,
+            }))
+        }
+        _ => None,
     })
     .await
+}
+
+/// Submits the created document `doc`, which must be `what`: `submission` picks the kind it accepts (`None` for
+/// any other, answered as the wrong document), checks who may submit it, and builds the submission op from the
+/// document's id and its attestation as this node has it now.
+async fn submit_document<S>(
+    app: &App,
+    doc: &str,
+    what: &str,
+    submission: impl FnOnce(&Governance, DocKind) -> Option<Result<S, ApiError>>,
+) -> ApiResult<OpDone>
+where
+    S: FnOnce(DocId, Attestation) -> OpKind,
+{
+    let doc = parse_doc(doc)?;
+    let build = app
+        .node
+        .with_gov(|gov| {
+            let kind = created_kind(gov, &doc, what)?;
+            submission(gov, kind).unwrap_or_else(|| Err(wrong_document(&doc, what)))
+        })
+        .await?;
+    submit_attested(app, &doc, |attestation| build(doc, attestation)).await
 }
 
 pub(super) async fn docs(

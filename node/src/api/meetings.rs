@@ -10,12 +10,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use std::sync::Arc;
-use wsis_protocol::ids::DocId;
+use wsis_protocol::gov::MeetingInfo;
+use wsis_protocol::ids::{DocId, OpId, OrgId};
 use wsis_protocol::op::{MeetingKind, OpKind};
 
-pub(super) async fn meetings(
-    State(app): State<Arc<App>>,
-) -> ApiResult<Vec<wsis_protocol::gov::MeetingInfo>> {
+pub(super) async fn meetings(State(app): State<Arc<App>>) -> ApiResult<Vec<MeetingInfo>> {
     Ok(Json(app.node.with_gov(|gov| gov.meetings()).await))
 }
 
@@ -83,20 +82,13 @@ pub(super) async fn attend(
     State(app): State<Arc<App>>,
     Path(meeting): Path<String>,
 ) -> ApiResult<OpDone> {
-    let meeting = parse_op(&meeting, "meeting")?;
-    let me = app.node.org();
-    app.node
-        .with_gov(|gov| {
-            require_member(gov, &me)?;
-            let info = gov.meeting(&meeting).ok_or_else(|| {
-                ApiError::not_found("unknown-meeting", format!("no meeting {meeting}"))
-            })?;
-            if info.attendees.contains(&me) {
-                return Err(ApiError::refused("already", "already attending"));
-            }
-            Ok(())
-        })
-        .await?;
+    let meeting = checked_meeting(&app, &meeting, true, |info, me| {
+        if info.attendees.contains(me) {
+            return Err(ApiError::refused("already", "already attending"));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(done(
         app.node.submit_checked(OpKind::Attend { meeting }).await?,
     ))
@@ -144,25 +136,43 @@ pub(super) async fn approve(
     State(app): State<Arc<App>>,
     Path(meeting): Path<String>,
 ) -> ApiResult<OpDone> {
-    let meeting = parse_op(&meeting, "meeting")?;
-    let me = app.node.org();
-    app.node
-        .with_gov(|gov| {
-            let info = gov.meeting(&meeting).ok_or_else(|| {
-                ApiError::not_found("unknown-meeting", format!("no meeting {meeting}"))
-            })?;
-            if info.convener != me && !info.attendees.contains(&me) {
-                return Err(ApiError::refused(
-                    "not-attendee",
-                    "only the convener and attendees approve a meeting record",
-                ));
-            }
-            Ok(())
-        })
-        .await?;
+    let meeting = checked_meeting(&app, &meeting, false, |info, me| {
+        if info.convener != *me && !info.attendees.contains(me) {
+            return Err(ApiError::refused(
+                "not-attendee",
+                "only the convener and attendees approve a meeting record",
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     submit_attested(&app, &DocId(meeting.0), |record| OpKind::ApproveRecord {
         meeting,
         record,
     })
     .await
+}
+
+/// The meeting `meeting` names, once this organisation may act on it: admitted first if `admitted`, then the
+/// meeting known, then `check` of the meeting and this organisation.
+async fn checked_meeting(
+    app: &App,
+    meeting: &str,
+    admitted: bool,
+    check: impl FnOnce(&MeetingInfo, &OrgId) -> Result<(), ApiError>,
+) -> Result<OpId, ApiError> {
+    let meeting = parse_op(meeting, "meeting")?;
+    let me = app.node.org();
+    app.node
+        .with_gov(|gov| {
+            if admitted {
+                require_member(gov, &me)?;
+            }
+            let info = gov.meeting(&meeting).ok_or_else(|| {
+                ApiError::not_found("unknown-meeting", format!("no meeting {meeting}"))
+            })?;
+            check(&info, &me)
+        })
+        .await?;
+    Ok(meeting)
 }

@@ -111,8 +111,7 @@ pub(super) async fn op_info(
 }
 
 pub(super) async fn orgs(State(app): State<Arc<App>>) -> ApiResult<Vec<OrgRow>> {
-    let orgs = app.node.with_gov(|gov| gov.orgs()).await;
-    Ok(Json(orgs.into_iter().map(OrgRow::from).collect()))
+    Ok(Json(app.node.with_gov(|gov| gov.orgs()).await))
 }
 
 pub(super) async fn admit(

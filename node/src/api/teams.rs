@@ -44,47 +44,51 @@ pub(super) async fn join_team(
     State(app): State<Arc<App>>,
     Path(team): Path<String>,
 ) -> ApiResult<OpDone> {
-    let me = app.node.org();
-    let team = app
-        .node
-        .with_gov(|gov| {
-            require_member(gov, &me)?;
-            let team = parse_team(gov, &team)?;
-            if gov.team_members(&team).contains(&me) {
-                return Err(ApiError::refused(
-                    "already",
-                    format!("already a member of {team}"),
-                ));
-            }
-            Ok(team)
-        })
-        .await?;
-    Ok(done(
-        app.node.submit_checked(OpKind::JoinTeam { team }).await?,
-    ))
+    change_membership(&app, &team, Membership::Join).await
 }
 
 pub(super) async fn leave_team(
     State(app): State<Arc<App>>,
     Path(team): Path<String>,
 ) -> ApiResult<OpDone> {
+    change_membership(&app, &team, Membership::Leave).await
+}
+
+/// Which way a membership request goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    Join,
+    Leave,
+}
+
+/// Joins or leaves `team`: joining needs an admitted organisation outside the team, leaving only a member of it.
+async fn change_membership(app: &App, team: &str, change: Membership) -> ApiResult<OpDone> {
     let me = app.node.org();
     let team = app
         .node
         .with_gov(|gov| {
-            let team = parse_team(gov, &team)?;
-            if !gov.team_members(&team).contains(&me) {
-                return Err(ApiError::refused(
+            if change == Membership::Join {
+                require_member(gov, &me)?;
+            }
+            let team = parse_team(gov, team)?;
+            match (change, gov.team_members(&team).contains(&me)) {
+                (Membership::Join, true) => Err(ApiError::refused(
+                    "already",
+                    format!("already a member of {team}"),
+                )),
+                (Membership::Leave, false) => Err(ApiError::refused(
                     "not-member",
                     format!("not a member of {team}"),
-                ));
+                )),
+                _ => Ok(team),
             }
-            Ok(team)
         })
         .await?;
-    Ok(done(
-        app.node.submit_checked(OpKind::LeaveTeam { team }).await?,
-    ))
+    let kind = match change {
+        Membership::Join => OpKind::JoinTeam { team },
+        Membership::Leave => OpKind::LeaveTeam { team },
+    };
+    Ok(done(app.node.submit_checked(kind).await?))
 }
 
 pub(super) async fn modalities(

@@ -4,8 +4,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use wsis_protocol::gov::OrgInfo;
-use wsis_protocol::ids::OrgId;
-use wsis_protocol::op::{Country, StakeholderType};
 
 /// Every error body: a one-line message for people and a stable code for scripts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,30 +64,8 @@ pub struct OpInfo {
     pub invalid: Option<String>,
 }
 
-/// `GET /v1/orgs`: one row per organisation whose inception this node holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OrgRow {
-    pub id: OrgId,
-    pub name: String,
-    pub stakeholder: StakeholderType,
-    pub country: Option<Country>,
-    pub secretariat: bool,
-    /// Admitted (accredited).
-    pub member: bool,
-}
-
-impl From<OrgInfo> for OrgRow {
-    fn from(o: OrgInfo) -> Self {
-        OrgRow {
-            id: o.id,
-            name: o.name,
-            stakeholder: o.stakeholder,
-            country: o.country,
-            secretariat: o.secretariat,
-            member: o.member,
-        }
-    }
-}
+/// `GET /v1/orgs`: one row per organisation whose inception this node holds, as the replica sees it.
+pub type OrgRow = OrgInfo;
 
 /// `POST /v1/orgs/admit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,8 +1,13 @@
 //! Set-up shared by the node's integration tests (each test file is its own crate and uses what it needs, hence
 //! `dead_code` allowed): an organisation's data directory, loopback listen addresses, and the sync protocol's
-//! length-prefixed frame that the raw and malicious peers write by hand.
+//! length-prefixed frame that the raw and malicious peers write by hand; whole nodes in [`nodes`], the raw
+//! sync codec in [`raw`] and the malicious sync server built on it in [`evil`].
 
 #![allow(dead_code)]
+
+pub mod evil;
+pub mod nodes;
+pub mod raw;
 
 use wsis_node::data_dir::{DataDir, InitOptions};
 use wsis_node::net::Multiaddr;

@@ -16,14 +16,15 @@ use std::collections::BTreeSet;
 /// A meeting record as approved: (document heads, content hash).
 type RecordKey = (Vec<[u8; 32]>, [u8; 32]);
 
-/// An organisation as the replica sees it now.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// An organisation as the replica sees it now (also the API's `GET /v1/orgs` row, read back by its clients).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrgInfo {
     pub id: OrgId,
     pub name: String,
     pub stakeholder: StakeholderType,
     pub country: Option<Country>,
     pub secretariat: bool,
+    /// Admitted (accredited).
     pub member: bool,
 }
 
