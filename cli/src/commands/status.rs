@@ -44,10 +44,11 @@ pub(super) fn status(client: Client, json: bool) -> Result<(), Failure> {
         &s.docs_digest[..16]
     );
     println!(
-        "refused       {} ops, {} requests, {} envelopes; {} parked ops evicted",
+        "refused       {} ops, {} requests, {} envelopes; {} ops refused parking, {} parked ops evicted",
         s.ops_refused,
         s.requests_refused,
         s.envelopes_rejected.values().sum::<u64>(),
+        s.ops_parking_refused,
         s.ops_evicted
     );
     Ok(())

@@ -73,6 +73,7 @@ pub(super) async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
                 ops_refused: stats.ops_refused,
                 requests_refused: stats.requests_refused,
                 ops_evicted: stats.ops_evicted,
+                ops_parking_refused: stats.ops_parking_refused,
                 envelopes_rejected: docs
                     .rejected_counts()
                     .iter()

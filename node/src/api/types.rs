@@ -43,9 +43,12 @@ pub struct Status {
     pub ops_received: u64,
     pub ops_refused: u64,
     pub requests_refused: u64,
-    /// Parked governance ops evicted (a peer's past its quota, or a banned peer's).
+    /// Parked governance ops evicted: newcomers the parking ledger refused, and all of a banned peer's.
     #[serde(default)]
     pub ops_evicted: u64,
+    /// Governance ops refused parking as newcomers (their peer past its quota of 256, or the ledger full).
+    #[serde(default)]
+    pub ops_parking_refused: u64,
     /// Rejected change envelopes per reason.
     pub envelopes_rejected: BTreeMap<String, u64>,
     /// Sync bytes received from and sent to peers since start.
