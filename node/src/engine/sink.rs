@@ -49,21 +49,6 @@ impl<S: EnvelopeSink + ?Sized> EnvelopeSink for &mut S {
     }
 }
 
-impl<S: EnvelopeSink + ?Sized> EnvelopeSink for Box<S> {
-    type Error = S::Error;
-
-    fn put_envelope(&mut self, envelope: &SignedEnvelope) -> Result<(), Self::Error> {
-        (**self).put_envelope(envelope)
-    }
-
-    fn begin_batch(&mut self) {
-        (**self).begin_batch()
-    }
-
-    fn commit_batch(&mut self) -> Result<(), Self::Error> {
-        (**self).commit_batch()
-    }
-}
 
 /// An in-memory [`EnvelopeSink`] for tests and tools: keeps the signed bytes per document, in acceptance order.
 #[derive(Debug, Default, Clone)]
