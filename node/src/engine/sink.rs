@@ -49,7 +49,6 @@ impl<S: EnvelopeSink + ?Sized> EnvelopeSink for &mut S {
     }
 }
 
-
 /// An in-memory [`EnvelopeSink`] for tests and tools: keeps the signed bytes per document, in acceptance order.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySink {
