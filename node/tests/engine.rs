@@ -15,8 +15,10 @@ use wsis_node::engine::{
 };
 use wsis_protocol::cbor::Encoder;
 use wsis_protocol::crypto::{Domain, SecretKey};
-use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope, EnvelopeError, SignedEnvelope};
-use wsis_protocol::fixture::World;
+use wsis_protocol::envelope::{
+    actor_id, automerge_actor, ChangeEnvelope, EnvelopeError, SignedEnvelope,
+};
+use wsis_protocol::fixture::{op_bomb_change, World};
 use wsis_protocol::gov::{Governance, WriteDenied};
 use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{sha256, DocId};
@@ -429,6 +431,57 @@ fn case_14_tampered_change_bytes_are_rejected_and_the_original_still_accepted() 
     assert_eq!(b.export(&f.doc).unwrap(), a.export(&f.doc).unwrap());
 }
 
+/// The op bomb (issue 14, defect 1): an authorised team member's envelope, validly signed, whose one change
+/// claims 8 M ops in a few dozen bytes (Automerge would expand every one) is refused at stage 1 from the change's
+/// column metadata: nothing is stored or applied, the sender is penalised, and the member's honest edits still
+/// arrive.
+#[test]
+fn an_op_bomb_from_an_authorised_member_is_refused_before_automerge_and_nothing_is_stored() {
+    let f = federation();
+    let mut b = engine(&f.w, f.acme);
+    let key = secret(&f.w, f.apc);
+    let salt = [9u8; 16];
+    let bomb = op_bomb_change(actor_id(&key.public(), &f.doc, &salt), 1, 8 << 20, 0);
+    assert!(bomb.len() < 120, "{} bytes", bomb.len());
+    let header = ChangeEnvelope {
+        federation: f.w.federation,
+        doc: f.doc,
+        author: f.w.id(f.apc),
+        key: key.public(),
+        session_salt: salt,
+        gov_heads: f.w.gov.heads(),
+        change_hashes: vec![Hash32(sha256(&bomb[8..]))],
+    };
+    let err = b
+        .receive(&f.w.gov, &peer(5), &forge(&header, &key, &[&bomb]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReceiveError::Envelope(EnvelopeError::ChangeTooCostly { index: 0, what: "ops", count, .. })
+                if count == 8 << 20
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.reason(), Some(Reject::TooLarge));
+    assert!(err.penalises());
+    assert!(b.heads(&f.doc).is_empty());
+    assert!(b.sink().is_empty());
+    assert_eq!(b.rejected_counts().get(&Reject::TooLarge).copied(), Some(1));
+
+    let mut a = engine(&f.w, f.apc);
+    a.edit(&f.doc, |tx| {
+        tx.put(ROOT, "summary", "Connectivity in 12 countries")
+    })
+    .unwrap();
+    accepted(b.receive(
+        &f.w.gov,
+        &peer(1),
+        one(a.publish(&f.w.gov, &f.doc).unwrap()).bytes(),
+    ));
+    assert_eq!(b.export(&f.doc).unwrap(), a.export(&f.doc).unwrap());
+}
+
 #[test]
 fn missing_dependencies_park_the_envelope_until_they_arrive() {
     let f = federation();
@@ -753,36 +806,6 @@ fn case_12_automerge_equivocation_in_both_orders_is_excluded_everywhere_without_
     assert_eq!(e4.equivocations(&f.doc), evidence);
 }
 
-/// A change chunk with a correct hash and checksum whose ops Automerge cannot parse: what passes stage 1 of
-/// verification (no Automerge code) and fails stage 2.
-fn unparseable_change(good: &Change) -> (Vec<u8>, Hash32) {
-    let raw = good.raw_bytes();
-    // magic (4) | checksum (4) | type (1) | LEB128 length | data
-    let mut i = 9;
-    while raw[i] & 0x80 != 0 {
-        i += 1;
-    }
-    let data = &raw[i + 1..];
-    let data = &data[..data.len() - 3]; // cut into the op columns
-    let mut body = vec![raw[8]];
-    let mut len = data.len();
-    loop {
-        let b = (len & 0x7f) as u8;
-        len >>= 7;
-        if len == 0 {
-            body.push(b);
-            break;
-        }
-        body.push(b | 0x80);
-    }
-    body.extend_from_slice(data);
-    let hash = sha256(&body);
-    let mut out = raw[..4].to_vec();
-    out.extend_from_slice(&hash[..4]);
-    out.extend_from_slice(&body);
-    (out, Hash32(hash))
-}
-
 #[test]
 fn automerge_parses_changes_only_from_authorised_authors_with_their_dependencies_present() {
     let f = federation();
@@ -799,9 +822,10 @@ fn automerge_parses_changes_only_from_authorised_authors_with_their_dependencies
     };
     for (org, expect_denied) in [(f.outsider, true), (f.acme, false)] {
         let key = secret(&f.w, org);
-        let mut d = AutoCommit::new().with_actor(automerge_actor(&key.public(), &f.doc, &salt));
-        d.put(ROOT, "payload", "x".repeat(64)).unwrap();
-        let (bytes, hash) = unparseable_change(&d.get_last_local_change().unwrap());
+        // A change stage 1 reads and counts (no Automerge code) but Automerge cannot parse: five ops with
+        // predecessor references and no predecessor columns.
+        let bytes = op_bomb_change(actor_id(&key.public(), &f.doc, &salt), 1, 5, 1);
+        let hash = Hash32(sha256(&bytes[8..]));
         assert!(
             Change::try_from(bytes.as_slice()).is_err(),
             "automerge cannot parse it"

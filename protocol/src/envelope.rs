@@ -112,6 +112,15 @@ pub enum EnvelopeError {
     ChangeCountMismatch { hashes: usize, changes: usize },
     #[error("change {index} is not a well-formed automerge change: {reason}")]
     MalformedChange { index: usize, reason: String },
+    #[error("change {index} expands into {count} {what}, the limit is {max}")]
+    ChangeTooCostly {
+        index: usize,
+        what: &'static str,
+        count: u64,
+        max: u64,
+    },
+    #[error("the envelope's changes expand into {count} ops, the limit is {max}")]
+    EnvelopeTooCostly { count: u64, max: u64 },
     #[error("change {index} does not match the hash signed at its position")]
     HashMismatch { index: usize },
     #[error("change {index} was made by an actor not derived from the envelope's key, document and salt")]

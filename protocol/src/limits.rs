@@ -31,6 +31,23 @@ pub const MAX_CHANGES_PER_ENVELOPE: usize = 4096;
 pub const MAX_CHANGE_BYTES: usize = 1024 * 1024;
 /// One signed envelope (header plus changes).
 pub const MAX_ENVELOPE_BYTES: usize = 8 * 1024 * 1024;
+/// Ops in one Automerge change, as Automerge counts them (`Change::len`). Counted from the column metadata
+/// before any Automerge code runs (`chunk_cost`): a run-length column repeats one op any number of times in a
+/// few bytes, and Automerge expands it one op at a time (the op bomb). 262,144 ops is a quarter of a million
+/// typed characters in one change.
+pub const MAX_CHANGE_OPS: u64 = 262_144;
+/// Predecessor references of the ops of one change.
+pub const MAX_CHANGE_PREDS: u64 = 2 * MAX_CHANGE_OPS;
+/// Ops in one envelope, over all its changes.
+pub const MAX_ENVELOPE_OPS: u64 = 4 * MAX_CHANGE_OPS;
+/// Ops one bundled document may hold when the verifier loads it (an upper bound read from its columns).
+pub const MAX_DOCUMENT_OPS: u64 = 8 * MAX_CHANGE_OPS;
+/// Successor references in one bundled document, and dependency references of its changes.
+pub const MAX_DOCUMENT_REFS: u64 = 2 * MAX_DOCUMENT_OPS;
+/// Changes in one bundled document.
+pub const MAX_DOCUMENT_CHANGES: u64 = 1_048_576;
+/// Bytes the compressed columns of one bundled document may inflate to while their cost is read.
+pub const MAX_DOCUMENT_INFLATED_BYTES: usize = 64 * 1024 * 1024;
 /// Ops waiting for missing parents, across all peers, in one replica.
 pub const MAX_PARKED_OPS: usize = 10_000;
 /// Timestamps are informational; anything beyond this (year 2200) is refused as malformed.

@@ -42,7 +42,7 @@ impl fmt::Debug for Peer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Reject {
-    /// Over a size cap (envelope, change, list).
+    /// Over a size or cost cap (envelope, change, list; ops a change or envelope expands into: the op bomb).
     TooLarge,
     /// Not a strict encoding, wrong structure, or a change that is not a canonical uncompressed Automerge change.
     Malformed,
@@ -67,7 +67,9 @@ pub enum Reject {
 impl Reject {
     pub(super) fn of_envelope_error(e: &EnvelopeError) -> Reject {
         match e {
-            EnvelopeError::TooLarge { .. } => Reject::TooLarge,
+            EnvelopeError::TooLarge { .. }
+            | EnvelopeError::ChangeTooCostly { .. }
+            | EnvelopeError::EnvelopeTooCostly { .. } => Reject::TooLarge,
             EnvelopeError::HashMismatch { .. } => Reject::HashMismatch,
             EnvelopeError::ForeignActor { .. } => Reject::ForeignActor,
             EnvelopeError::Key(_) | EnvelopeError::BadSignature => Reject::BadSignature,

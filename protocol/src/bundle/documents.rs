@@ -3,9 +3,13 @@
 //! itself. The Chair runs the same check before signing that the verifier runs after.
 
 use super::closing::{Attested, AttestedBy};
+use crate::chunk_cost::document_cost;
 use crate::export::canonical_json;
 use crate::ids::Hash32;
 use crate::ids::{sha256, DocId};
+use crate::limits::{
+    MAX_DOCUMENT_CHANGES, MAX_DOCUMENT_INFLATED_BYTES, MAX_DOCUMENT_OPS, MAX_DOCUMENT_REFS,
+};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,6 +20,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub enum DocumentError {
     #[error("automerge could not load the bytes")]
     Load,
+    #[error("the document's columns cannot be read before loading it: {0}")]
+    Unreadable(crate::chunk_cost::CostError),
+    #[error("the document would expand into {count} {what} when loaded, the limit is {max}")]
+    TooCostly {
+        what: &'static str,
+        count: u64,
+        max: u64,
+    },
     #[error("{by} attests heads that are not in the document: {missing:?}")]
     MissingHeads {
         by: AttestedBy,
@@ -35,12 +47,32 @@ pub(super) fn guarded<T>(f: impl FnOnce() -> Option<T>) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok().flatten()
 }
 
+/// What a document would expand into when loaded, read from its column metadata (inflating compressed columns
+/// under a cap) before Automerge sees it: a few hundred bytes can claim millions of ops (the op bomb), and
+/// `Automerge::load` would expand every one of them.
+pub(super) fn check_cost(bytes: &[u8]) -> Result<(), DocumentError> {
+    let cost =
+        document_cost(bytes, MAX_DOCUMENT_INFLATED_BYTES).map_err(DocumentError::Unreadable)?;
+    for (what, count, max) in [
+        ("ops", cost.ops, MAX_DOCUMENT_OPS),
+        ("successor references", cost.succs, MAX_DOCUMENT_REFS),
+        ("changes", cost.changes, MAX_DOCUMENT_CHANGES),
+        ("dependency references", cost.deps, MAX_DOCUMENT_REFS),
+    ] {
+        if count > max {
+            return Err(DocumentError::TooCostly { what, count, max });
+        }
+    }
+    Ok(())
+}
+
 /// Loads a document (behind a panic firewall), checks its heads against the attestations and every attested
 /// content hash; returns the canonical JSON of the whole document.
 pub(super) fn check_document(
     bytes: &[u8],
     attested: &[&Attested],
 ) -> Result<Vec<u8>, DocumentError> {
+    check_cost(bytes)?;
     let doc = guarded(|| Automerge::load(bytes).ok()).ok_or(DocumentError::Load)?;
     let mut all: BTreeSet<Hash32> = BTreeSet::new();
     for a in attested {

@@ -81,3 +81,23 @@ fn the_ops_file_is_length_prefixed_and_truncation_is_an_error() {
         Err(OpsFileError::TooLarge { at: 0, .. })
     ));
 }
+
+/// The op bomb in a bundle: a document of a few dozen bytes whose columns claim 2^40 ops is refused from its
+/// column metadata, naming what it would expand into, before `Automerge::load` could expand it; a real saved
+/// document passes the same check.
+#[test]
+fn a_document_bomb_is_refused_before_automerge_loads_it() {
+    let bomb = crate::fixture::document_bomb(1 << 40);
+    assert!(bomb.len() < 64, "{} bytes", bomb.len());
+    assert_eq!(
+        super::documents::check_cost(&bomb),
+        Err(super::documents::DocumentError::TooCostly {
+            what: "ops",
+            count: 1 << 40,
+            max: crate::limits::MAX_DOCUMENT_OPS
+        })
+    );
+    let mut doc = automerge::AutoCommit::new();
+    automerge::transaction::Transactable::put(&mut doc, automerge::ROOT, "k", "v").unwrap();
+    assert_eq!(super::documents::check_cost(&doc.save()), Ok(()));
+}

@@ -3,7 +3,6 @@
 use super::*;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ObjType, ROOT};
-use sha2::Digest;
 
 /// The data of a change chunk: the bytes after magic, checksum, type and length.
 fn chunk_data(chunk: &[u8]) -> &[u8] {
@@ -77,71 +76,9 @@ fn predecessors_are_counted() {
     assert_eq!(cost.preds, 3);
 }
 
-fn uleb(mut v: u64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-fn sleb(mut v: i64, out: &mut Vec<u8>) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-/// The data of a change whose columns say "`put ROOT.k = null`, `n` times", each op with `preds` predecessors: a
-/// few dozen bytes for any `n`.
+/// The data of a bomb change (see [`crate::fixture::op_bomb_change`]).
 fn op_bomb(n: u64, preds: u64) -> Vec<u8> {
-    let run = |value: u64| {
-        let mut c = Vec::new();
-        sleb(n as i64, &mut c);
-        uleb(value, &mut c);
-        c
-    };
-    // key string column (id 1, type string): the run holds one string
-    let mut key = Vec::new();
-    sleb(n as i64, &mut key);
-    uleb(1, &mut key);
-    key.push(b'k');
-    let mut insert = Vec::new(); // boolean: n times false
-    uleb(n, &mut insert);
-    let columns: Vec<(u32, Vec<u8>)> = vec![
-        ((1 << 4) | TYPE_STRING, key),
-        ((3 << 4) | TYPE_BOOLEAN, insert),
-        ((4 << 4) | TYPE_INTEGER, run(1)),        // action: set
-        ((5 << 4) | TYPE_VALUE_METADATA, run(0)), // value: null
-        ((7 << 4) | TYPE_GROUP, run(preds)),
-    ];
-    let mut data = Vec::new();
-    uleb(0, &mut data); // deps
-    uleb(16, &mut data);
-    data.extend_from_slice(&[7; 16]); // actor
-    uleb(1, &mut data); // seq
-    uleb(1, &mut data); // start op
-    sleb(0, &mut data); // time
-    uleb(0, &mut data); // message
-    uleb(0, &mut data); // other actors
-    uleb(columns.len() as u64, &mut data);
-    for (spec, bytes) in &columns {
-        uleb(u64::from(*spec), &mut data);
-        uleb(bytes.len() as u64, &mut data);
-    }
-    for (_, bytes) in &columns {
-        data.extend_from_slice(bytes);
-    }
-    data
+    chunk_data(&crate::fixture::op_bomb_change([7; 16], 1, n, preds)).to_vec()
 }
 
 #[test]
@@ -166,15 +103,8 @@ fn an_op_bomb_is_counted_without_expanding_it() {
 fn a_small_bomb_is_what_automerge_counts_too() {
     // The same hand-built encoding that claims 2^40 ops parses in Automerge for a small n, with that many ops:
     // the counter reads the columns the way Automerge does.
-    let data = op_bomb(5, 0);
-    let mut chunk = Vec::new();
-    chunk.push(1u8);
-    uleb(data.len() as u64, &mut chunk);
-    chunk.extend_from_slice(&data);
-    let hash: [u8; 32] = sha2::Sha256::digest(&chunk).into();
-    let mut bytes = vec![0x85, 0x6f, 0x4a, 0x83];
-    bytes.extend_from_slice(&hash[..4]);
-    bytes.extend_from_slice(&chunk);
+    let bytes = crate::fixture::op_bomb_change([7; 16], 1, 5, 0);
+    let data = chunk_data(&bytes).to_vec();
     let change = automerge::Change::from_bytes(bytes).unwrap();
     assert_eq!(change.len(), 5);
     assert_eq!(change_cost(&data).unwrap().ops, 5);
@@ -267,19 +197,6 @@ fn a_big_document_with_compressed_columns_is_inflated_under_the_cap() {
 #[test]
 fn a_document_bomb_is_counted() {
     // A document chunk whose op columns claim 2^40 ops in a few bytes.
-    let mut ops_col = Vec::new();
-    sleb(1 << 40, &mut ops_col);
-    uleb(1, &mut ops_col);
-    let mut data = Vec::new();
-    uleb(0, &mut data); // actors
-    uleb(0, &mut data); // heads
-    uleb(0, &mut data); // change columns
-    uleb(1, &mut data); // op columns
-    uleb(u64::from((4 << 4) | TYPE_INTEGER), &mut data);
-    uleb(ops_col.len() as u64, &mut data);
-    data.extend_from_slice(&ops_col);
-    let mut bytes = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, CHUNK_TYPE_DOCUMENT];
-    uleb(data.len() as u64, &mut bytes);
-    bytes.extend_from_slice(&data);
+    let bytes = crate::fixture::document_bomb(1 << 40);
     assert_eq!(document_cost(&bytes, 1024).unwrap().ops, 1 << 40);
 }

@@ -1,7 +1,7 @@
 //! The signed header of an envelope ([`ChangeEnvelope`]): everything the signature covers, its canonical
 //! encoding and strict decoding, the rules about the header alone, and sealing a batch of local changes.
 
-use super::verified::{check_parsed, inspect_change, RawChange};
+use super::verified::{change_ops, check_envelope_ops, check_parsed, inspect_change, RawChange};
 use super::wrapper::{decode_wrapper, open_versioned_body, write_signed_front};
 use super::{
     actor_id, EnvelopeError, SignedEnvelope, VerifiedHeader, ACTOR_ID_LEN, SESSION_SALT_LEN,
@@ -157,10 +157,12 @@ impl ChangeEnvelope {
                 });
             }
             let signed = Hash32(change.hash().0);
-            let fact = inspect_change(index, raw, &signed, &actor)?;
+            let mut fact = inspect_change(index, raw, &signed, &actor)?;
+            fact.ops = change_ops(index, raw)?;
             check_parsed(index, change, raw, &signed, &fact, &actor)?;
             facts.push(fact);
         }
+        check_envelope_ops(&facts)?;
         let header = ChangeEnvelope {
             federation,
             doc,

@@ -7,8 +7,11 @@ use super::chunk::*;
 use super::*;
 use crate::cbor::Encoder;
 use crate::crypto::{Domain, SecretKey};
+use crate::fixture::op_bomb_change;
 use crate::ids::{EnvelopeId, Hash32, OpId, OrgId};
-use crate::limits::{MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES};
+use crate::limits::{
+    MAX_CHANGE_BYTES, MAX_CHANGE_OPS, MAX_CHANGE_PREDS, MAX_ENVELOPE_BYTES, MAX_ENVELOPE_OPS,
+};
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ReadDoc, ROOT};
 
@@ -745,19 +748,6 @@ fn garbage_ops(actor: &[u8], seq: u64, deps: &[Hash32]) -> Vec<u8> {
     d
 }
 
-/// A real change by `actor` whose op column bytes are overwritten with 0xff, re-framed with a correct
-/// length, checksum and hash: the front is intact, the ops are nonsense.
-fn scrambled_ops(actor: automerge::ActorId) -> Vec<u8> {
-    let mut doc = AutoCommit::new().with_actor(actor);
-    doc.put(ROOT, "k", "v").unwrap();
-    let raw = doc.get_last_local_change().unwrap().raw_bytes().to_vec();
-    let data_at = raw.len() - check_chunk_framing(&raw).unwrap().data.len();
-    let mut data = raw[data_at..].to_vec();
-    let n = data.len();
-    data[n - 6..].fill(0xff);
-    frame(CHUNK_TYPE_CHANGE, &data)
-}
-
 fn automerge_rejects(chunk: &[u8]) -> bool {
     automerge::Change::try_from(chunk).is_err()
 }
@@ -864,40 +854,38 @@ fn stage_one_accepts_signed_garbage_ops_and_stage_two_rejects_them() {
     let (sk, author) = org(1);
     let actor = actor_id(&sk.public(), &DOC, &SALT);
     let good = own_changes(&sk, 1);
-    let dep = Hash32([0xab; 32]);
-    for garbage in [
-        frame(CHUNK_TYPE_CHANGE, &garbage_ops(&actor, 2, &[dep])),
-        scrambled_ops(automerge_actor(&sk.public(), &DOC, &SALT)),
-    ] {
-        assert!(automerge_rejects(&garbage));
-        let header = header_for(
-            &sk,
-            author,
-            vec![Hash32(good[0].hash().0), chunk_hash(&garbage)],
-        );
-        let bytes = forge_signed(&sk, &header, &[good[0].raw_bytes(), &garbage]);
-        let verified = VerifiedHeader::from_bytes(&bytes, FED).unwrap();
-        assert_eq!(verified.raw_changes().nth(1), Some(&garbage[..]));
-        assert_eq!(verified.change_keys()[1].2, chunk_hash(&garbage));
-        let r = verified.parse_changes();
-        assert!(
-            matches!(r, Err(EnvelopeError::MalformedChange { index: 1, .. })),
-            "{r:?}"
-        );
-        assert_eq!(
-            SignedEnvelope::from_bytes(&bytes, FED).map(|_| ()),
-            r.map(|_| ())
-        );
-    }
-    // The front of the garbage change is read without Automerge.
-    let garbage = frame(CHUNK_TYPE_CHANGE, &garbage_ops(&actor, 2, &[dep]));
-    let header = header_for(&sk, author, vec![chunk_hash(&garbage)]);
-    let verified =
-        VerifiedHeader::from_bytes(&forge_signed(&sk, &header, &[&garbage]), FED).unwrap();
-    assert_eq!(verified.external_deps(), vec![dep]);
+    // Ops whose columns stage 1 can count but whose contents Automerge refuses (predecessor references with no
+    // predecessor columns): stage 1 accepts, stage 2 refuses.
+    let garbage = op_bomb_change(actor, 2, 5, 1);
+    assert!(automerge_rejects(&garbage));
+    let header = header_for(
+        &sk,
+        author,
+        vec![Hash32(good[0].hash().0), chunk_hash(&garbage)],
+    );
+    let bytes = forge_signed(&sk, &header, &[good[0].raw_bytes(), &garbage]);
+    let verified = VerifiedHeader::from_bytes(&bytes, FED).unwrap();
+    assert_eq!(verified.raw_changes().nth(1), Some(&garbage[..]));
+    assert_eq!(verified.change_keys()[1].2, chunk_hash(&garbage));
+    let r = verified.parse_changes();
+    assert!(
+        matches!(r, Err(EnvelopeError::MalformedChange { index: 1, .. })),
+        "{r:?}"
+    );
     assert_eq!(
-        verified.change_keys(),
-        vec![(actor, 2, chunk_hash(&garbage))]
+        SignedEnvelope::from_bytes(&bytes, FED).map(|_| ()),
+        r.map(|_| ())
+    );
+    // Ops whose columns claim more bytes than there are: stage 1 refuses them itself, from the column metadata,
+    // after reading the front (dependencies, actor, seq) and the signature without Automerge.
+    let dep = Hash32([0xab; 32]);
+    let garbage = frame(CHUNK_TYPE_CHANGE, &garbage_ops(&actor, 2, &[dep]));
+    assert!(automerge_rejects(&garbage));
+    let header = header_for(&sk, author, vec![chunk_hash(&garbage)]);
+    let r = VerifiedHeader::from_bytes(&forge_signed(&sk, &header, &[&garbage]), FED).map(|_| ());
+    assert!(
+        matches!(r, Err(EnvelopeError::MalformedChange { index: 0, ref reason }) if reason.contains("op columns")),
+        "{r:?}"
     );
 }
 
@@ -942,7 +930,12 @@ fn stage_one_rejects_forgeries_without_automerge() {
         stage1(&hb, &sig, &garbage),
         Err(EnvelopeError::BadSignature)
     );
-    assert!(stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &garbage).is_ok());
+    // Correctly signed, it passes every check before the op count, which refuses an op column that claims more
+    // bytes than there are (still without Automerge).
+    assert!(matches!(
+        stage1(&hb, &sk.sign(Domain::ChangeEnvelope, &hb), &garbage),
+        Err(EnvelopeError::MalformedChange { index: 0, ref reason }) if reason.contains("op columns")
+    ));
 
     // Foreign actor: the actor at the front of the chunk is not the derived one.
     let other_actor = actor_id(&other.public(), &DOC, &SALT);
@@ -1013,7 +1006,7 @@ fn stage_two_cross_checks_stage_one() {
     let fresh = || VerifiedHeader::from_bytes(env.bytes(), FED).unwrap();
     let disagree = Err(EnvelopeError::MalformedChange {
         index: 1,
-        reason: "automerge reads the change's seq or dependencies differently".into(),
+        reason: "automerge reads the change's seq, dependencies or op count differently".into(),
     });
 
     let mut h = fresh();
@@ -1024,6 +1017,9 @@ fn stage_two_cross_checks_stage_one() {
     assert_eq!(h.parse_changes(), disagree);
     let mut h = fresh();
     h.changes[1].facts.deps.push(Hash32([0; 32]));
+    assert_eq!(h.parse_changes(), disagree);
+    let mut h = fresh();
+    h.changes[1].facts.ops += 1;
     assert_eq!(h.parse_changes(), disagree);
     let mut h = fresh();
     h.header.change_hashes[1].0[31] ^= 1;
@@ -1064,4 +1060,62 @@ fn leb128_reading_follows_automerge() {
     assert_eq!(read(&[0xff, 0x80, 0x00]), Err(Leb128Error::NonMinimal));
     assert_eq!(read(&[]), Err(Leb128Error::CutOff));
     assert_eq!(read(&[0x80]), Err(Leb128Error::CutOff));
+}
+
+/// The op bomb: a change of a few dozen bytes whose run-length columns claim more ops, or more predecessor
+/// references, than the caps is refused at stage 1 from its column metadata, before Automerge sees it; so is an
+/// envelope whose changes are each under the cap but together over the envelope's. Under the caps the same
+/// encoding passes both stages, and Automerge counts the ops stage 1 counted.
+#[test]
+fn an_op_bomb_is_refused_at_stage_one_before_automerge_runs() {
+    let (sk, author) = org(1);
+    let actor = actor_id(&sk.public(), &DOC, &SALT);
+    for (n, preds, what, count, max) in [
+        (
+            MAX_CHANGE_OPS + 1,
+            0,
+            "ops",
+            MAX_CHANGE_OPS + 1,
+            MAX_CHANGE_OPS,
+        ),
+        (1 << 40, 0, "ops", 1 << 40, MAX_CHANGE_OPS),
+        (
+            1,
+            MAX_CHANGE_PREDS + 1,
+            "predecessor references",
+            MAX_CHANGE_PREDS + 1,
+            MAX_CHANGE_PREDS,
+        ),
+    ] {
+        let chunk = op_bomb_change(actor, 1, n, preds);
+        assert!(chunk.len() < 120, "{} bytes", chunk.len());
+        let header = header_for(&sk, author, vec![chunk_hash(&chunk)]);
+        let bytes = forge_signed(&sk, &header, &[&chunk]);
+        let refused = Err(EnvelopeError::ChangeTooCostly {
+            index: 0,
+            what,
+            count,
+            max,
+        });
+        assert_eq!(VerifiedHeader::from_bytes(&bytes, FED).map(|_| ()), refused);
+        assert_eq!(SignedEnvelope::from_bytes(&bytes, FED).map(|_| ()), refused);
+    }
+
+    let chunks: Vec<Vec<u8>> = (1..=5)
+        .map(|seq| op_bomb_change(actor, seq, MAX_CHANGE_OPS, 0))
+        .collect();
+    let header = header_for(&sk, author, chunks.iter().map(|c| chunk_hash(c)).collect());
+    let parts: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        VerifiedHeader::from_bytes(&forge_signed(&sk, &header, &parts), FED).map(|_| ()),
+        Err(EnvelopeError::EnvelopeTooCostly {
+            count: 5 * MAX_CHANGE_OPS,
+            max: MAX_ENVELOPE_OPS
+        })
+    );
+
+    let small = op_bomb_change(actor, 1, 5, 0);
+    let header = header_for(&sk, author, vec![chunk_hash(&small)]);
+    let env = SignedEnvelope::from_bytes(&forge_signed(&sk, &header, &[&small]), FED).unwrap();
+    assert_eq!(env.changes()[0].len(), 5);
 }

@@ -5,9 +5,10 @@
 use super::chunk::{check_chunk_framing, read_change_prefix};
 use super::wrapper::decode_wrapper;
 use super::{ChangeEnvelope, EnvelopeError, ACTOR_ID_LEN};
+use crate::chunk_cost::change_cost;
 use crate::crypto::{Domain, SIGNATURE_LEN};
 use crate::ids::{sha256, EnvelopeId, FederationId, Hash32};
-use crate::limits::MAX_ENVELOPE_BYTES;
+use crate::limits::{MAX_CHANGE_OPS, MAX_CHANGE_PREDS, MAX_ENVELOPE_BYTES, MAX_ENVELOPE_OPS};
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use std::sync::Arc;
 pub(super) struct ChangeFacts {
     pub(super) seq: u64,
     pub(super) deps: Vec<Hash32>,
+    /// Ops, as Automerge will count them, read from the column metadata ([`change_ops`]; 0 until then).
+    pub(super) ops: u64,
 }
 
 /// One change after stage 1: where it is in the envelope, and its facts.
@@ -51,7 +54,45 @@ pub(super) fn inspect_change(
     if change_actor != actor.as_slice() {
         return Err(EnvelopeError::ForeignActor { index });
     }
-    Ok(ChangeFacts { seq, deps })
+    Ok(ChangeFacts { seq, deps, ops: 0 })
+}
+
+/// The ops one change chunk expands into, counted from its column metadata without expanding anything (the op
+/// bomb), and checked against [`MAX_CHANGE_OPS`] and [`MAX_CHANGE_PREDS`]. Runs after the signature check: a
+/// forgery is named as one, and a peer pays for this count only with signed bytes.
+pub(super) fn change_ops(index: usize, bytes: &[u8]) -> Result<u64, EnvelopeError> {
+    let malformed = |reason: String| EnvelopeError::MalformedChange { index, reason };
+    let chunk = check_chunk_framing(bytes).map_err(|r| malformed(r.to_string()))?;
+    let cost = change_cost(chunk.data).map_err(|e| malformed(e.to_string()))?;
+    for (what, count, max) in [
+        ("ops", cost.ops, MAX_CHANGE_OPS),
+        ("predecessor references", cost.preds, MAX_CHANGE_PREDS),
+    ] {
+        if count > max {
+            return Err(EnvelopeError::ChangeTooCostly {
+                index,
+                what,
+                count,
+                max,
+            });
+        }
+    }
+    Ok(cost.ops)
+}
+
+/// The ops of a whole envelope, checked against [`MAX_ENVELOPE_OPS`] (each change is already under its own cap,
+/// so the sum cannot overflow).
+pub(super) fn check_envelope_ops<'a>(
+    facts: impl IntoIterator<Item = &'a ChangeFacts>,
+) -> Result<(), EnvelopeError> {
+    let count: u64 = facts.into_iter().map(|f| f.ops).sum();
+    if count > MAX_ENVELOPE_OPS {
+        return Err(EnvelopeError::EnvelopeTooCostly {
+            count,
+            max: MAX_ENVELOPE_OPS,
+        });
+    }
+    Ok(())
 }
 
 /// The stage-2 checks on one change Automerge has parsed: it holds exactly the received bytes, and it agrees
@@ -83,10 +124,11 @@ pub(super) fn check_parsed(
             .iter()
             .zip(&facts.deps)
             .all(|(a, b)| a.0 == b.0);
-    if change.seq() != facts.seq || !same_deps {
+    // The op count decides the op-bomb caps before Automerge runs; Automerge must count the same.
+    if change.seq() != facts.seq || !same_deps || change.len() as u64 != facts.ops {
         return Err(EnvelopeError::MalformedChange {
             index,
-            reason: "automerge reads the change's seq or dependencies differently".into(),
+            reason: "automerge reads the change's seq, dependencies or op count differently".into(),
         });
     }
     Ok(())
@@ -177,6 +219,10 @@ impl VerifiedHeader {
             .key
             .verify(Domain::ChangeEnvelope, header_bytes, &wrapper.signature)
             .map_err(|_| EnvelopeError::BadSignature)?;
+        for (index, change) in changes.iter_mut().enumerate() {
+            change.facts.ops = change_ops(index, &bytes[change.range.0..change.range.1])?;
+        }
+        check_envelope_ops(changes.iter().map(|c| &c.facts))?;
         Ok(Self {
             bytes: bytes.into(),
             id: EnvelopeId::of_bytes(bytes),
