@@ -551,3 +551,56 @@ pub fn document_bomb(n: u64) -> Vec<u8> {
     bytes.extend_from_slice(&data);
     bytes
 }
+
+/// A document whose history has every kind of op: map puts, nested objects, list inserts, text, deletes,
+/// counters, marks, and a second actor editing concurrently.
+pub fn varied_history() -> automerge::AutoCommit {
+    use automerge::transaction::Transactable;
+    let mut a =
+        automerge::AutoCommit::new().with_actor(automerge::ActorId::from(b"actor-a".as_slice()));
+    a.put(automerge::ROOT, "title", "WSIS")
+        .expect("a fixed edit applies");
+    let list = a
+        .put_object(automerge::ROOT, "minutes", automerge::ObjType::List)
+        .expect("a fixed edit applies");
+    for i in 0..40 {
+        a.insert(&list, i, format!("paragraph {i}"))
+            .expect("a fixed edit applies");
+    }
+    a.commit();
+    let text = a
+        .put_object(automerge::ROOT, "sections", automerge::ObjType::Text)
+        .expect("a fixed edit applies");
+    a.splice_text(&text, 0, 0, "Achievements: broadband for schools")
+        .expect("a fixed edit applies");
+    a.put(automerge::ROOT, "count", automerge::ScalarValue::counter(1))
+        .expect("a fixed edit applies");
+    a.commit();
+    let mut b = a
+        .fork()
+        .with_actor(automerge::ActorId::from(b"actor-b".as_slice()));
+    b.splice_text(&text, 5, 3, "")
+        .expect("a fixed edit applies");
+    b.increment(automerge::ROOT, "count", 5)
+        .expect("a fixed edit applies");
+    b.delete(&list, 3).expect("a fixed edit applies");
+    b.mark(
+        &text,
+        automerge::marks::Mark::new("bold".into(), true, 0, 4),
+        automerge::marks::ExpandMark::After,
+    )
+    .expect("a fixed edit applies");
+    b.commit();
+    a.put(automerge::ROOT, "title", "WSIS+20")
+        .expect("a fixed edit applies");
+    for i in 0..300 {
+        a.put(automerge::ROOT, format!("k{}", i % 7).as_str(), i)
+            .expect("a fixed edit applies");
+    }
+    a.commit();
+    a.merge(&mut b).expect("a fixed edit applies");
+    a.put(automerge::ROOT, "after-merge", true)
+        .expect("a fixed edit applies");
+    a.commit();
+    a
+}

@@ -7,41 +7,17 @@
 //! history so the mutations land in every column kind.
 #![allow(clippy::unwrap_used)]
 
-use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ObjType, ROOT};
 use proptest::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 use wsis_protocol::chunk_cost::change_cost;
 use wsis_protocol::ids::sha256;
 
-/// The raw change chunks of a history with map puts, list inserts, text, counters, deletes and a second actor.
+/// The raw change chunks of a history with every kind of op and a second actor (`fixture::varied_history`).
 fn corpus() -> &'static Vec<Vec<u8>> {
     static CORPUS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     CORPUS.get_or_init(|| {
-        let mut a = AutoCommit::new().with_actor(ActorId::from(b"actor-a".as_slice()));
-        a.put(ROOT, "title", "WSIS").unwrap();
-        let list = a.put_object(ROOT, "minutes", ObjType::List).unwrap();
-        for i in 0..20 {
-            a.insert(&list, i, format!("paragraph {i}")).unwrap();
-        }
-        a.commit();
-        let text = a.put_object(ROOT, "sections", ObjType::Text).unwrap();
-        a.splice_text(&text, 0, 0, "Achievements: broadband")
-            .unwrap();
-        a.put(ROOT, "count", automerge::ScalarValue::counter(1))
-            .unwrap();
-        a.commit();
-        let mut b = a.fork().with_actor(ActorId::from(b"actor-b".as_slice()));
-        b.splice_text(&text, 5, 3, "").unwrap();
-        b.increment(ROOT, "count", 5).unwrap();
-        b.delete(&list, 3).unwrap();
-        b.commit();
-        for i in 0..50 {
-            a.put(ROOT, format!("k{}", i % 7).as_str(), i).unwrap();
-        }
-        a.commit();
-        a.merge(&mut b).unwrap();
+        let mut a = wsis_protocol::fixture::varied_history();
         a.get_changes(&[])
             .into_iter()
             .map(|c| c.raw_bytes().to_vec())

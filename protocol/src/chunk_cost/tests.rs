@@ -2,7 +2,7 @@
 
 use super::*;
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ObjType, ROOT};
+use automerge::{AutoCommit, ObjType, ROOT};
 
 /// The data of a change chunk: the bytes after magic, checksum, type and length.
 fn chunk_data(chunk: &[u8]) -> &[u8] {
@@ -12,47 +12,9 @@ fn chunk_data(chunk: &[u8]) -> &[u8] {
     r.bytes
 }
 
-/// A document whose history has every kind of op: map puts, nested objects, list inserts, text, deletes,
-/// counters, marks, and a second actor editing concurrently.
-fn varied_history() -> AutoCommit {
-    let mut a = AutoCommit::new().with_actor(ActorId::from(b"actor-a".as_slice()));
-    a.put(ROOT, "title", "WSIS").unwrap();
-    let list = a.put_object(ROOT, "minutes", ObjType::List).unwrap();
-    for i in 0..40 {
-        a.insert(&list, i, format!("paragraph {i}")).unwrap();
-    }
-    a.commit();
-    let text = a.put_object(ROOT, "sections", ObjType::Text).unwrap();
-    a.splice_text(&text, 0, 0, "Achievements: broadband for schools")
-        .unwrap();
-    a.put(ROOT, "count", automerge::ScalarValue::counter(1))
-        .unwrap();
-    a.commit();
-    let mut b = a.fork().with_actor(ActorId::from(b"actor-b".as_slice()));
-    b.splice_text(&text, 5, 3, "").unwrap();
-    b.increment(ROOT, "count", 5).unwrap();
-    b.delete(&list, 3).unwrap();
-    b.mark(
-        &text,
-        automerge::marks::Mark::new("bold".into(), true, 0, 4),
-        automerge::marks::ExpandMark::After,
-    )
-    .unwrap();
-    b.commit();
-    a.put(ROOT, "title", "WSIS+20").unwrap();
-    for i in 0..300 {
-        a.put(ROOT, format!("k{}", i % 7).as_str(), i).unwrap();
-    }
-    a.commit();
-    a.merge(&mut b).unwrap();
-    a.put(ROOT, "after-merge", true).unwrap();
-    a.commit();
-    a
-}
-
 #[test]
 fn the_op_count_of_every_change_equals_automerges() {
-    let mut doc = varied_history();
+    let mut doc = crate::fixture::varied_history();
     let changes = doc.get_changes(&[]);
     assert!(changes.len() >= 5);
     for change in changes {
@@ -112,7 +74,7 @@ fn a_small_bomb_is_what_automerge_counts_too() {
 
 #[test]
 fn truncation_and_garbage_are_errors_not_panics() {
-    let mut doc = varied_history();
+    let mut doc = crate::fixture::varied_history();
     let change = doc.get_last_local_change().unwrap().clone();
     let data = chunk_data(change.raw_bytes()).to_vec();
     for cut in 0..data.len() {
@@ -158,7 +120,7 @@ fn too_many_columns_are_refused_before_allocating() {
 
 #[test]
 fn a_saved_document_is_bounded_by_its_ops_and_changes() {
-    let mut doc = varied_history();
+    let mut doc = crate::fixture::varied_history();
     let saved = doc.save();
     let changes = doc.get_changes(&[]);
     let total_ops: u64 = changes.iter().map(|c| c.len() as u64).sum();
