@@ -93,6 +93,9 @@ pub(super) struct DocState {
     pub(super) rebuilds: u64,
     /// Changes counted in `valid` but not applied yet (a batch in progress, see `DocumentEngine::receive_batch`).
     pub(super) deferred: Vec<ChangeHash>,
+    /// Ops over every stored envelope (authorised or not): what the document may cost to load, capped at
+    /// `MAX_DOCUMENT_OPS`, the cap the offline verifier applies to a bundled document.
+    pub(super) ops: u64,
 }
 
 /// What a pre-check of an envelope's changes against the history found.
@@ -125,6 +128,7 @@ impl DocState {
             },
             rebuilds: 0,
             deferred: Vec::new(),
+            ops: 0,
         }
     }
 
@@ -226,6 +230,7 @@ impl DocState {
         let ok = authorised.is_ok();
         let actor = self.actor_idx(env.changes()[0].actor_id());
         self.by_id.insert(env.id(), idx);
+        self.ops += env.verified_header().ops();
         self.envelopes.push(StoredEnvelope { env, authorised });
         let mut fresh = Vec::new();
         let mut need_full = false;

@@ -25,6 +25,10 @@ pub enum ReceiveError {
     /// fetched again later). Counted as [`Reject::ParkingFull`].
     #[error("the parking buffer is full")]
     ParkingBusy,
+    /// The document would hold more ops than the offline verifier loads (`MAX_DOCUMENT_OPS`): refused, so no
+    /// member can make a document, and with it the year's bundle, unverifiable. Counted as [`Reject::TooLarge`].
+    #[error("the document would hold {ops} ops, the limit is {max}")]
+    DocumentFull { ops: u64, max: u64 },
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -36,6 +40,7 @@ impl ReceiveError {
             ReceiveError::Envelope(e) => Some(Reject::of_envelope_error(e)),
             ReceiveError::Denied(_) => Some(Reject::Unauthorised),
             ReceiveError::InvalidHistory { .. } => Some(Reject::InvalidHistory),
+            ReceiveError::DocumentFull { .. } => Some(Reject::TooLarge),
             ReceiveError::ParkingFull { .. } | ReceiveError::ParkingBusy => {
                 Some(Reject::ParkingFull)
             }
@@ -103,6 +108,10 @@ pub enum PublishError {
     /// unpublished for a retry.
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The document would hold more ops than `MAX_DOCUMENT_OPS` (every peer would refuse the envelope); the
+    /// unpublished changes stay unpublished.
+    #[error("the document would hold {ops} ops, the limit is {max}: peers and the verifier would refuse it")]
+    DocumentFull { ops: u64, max: u64 },
 }
 
 /// Why an export failed.

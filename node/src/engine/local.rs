@@ -13,7 +13,7 @@ use wsis_protocol::envelope::{ChangeEnvelope, SignedEnvelope};
 use wsis_protocol::gov::{Governance, WriteDenied};
 use wsis_protocol::ids::DocId;
 use wsis_protocol::limits::{
-    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES, MAX_HEADS,
+    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_DOCUMENT_OPS, MAX_ENVELOPE_BYTES, MAX_HEADS,
 };
 
 impl<S: EnvelopeSink> DocumentEngine<S> {
@@ -167,6 +167,17 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             self.signatures += 1;
             if let Err(reason) = gov.authorize_envelope(&env) {
                 return Err(self.discard_unpublished(doc, reason));
+            }
+            let ops = self
+                .docs
+                .get(doc)
+                .map_or(0, |st| st.ops)
+                .saturating_add(env.verified_header().ops());
+            if ops > MAX_DOCUMENT_OPS {
+                return Err(PublishError::DocumentFull {
+                    ops,
+                    max: MAX_DOCUMENT_OPS,
+                });
             }
             self.sink
                 .put_envelope(&env)

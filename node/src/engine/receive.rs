@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use wsis_protocol::envelope::{EnvelopeError, SignedEnvelope, VerifiedHeader};
 use wsis_protocol::gov::{Governance, WriteDenied};
 use wsis_protocol::ids::{DocId, OpId};
+use wsis_protocol::limits::MAX_DOCUMENT_OPS;
 
 /// An envelope after stage 1 of verification, or after both stages.
 #[derive(Debug, Clone)]
@@ -270,6 +271,15 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 return Err(e);
             }
         };
+        let ops = st.ops.saturating_add(env.verified_header().ops());
+        if !restore && ops > MAX_DOCUMENT_OPS {
+            let e = ReceiveError::DocumentFull {
+                ops,
+                max: MAX_DOCUMENT_OPS,
+            };
+            self.count(e.reason());
+            return Err(e);
+        }
         if !restore {
             self.sink
                 .put_envelope(&env)

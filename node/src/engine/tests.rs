@@ -224,3 +224,83 @@ fn a_full_parking_buffer_refuses_the_newcomer_without_blaming_it() {
     assert!(!e.penalises());
     assert_eq!(p.slots.len(), 1, "what was parked stays");
 }
+
+/// A document at `MAX_DOCUMENT_OPS` (what the offline verifier loads at most) takes no more ops: an envelope
+/// from a peer is refused as too large, counted and blamed on the sender, and nothing is stored; this node's own
+/// publish is refused too, and its unpublished changes stay unpublished. (The count is set directly: reaching
+/// two million real ops would cost the test seconds and hundreds of MiB.)
+#[test]
+fn a_document_at_its_op_cap_takes_no_more_from_peers_or_from_this_node() {
+    use wsis_protocol::fixture::World;
+    use wsis_protocol::limits::MAX_DOCUMENT_OPS;
+    use wsis_protocol::op::{DocKind, OpKind};
+
+    let mut w = World::wsis();
+    let apc = w.add_org("APC", "civil-society", None);
+    let acme = w.add_org("Acme", "private-sector", None);
+    for org in [apc, acme] {
+        w.admit(org);
+        w.op(org, OpKind::JoinTeam { team: w.team("C2") });
+    }
+    let kind = DocKind::OutputDraft {
+        team: w.team("C2"),
+        year: 2026,
+    };
+    let doc = DocId(w.op(apc, OpKind::CreateDoc { kind }).id().0);
+    let engine = |org: usize| {
+        DocumentEngine::new(
+            w.federation,
+            w.id(org),
+            w.secret_of(org),
+            MemorySink::default(),
+        )
+    };
+    let (mut a, mut b) = (engine(apc), engine(acme));
+    let from_a = Peer::new(b"node-a");
+
+    a.edit(&doc, |tx| tx.put(ROOT, "p", 1)).unwrap();
+    let first = a.publish(&w.gov, &doc).unwrap();
+    assert!(matches!(
+        b.receive(&w.gov, &from_a, first[0].bytes()),
+        Ok(Received::Accepted(_))
+    ));
+    assert!(
+        b.docs[&doc].ops > 0,
+        "the accepted envelope's ops are counted"
+    );
+
+    b.docs.get_mut(&doc).unwrap().ops = MAX_DOCUMENT_OPS;
+    a.edit(&doc, |tx| tx.put(ROOT, "p", 2)).unwrap();
+    let second = a.publish(&w.gov, &doc).unwrap();
+    let err = b.receive(&w.gov, &from_a, second[0].bytes()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReceiveError::DocumentFull {
+                max: MAX_DOCUMENT_OPS,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.reason(), Some(Reject::TooLarge));
+    assert!(err.penalises());
+    assert_eq!(
+        b.sink().len(),
+        1,
+        "nothing of the refused envelope is stored"
+    );
+    assert_eq!(b.rejected_counts().get(&Reject::TooLarge).copied(), Some(1));
+
+    a.docs.get_mut(&doc).unwrap().ops = MAX_DOCUMENT_OPS;
+    a.edit(&doc, |tx| tx.put(ROOT, "p", 3)).unwrap();
+    assert!(matches!(
+        a.publish(&w.gov, &doc),
+        Err(PublishError::DocumentFull { .. })
+    ));
+    assert_eq!(
+        a.unpublished_len(&doc),
+        1,
+        "the change is kept, unpublished"
+    );
+}

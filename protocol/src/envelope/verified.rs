@@ -282,6 +282,11 @@ impl VerifiedHeader {
     pub fn header(&self) -> &ChangeEnvelope {
         &self.header
     }
+    /// The ops the envelope's changes expand into, as Automerge counts them (read in stage 1 from the column
+    /// metadata; each change is at most `MAX_CHANGE_OPS`, the envelope at most `MAX_ENVELOPE_OPS`).
+    pub fn ops(&self) -> u64 {
+        self.changes.iter().map(|c| c.facts.ops).sum()
+    }
 
     /// The raw change chunks, in batch order: each hashes to the signed hash at its position, but Automerge has
     /// not parsed it.
