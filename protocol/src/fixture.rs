@@ -439,32 +439,36 @@ pub fn one_of_every_kind(first: SignedOp, second: SignedOp) -> Vec<OpKind> {
     ]
 }
 
+/// Minimal unsigned LEB128, as Automerge writes it.
+fn uleb(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Minimal signed LEB128, as Automerge writes it.
+fn sleb(mut v: i64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
 /// A change chunk by `actor` with sequence number `seq` whose columns say "`put ROOT.k = null`, `n` times", each
 /// op with `preds` predecessor references: a few dozen bytes for any `n` (the op bomb). Its checksum is right, so
 /// only a count of what it expands into refuses it.
 pub fn op_bomb_change(actor: [u8; 16], seq: u64, n: u64, preds: u64) -> Vec<u8> {
-    fn uleb(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
-    fn sleb(mut v: i64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
     // Column specifications: id << 4 | type (string 5, boolean 4, integer 2, value metadata 6, group 0).
     let n = i64::try_from(n).unwrap_or(i64::MAX);
     let run = |value: u64| {
@@ -515,39 +519,20 @@ pub fn op_bomb_change(actor: [u8; 16], seq: u64, n: u64, preds: u64) -> Vec<u8> 
 
 /// A document chunk (what `Automerge::save` writes) whose op column claims `n` ops in a few bytes.
 pub fn document_bomb(n: u64) -> Vec<u8> {
-    let leb = |mut v: u64, out: &mut Vec<u8>| loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            break;
-        }
-        out.push(b | 0x80);
-    };
     // One run of `n` equal values in the action column (id 4, integer): a signed count, then the value.
     let mut ops_col = Vec::new();
-    let count = i64::try_from(n).unwrap_or(i64::MAX);
-    let mut v = count;
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0) {
-            ops_col.push(b);
-            break;
-        }
-        ops_col.push(b | 0x80);
-    }
-    leb(1, &mut ops_col);
+    sleb(i64::try_from(n).unwrap_or(i64::MAX), &mut ops_col);
+    uleb(1, &mut ops_col);
     let mut data = Vec::new();
-    leb(0, &mut data); // actors
-    leb(0, &mut data); // heads
-    leb(0, &mut data); // change columns
-    leb(1, &mut data); // op columns
-    leb((4 << 4) | 2, &mut data);
-    leb(ops_col.len() as u64, &mut data);
+    uleb(0, &mut data); // actors
+    uleb(0, &mut data); // heads
+    uleb(0, &mut data); // change columns
+    uleb(1, &mut data); // op columns
+    uleb((4 << 4) | 2, &mut data);
+    uleb(ops_col.len() as u64, &mut data);
     data.extend_from_slice(&ops_col);
     let mut bytes = vec![0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 0]; // document chunk (type 0)
-    leb(data.len() as u64, &mut bytes);
+    uleb(data.len() as u64, &mut bytes);
     bytes.extend_from_slice(&data);
     bytes
 }

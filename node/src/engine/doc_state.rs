@@ -12,6 +12,7 @@ use wsis_protocol::envelope::{automerge_actor, SignedEnvelope, SESSION_SALT_LEN}
 use wsis_protocol::gov::WriteDenied;
 use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, EnvelopeId};
+use wsis_protocol::limits::MAX_DOCUMENT_OPS;
 
 pub(super) type Salt = [u8; SESSION_SALT_LEN];
 
@@ -215,6 +216,17 @@ impl DocState {
         self.actors.push(actor.clone());
         self.actor_index.insert(actor.clone(), i);
         i
+    }
+
+    /// The document's ops once `more` are added, or `Err` with that total when it would pass `MAX_DOCUMENT_OPS`
+    /// (the cap the offline verifier loads; peers and this node's own publish both check it here).
+    pub(super) fn ops_with(&self, more: u64) -> Result<u64, u64> {
+        let total = self.ops.saturating_add(more);
+        if total > MAX_DOCUMENT_OPS {
+            Err(total)
+        } else {
+            Ok(total)
+        }
     }
 
     /// Adds a stored envelope to the indexes. Returns the new change hashes (for an authorised envelope) and

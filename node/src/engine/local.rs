@@ -155,6 +155,14 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             let changes: Vec<Change> = pending[..batch].iter().map(|(_, c)| c.clone()).collect();
             Some((batch, pending[0].0, changes))
         }) {
+            // Checked before signing: `Change::len` is the count stage 1 reads (stage 2 checks they agree).
+            let more = changes.iter().map(|c| c.len() as u64).sum();
+            if let Err(ops) = self.state(doc).ops_with(more) {
+                return Err(PublishError::DocumentFull {
+                    ops,
+                    max: MAX_DOCUMENT_OPS,
+                });
+            }
             let env = ChangeEnvelope::seal(
                 self.federation,
                 *doc,
@@ -167,17 +175,6 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             self.signatures += 1;
             if let Err(reason) = gov.authorize_envelope(&env) {
                 return Err(self.discard_unpublished(doc, reason));
-            }
-            let ops = self
-                .docs
-                .get(doc)
-                .map_or(0, |st| st.ops)
-                .saturating_add(env.verified_header().ops());
-            if ops > MAX_DOCUMENT_OPS {
-                return Err(PublishError::DocumentFull {
-                    ops,
-                    max: MAX_DOCUMENT_OPS,
-                });
             }
             self.sink
                 .put_envelope(&env)

@@ -271,8 +271,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 return Err(e);
             }
         };
-        let ops = st.ops.saturating_add(env.verified_header().ops());
-        if !restore && ops > MAX_DOCUMENT_OPS {
+        if let (false, Err(ops)) = (restore, st.ops_with(env.verified_header().ops())) {
             let e = ReceiveError::DocumentFull {
                 ops,
                 max: MAX_DOCUMENT_OPS,
