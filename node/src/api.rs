@@ -12,6 +12,7 @@
 //! Every route is listed in [`ROUTES`]; `docs/api.md` documents each one and a test keeps the two in step.
 
 mod documents;
+mod json_errors;
 mod meetings;
 mod motions;
 mod parse;
@@ -206,6 +207,7 @@ pub fn router(node: Node, token: String) -> Router {
         .layer(axum::middleware::from_fn_with_state(app.clone(), authorise))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::from_fn(contain_panics))
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         .with_state(app)
 }
 

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod evil;
+pub mod http;
 pub mod nodes;
 pub mod raw;
 
