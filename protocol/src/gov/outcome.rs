@@ -51,9 +51,8 @@ impl InsertError {
 }
 
 /// What [`Governance::check`](super::Governance::check) says an insertion of an op would do, when it would not
-/// leave the op valid in the DAG.
+/// leave the op valid in the DAG. Exhaustive on purpose: a caller that acts on a verdict must handle every one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum CheckError {
     /// The insertion would refuse the op (nothing of it would be stored).
     #[error(transparent)]
