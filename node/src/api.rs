@@ -6,8 +6,13 @@
 //! - **JSON in, JSON out.** Errors are `{"error": "<one line>", "code": "<stable code>"}` with 400 (bad input),
 //!   401 (no or wrong token), 404 (unknown id), 409 (refused by the governance rules or not possible yet) or 500.
 //! - **Acknowledged means durable**: a 2xx reply to a write comes after the op or envelope is flushed to disk.
-//! - **A refused command changes nothing**: governance ops go through [`Node::submit_checked`] (dry run on a copy
-//!   of the replica), and document edits are checked against the writer rules before the edit is made.
+//! - **A refused command changes nothing**: governance ops go through [`Node::submit_checked`] (sealed and read
+//!   back by the peers' strict decoder, then judged by the replay without being inserted), and document edits are
+//!   checked against the writer rules before the edit is made.
+//! - **One source of rules**: the handlers parse the request, look up what the op needs (404 for an id that
+//!   does not exist) and build the op; whether the op is allowed is the replay's answer, with its stable code
+//!   (`not-coordinator`, `not-attendee`, …, listed in `docs/api.md`). The only checks of their own are guards
+//!   against ops the rules accept but that would change nothing (joining a team twice, admitting twice).
 //!
 //! Every route is listed in [`ROUTES`]; `docs/api.md` documents each one and a test keeps the two in step.
 
@@ -137,11 +142,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refused op keeps the code of the rule that refused it: the strict decoder's (400: the request asked for an op
+/// no peer accepts), the replay's invalidity reason or structural refusal (409: the governance rules say no).
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
+        let message = e.to_string();
         match e {
-            SubmitError::Invalid(why) => ApiError::refused("refused", format!("refused: {why}")),
-            SubmitError::Refused(e) => ApiError::refused("refused", format!("refused: {e}")),
+            SubmitError::Malformed(op) => ApiError::bad(op.code(), message),
+            SubmitError::Invalid(why) => ApiError::refused(why.code(), message),
+            SubmitError::Refused(refusal) => ApiError::refused(refusal.code(), message),
+            SubmitError::Parked(_) => ApiError::refused("parked", message),
             SubmitError::Store(e) => ApiError::internal(format!("not stored: {e}")),
         }
     }

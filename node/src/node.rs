@@ -2,9 +2,11 @@
 //!
 //! [`Node`] ties the parts together. Governance ops flow like this:
 //!
-//! - **local**: sign with the organisation's key (next seq, current heads) → stored and flushed → inserted into
-//!   the replica → announced. Nothing is acknowledged before it is durable, and nothing is shown to peers before
-//!   it is durable either, so a crash can never make the node reuse a sequence number a peer has seen.
+//! - **local**: sealed with the organisation's key (next seq, current heads; lists put in canonical form, then the
+//!   signed bytes read back by the strict decoder every peer runs) → judged by [`Governance::check`] as the
+//!   replay would judge it → stored and flushed → inserted into the replica → announced. What a peer would refuse
+//!   is refused before anything is stored. Nothing is acknowledged before it is durable, and nothing is shown to
+//!   peers before it is durable either, so a crash can never make the node reuse a sequence number a peer has seen.
 //! - **remote**: bytes from a peer → strict decode and signature (protocol) → inserted into the replica
 //!   (structural checks, parking of ops with missing parents, validity) → stored with every parked op it released.
 //!   A peer whose ops fail decoding, signature or structural checks is penalised; enough penalties disconnect it.
@@ -65,9 +67,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Mutex, Semaphore};
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::SignedEnvelope;
-use wsis_protocol::gov::{topological_order, Governance, InsertError, Inserted};
+use wsis_protocol::gov::{
+    topological_order, CheckError, Governance, InsertError, Inserted, Invalid,
+};
 use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
-use wsis_protocol::op::{OpBody, OpKind, SignedOp};
+use wsis_protocol::op::{OpBody, OpError, OpKind, SignedOp};
 
 /// Ops in one `Ops` response frame at most (the frame limit bounds bytes too).
 const MAX_OPS_PER_RESPONSE: usize = 2_000;
@@ -130,17 +134,26 @@ pub enum StartError {
     Identity(String),
 }
 
-/// Why a local op was not accepted.
+/// Why a local op was not accepted. Whatever the reason, nothing of the op was stored, applied or sent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubmitError {
+    /// The strict decoder every peer runs refuses the op (an empty name, an oversized field, …): a peer would
+    /// refuse it and penalise this node, so it is never stored. The local API answers 400.
+    #[error("every peer would refuse this op: {0}")]
+    Malformed(OpError),
+    /// The replay would store the op without effect, for this reason ([`Node::submit_checked`] only). The local
+    /// API answers 409 with the reason's code.
+    #[error("refused by the governance rules: {0}")]
+    Invalid(Invalid),
+    /// The replica's structural checks refuse the op (API 409).
     #[error("the op was refused: {0}")]
     Refused(#[from] InsertError),
+    /// The op would wait for parents this replica lacks (cannot happen for an op built on its own heads).
+    #[error("the op cites {} parents this node does not have", .0.len())]
+    Parked(Vec<OpId>),
     #[error("the op was not durably stored")]
     Store(#[from] StoreError),
-    /// Refused before signing ([`Node::submit_checked`]): the op would be invalid.
-    #[error("refused: {0}")]
-    Invalid(String),
 }
 
 /// How the node starts.
@@ -278,7 +291,9 @@ pub async fn create_federation(
             policy: wsis_protocol::op::Policy::default(),
         })),
     }
-    .sign(dir.org_key());
+    // Sealed: a genesis every peer's decoder accepts (a name, distinct team codes, …) or none at all.
+    .seal(dir.org_key())
+    .map_err(|e| StartError::BadGenesis(e.into()))?;
     let fed = FederationId(genesis.id().0);
     store.put_op(&genesis).await.map_err(StartError::Damaged)?;
     store
@@ -389,7 +404,7 @@ impl Node {
         node.ensure_identity().await.map_err(|e| match e {
             SubmitError::Store(e) => StartError::Damaged(e),
             SubmitError::Refused(e) => StartError::BadGenesis(e),
-            SubmitError::Invalid(why) => StartError::Identity(why),
+            other => StartError::Identity(other.to_string()),
         })?;
         tokio::spawn(node.clone().event_loop(events));
         tokio::spawn(node.clone().anti_entropy());
@@ -445,6 +460,11 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Governance ops in the store: what a restart replays (equal to the replica's op count, parked ops aside).
+    pub fn stored_ops(&self) -> usize {
+        self.inner.store.op_count()
+    }
+
     /// Runs `f` on the governance replica.
     pub async fn with_gov<R>(&self, f: impl FnOnce(&Governance) -> R) -> R {
         f(&*self.inner.gov.lock().await)
@@ -452,18 +472,30 @@ impl Node {
 
     /// Signs a governance op as this organisation, stores it durably, applies it and announces it. Returns the
     /// op once it is durable.
+    ///
+    /// The op is made exactly as a peer will judge it (see [`Node::sign_store_apply`]): an op a peer's decoder or
+    /// structural checks would refuse is refused here and nothing is stored. An op the replay would merely mark
+    /// invalid is still signed (peers store such ops without penalty); [`Node::submit_checked`] refuses those too.
     pub async fn submit(&self, kind: OpKind) -> Result<SignedOp, SubmitError> {
         self.sign_store_apply(kind, false).await
     }
 
-    /// Like [`Node::submit`], but first applies the op to a copy of the replica: if it would be invalid (the
-    /// author lacks the role, the team is unknown, …) it is refused and nothing is signed, stored or sent. The
-    /// local API uses this, so a refused command changes nothing.
+    /// Like [`Node::submit`], but an op the replay would mark invalid (the author lacks the role, the team is
+    /// unknown, …) is refused too, with the replay's reason, and nothing is signed into the DAG, stored or sent.
+    /// The local API uses this, so a refused command changes nothing.
     pub async fn submit_checked(&self, kind: OpKind) -> Result<SignedOp, SubmitError> {
         self.sign_store_apply(kind, true).await
     }
 
-    async fn sign_store_apply(&self, kind: OpKind, dry_run: bool) -> Result<SignedOp, SubmitError> {
+    /// The one path of every op this node signs: seal (canonical form, then the peers' strict decoder on the
+    /// signed bytes) → verify → [`Governance::check`] (the replay's structural checks and evaluation, without
+    /// inserting) → store durably → insert → announce. Any refusal before the store leaves nothing behind: the
+    /// op was never stored, applied or sent, and its sequence number is free again.
+    async fn sign_store_apply(
+        &self,
+        kind: OpKind,
+        refuse_invalid: bool,
+    ) -> Result<SignedOp, SubmitError> {
         let mut gov = self.inner.gov.lock().await;
         let op = OpBody {
             federation: Some(gov.federation_id()),
@@ -474,21 +506,21 @@ impl Node {
             timestamp_ms: now_ms(),
             kind,
         }
-        .sign(&self.inner.org_key);
-        if dry_run {
-            let mut copy = gov.clone();
-            let verified = op.clone().verify().map_err(InsertError::from)?;
-            if let Inserted::Applied { valid: false, .. } = copy.insert(verified)? {
-                let why = copy
-                    .validity(&op.id())
-                    .and_then(Result::err)
-                    .map_or_else(|| "invalid".to_string(), |w| w.to_string());
-                return Err(SubmitError::Invalid(why));
+        .seal(&self.inner.org_key)
+        .map_err(SubmitError::Malformed)?;
+        let verified = op.clone().verify().map_err(SubmitError::Malformed)?;
+        match gov.check(&verified) {
+            Ok(()) => {}
+            Err(CheckError::Invalid(why)) if refuse_invalid => {
+                return Err(SubmitError::Invalid(why))
             }
+            // Peers store it too, without effect and without penalising anyone.
+            Err(CheckError::Invalid(_)) => {}
+            Err(CheckError::Refused(e)) => return Err(SubmitError::Refused(e)),
+            Err(CheckError::Parked { missing }) => return Err(SubmitError::Parked(missing)),
         }
         // Durable before it is visible to anyone (see the module docs).
         self.inner.store.put_op(&op).await?;
-        let verified = op.clone().verify().map_err(InsertError::from)?;
         gov.insert(verified)?;
         let heads = gov.heads();
         drop(gov);

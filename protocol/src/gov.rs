@@ -22,6 +22,7 @@
 //! See `docs/protocol.md` for the rules of every op kind and `docs/ARCHITECTURE.md` for the invariants.
 
 mod access;
+mod check;
 mod dag;
 mod eval;
 mod outcome;
@@ -30,7 +31,7 @@ mod verified;
 
 pub use access::{DocumentInfo, DocumentScope, WriteDenied};
 pub use dag::topological_order;
-pub use outcome::{InsertError, Inserted, Invalid, Validity};
+pub use outcome::{CheckError, InsertError, Inserted, Invalid, Validity};
 pub use query::{
     ApprovedRecord, ChairBench, MeetingInfo, MotionInfo, OrgInfo, SlotHolder, StateSummary,
     SubmissionInfo, SubmissionSubject,
@@ -113,6 +114,27 @@ pub(crate) struct Static {
     pub(crate) equivocations: BTreeMap<(u32, u32), Vec<OpId>>,
 }
 
+/// What [`Governance::link`] changed besides pushing the node, so that [`Governance::unlink`] can undo it.
+struct Linked {
+    idx: u32,
+    /// Another op by the same author has the same sequence number.
+    equivocates: bool,
+    /// The author had no dense index before.
+    new_org: bool,
+    /// For an inception op: the inception record and inception op index it replaced, if any.
+    replaced_inception: Option<(Option<SignedInception>, Option<u32>)>,
+    /// Parents that were heads until the op arrived.
+    removed_heads: Vec<OpId>,
+}
+
+/// An addition to the static sets ([`Static`]).
+enum StaticEntry {
+    MemberRevoke(OrgId),
+    CoordinatorRevoke(TeamCode, OrgId),
+    /// The (org index, seq) that equivocated and the two ops that show it.
+    Equivocation((u32, u32), OpId, OpId),
+}
+
 /// Parked ops, bounded.
 #[derive(Debug, Clone, Default)]
 struct Parking {
@@ -123,8 +145,8 @@ struct Parking {
 
 /// A replica of one federation's governance: the DAG and its replayed state.
 ///
-/// `Clone` lets a node dry-run a local op (insert into a copy, look at its validity) before it signs and stores
-/// it, so a refused command changes nothing. The copy costs O(ops); local ops come at human rate.
+/// A node judges its own op with [`Governance::check`] (the insertion's checks and evaluation, without inserting)
+/// before it stores it, so a refused command changes nothing and no copy of the replica is made.
 #[derive(Debug, Clone)]
 pub struct Governance {
     pub(crate) fed: FederationInfo,
@@ -424,55 +446,10 @@ impl Governance {
     /// Adds an op whose parents are all present. Returns its validity.
     fn attach(&mut self, op: VerifiedOp, recompute: &mut bool) -> Result<bool, InsertError> {
         let op = op.into_inner();
-        if self.author_key(&op) != Some(op.body().key) {
-            return Err(InsertError::KeyMismatch);
-        }
-        let parents: Vec<u32> = op.parents().iter().map(|p| self.by_id[p]).collect();
-        let org = self.org_idx(op.author());
-        let mut vc = self.merged_vc(parents.iter().copied());
-        let seen = vc.get(org as usize).copied().unwrap_or(0) as u64;
-        let is_secretariat = self.fed.secretariat.contains(&op.author());
-        let first_op_ok =
-            op.seq() != 1 || is_secretariat || matches!(op.kind(), OpKind::OrgInception(_));
-        if seen + 1 != op.seq() || !first_op_ok {
-            return Err(InsertError::ChainRule {
-                seen,
-                seq: op.seq(),
-            });
-        }
-        if vc.len() <= org as usize {
-            let mut v = vc.into_vec();
-            v.resize(org as usize + 1, 0);
-            vc = v.into_boxed_slice();
-        }
-        vc[org as usize] = op.seq() as u32;
-
-        let idx = self.nodes.len() as u32;
-        let id = op.id();
-        if let OpKind::OrgInception(rec) = op.kind() {
-            self.inceptions.insert(rec.id(), rec.clone());
-            self.inception_op.insert(rec.id(), idx);
-        }
-        for p in op.parents() {
-            self.heads.remove(p);
-        }
-        self.heads.insert(id);
-        self.by_id.insert(id, idx);
-        let twins = self
-            .by_author_seq
-            .entry((org, op.seq() as u32))
-            .or_default();
-        twins.push(idx);
-        let equivocates = twins.len() > 1;
-        self.nodes.push(Node {
-            op,
-            org,
-            seq: vc[org as usize],
-            vc,
-            validity: Ok(()),
-        });
-
-        if equivocates {
+        let vc = self.place(&op)?;
+        let linked = self.link(op, vc);
+        let idx = linked.idx;
+        if linked.equivocates {
             *recompute = true;
         }
         if *recompute {
@@ -495,9 +472,153 @@ impl Governance {
         Ok(v.is_ok())
     }
 
+    /// The structural checks of an op whose parents are all present (its key is its author's inception key; the
+    /// chain rule), changing nothing. Returns the merged clock of its parents, which [`Governance::link`] takes.
+    fn place(&self, op: &SignedOp) -> Result<Box<[u32]>, InsertError> {
+        if self.author_key(op) != Some(op.body().key) {
+            return Err(InsertError::KeyMismatch);
+        }
+        let parents = op
+            .parents()
+            .iter()
+            .filter_map(|p| self.by_id.get(p).copied());
+        let vc = self.merged_vc(parents);
+        let seen = self
+            .org_index
+            .get(&op.author())
+            .and_then(|&org| vc.get(org as usize))
+            .copied()
+            .unwrap_or(0) as u64;
+        let is_secretariat = self.fed.secretariat.contains(&op.author());
+        let first_op_ok =
+            op.seq() != 1 || is_secretariat || matches!(op.kind(), OpKind::OrgInception(_));
+        if seen + 1 != op.seq() || !first_op_ok {
+            return Err(InsertError::ChainRule {
+                seen,
+                seq: op.seq(),
+            });
+        }
+        Ok(vc)
+    }
+
+    /// Puts a placed op into the DAG (not yet evaluated: its validity is `Ok` until the caller evaluates it), and
+    /// says what it changed so that [`Governance::unlink`] can take it out again.
+    fn link(&mut self, op: SignedOp, mut vc: Box<[u32]>) -> Linked {
+        let new_org = !self.org_index.contains_key(&op.author());
+        let org = self.org_idx(op.author());
+        if vc.len() <= org as usize {
+            let mut v = vc.into_vec();
+            v.resize(org as usize + 1, 0);
+            vc = v.into_boxed_slice();
+        }
+        vc[org as usize] = op.seq() as u32;
+
+        let idx = self.nodes.len() as u32;
+        let id = op.id();
+        let mut replaced_inception = None;
+        if let OpKind::OrgInception(rec) = op.kind() {
+            replaced_inception = Some((
+                self.inceptions.insert(rec.id(), rec.clone()),
+                self.inception_op.insert(rec.id(), idx),
+            ));
+        }
+        let removed_heads = op
+            .parents()
+            .iter()
+            .filter(|p| self.heads.remove(*p))
+            .copied()
+            .collect();
+        self.heads.insert(id);
+        self.by_id.insert(id, idx);
+        let twins = self
+            .by_author_seq
+            .entry((org, op.seq() as u32))
+            .or_default();
+        twins.push(idx);
+        let equivocates = twins.len() > 1;
+        self.nodes.push(Node {
+            op,
+            org,
+            seq: vc[org as usize],
+            vc,
+            validity: Ok(()),
+        });
+        Linked {
+            idx,
+            equivocates,
+            new_org,
+            replaced_inception,
+            removed_heads,
+        }
+    }
+
+    /// Takes the last linked op out of the DAG again, restoring everything [`Governance::link`] changed (the
+    /// indexes and facts are the caller's to restore).
+    fn unlink(&mut self, linked: Linked) {
+        let Some(node) = self.nodes.pop() else {
+            return;
+        };
+        debug_assert_eq!(linked.idx as usize, self.nodes.len());
+        let id = node.op.id();
+        let key = (node.org, node.op.seq() as u32);
+        if let Some(twins) = self.by_author_seq.get_mut(&key) {
+            twins.retain(|&t| t != linked.idx);
+            if twins.is_empty() {
+                self.by_author_seq.remove(&key);
+            }
+        }
+        self.by_id.remove(&id);
+        self.heads.remove(&id);
+        self.heads.extend(linked.removed_heads);
+        if let (OpKind::OrgInception(rec), Some((inception, inception_op))) =
+            (node.op.kind(), linked.replaced_inception)
+        {
+            match inception {
+                Some(previous) => self.inceptions.insert(rec.id(), previous),
+                None => self.inceptions.remove(&rec.id()),
+            };
+            match inception_op {
+                Some(previous) => self.inception_op.insert(rec.id(), previous),
+                None => self.inception_op.remove(&rec.id()),
+            };
+        }
+        if linked.new_org {
+            self.org_ids.pop();
+            self.org_index.remove(&node.op.author());
+        }
+    }
+
     /// Records an op in the static sets if it belongs there. Returns true if that requires a full re-evaluation
     /// (a new revocation or new evidence changes what other ops mean).
     fn collect_static(&mut self, idx: u32) -> bool {
+        let Some(entry) = self.static_entry(idx) else {
+            return false;
+        };
+        match entry {
+            StaticEntry::MemberRevoke(org) => self
+                .statics
+                .member_revokes
+                .entry(org)
+                .or_default()
+                .push(idx),
+            StaticEntry::CoordinatorRevoke(team, org) => self
+                .statics
+                .coordinator_revokes
+                .entry((team, org))
+                .or_default()
+                .push(idx),
+            StaticEntry::Equivocation(key, first, second) => {
+                let ids = self.statics.equivocations.entry(key).or_default();
+                ids.push(first);
+                ids.push(second);
+            }
+        }
+        true
+    }
+
+    /// What an op would add to the static sets, if anything new: a valid revocation, or evidence of an
+    /// equivocation not recorded yet. Changes nothing.
+    fn static_entry(&self, idx: u32) -> Option<StaticEntry> {
         let node = &self.nodes[idx as usize];
         match node.op.kind() {
             OpKind::RevokeRole { role, org } => {
@@ -508,39 +629,25 @@ impl Governance {
                     .contains_key(&(node.org, node.seq))
                     || eval::revocation_valid(self, node, role, org).is_err()
                 {
-                    return false;
+                    return None;
                 }
-                match role {
-                    RevocableRole::Member => self
-                        .statics
-                        .member_revokes
-                        .entry(*org)
-                        .or_default()
-                        .push(idx),
-                    RevocableRole::Coordinator(t) => self
-                        .statics
-                        .coordinator_revokes
-                        .entry((t.clone(), *org))
-                        .or_default()
-                        .push(idx),
-                }
-                true
+                Some(match role {
+                    RevocableRole::Member => StaticEntry::MemberRevoke(*org),
+                    RevocableRole::Coordinator(t) => {
+                        StaticEntry::CoordinatorRevoke(t.clone(), *org)
+                    }
+                })
             }
             OpKind::Evidence { first, second } => {
-                match eval::evidence_pair(self, first, second, &node.vc) {
-                    Some(key) => {
-                        let ids = self.statics.equivocations.entry(key).or_default();
-                        let new = !ids.contains(&first.id());
-                        if new {
-                            ids.push(first.id());
-                            ids.push(second.id());
-                        }
-                        new
-                    }
-                    None => false,
-                }
+                let key = eval::evidence_pair(self, first, second, &node.vc)?;
+                let known = self
+                    .statics
+                    .equivocations
+                    .get(&key)
+                    .is_some_and(|ids| ids.contains(&first.id()));
+                (!known).then(|| StaticEntry::Equivocation(key, first.id(), second.id()))
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -613,7 +720,7 @@ impl Governance {
                     n.op.id(),
                     match n.validity {
                         Ok(()) => 0,
-                        Err(e) => e.code(),
+                        Err(e) => e.digest_code(),
                     },
                 )
             })

@@ -59,6 +59,19 @@ pub enum OpError {
     Structure(&'static str),
 }
 
+impl OpError {
+    /// A stable machine code for the kind of refusal (kebab-case; the local API returns it, scripts match on it).
+    pub fn code(&self) -> &'static str {
+        match self {
+            OpError::TooLarge { .. } => "op-too-large",
+            OpError::Decode(_) => "malformed",
+            OpError::Key(_) => "bad-key",
+            OpError::BadSignature => "bad-signature",
+            OpError::Structure(_) => "structurally-invalid",
+        }
+    }
+}
+
 /// `map { 0: body bytes, 1: signature }` → (where the body sits in `bytes`, signature).
 fn decode_signed_wrapper(
     bytes: &[u8],

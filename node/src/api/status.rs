@@ -121,27 +121,15 @@ pub(super) async fn admit(
 ) -> ApiResult<OpDone> {
     let Json(req) = body?;
     let org = parse_org(&req.org)?;
-    let me = app.node.org();
-    app.node
-        .with_gov(|gov| {
-            if !gov.federation().secretariat.contains(&me) {
-                return Err(ApiError::refused(
-                    "not-secretariat",
-                    "only a secretariat organisation may admit organisations",
-                ));
-            }
-            match gov.org(&org) {
-                None => Err(ApiError::not_found(
-                    "unknown-org",
-                    format!("no inception of {org} has reached this node yet (is its node running and connected?)"),
-                )),
-                Some(o) if o.member => Err(ApiError::refused(
-                    "already",
-                    format!("{} is already admitted", o.name),
-                )),
-                Some(_) => Ok(()),
-            }
-        })
-        .await?;
+    // Only a secretariat organisation admits, and never another secretariat organisation: the replay's rules
+    // (`not-secretariat`, `not-applicable`). Admitting a member again is allowed by the rules (it is how a revoked
+    // organisation is readmitted) and changes nothing otherwise.
+    let known = app.node.with_gov(|gov| gov.org(&org).is_some()).await;
+    if !known {
+        return Err(ApiError::not_found(
+            "unknown-org",
+            format!("no inception of {org} has reached this node yet (is its node running and connected?)"),
+        ));
+    }
     Ok(done(app.node.submit_checked(OpKind::Admit { org }).await?))
 }

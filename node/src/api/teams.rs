@@ -2,7 +2,7 @@
 
 use super::parse::{check_text, parse_team};
 use super::types::{ModalitiesRequest, OpDone, TeamRow};
-use super::{done, org_name, require_member, ApiError, ApiResult, App};
+use super::{done, org_name, ApiError, ApiResult, App};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -61,15 +61,14 @@ enum Membership {
     Leave,
 }
 
-/// Joins or leaves `team`: joining needs an admitted organisation outside the team, leaving only a member of it.
+/// Joins or leaves `team`. Who may join is the replay's rule (`not-member`: not admitted); joining a team this
+/// organisation is in, or leaving one it is not in, is an op the rules accept but that would change nothing, so
+/// it is refused here (`already`, `not-team-member`) rather than signed.
 async fn change_membership(app: &App, team: &str, change: Membership) -> ApiResult<OpDone> {
     let me = app.node.org();
     let team = app
         .node
         .with_gov(|gov| {
-            if change == Membership::Join {
-                require_member(gov, &me)?;
-            }
             let team = parse_team(gov, team)?;
             match (change, gov.team_members(&team).contains(&me)) {
                 (Membership::Join, true) => Err(ApiError::refused(
@@ -77,7 +76,7 @@ async fn change_membership(app: &App, team: &str, change: Membership) -> ApiResu
                     format!("already a member of {team}"),
                 )),
                 (Membership::Leave, false) => Err(ApiError::refused(
-                    "not-member",
+                    "not-team-member",
                     format!("not a member of {team}"),
                 )),
                 _ => Ok(team),
@@ -98,20 +97,8 @@ pub(super) async fn modalities(
 ) -> ApiResult<OpDone> {
     let Json(req) = body?;
     check_text(&req.text)?;
-    let me = app.node.org();
-    let team = app
-        .node
-        .with_gov(|gov| {
-            let team = parse_team(gov, &team)?;
-            if gov.coordinator(&team).map(|c| c.org) != Some(me) {
-                return Err(ApiError::refused(
-                    "not-coordinator",
-                    format!("only the coordinator of {team} may set its modalities"),
-                ));
-            }
-            Ok(team)
-        })
-        .await?;
+    // Only the team's coordinator sets them: the replay's rule (`not-coordinator`).
+    let team = app.node.with_gov(|gov| parse_team(gov, &team)).await?;
     Ok(done(
         app.node
             .submit_checked(OpKind::SetModalities {

@@ -33,6 +33,49 @@ pub enum InsertError {
     Op(#[from] OpError),
 }
 
+impl InsertError {
+    /// A stable machine code for the refusal (kebab-case), as the local API returns it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InsertError::WrongFederation { .. } => "wrong-federation",
+            InsertError::SecondGenesis => "second-genesis",
+            InsertError::NotGenesis => "not-genesis",
+            InsertError::KeyMismatch => "key-mismatch",
+            InsertError::ChainRule { .. } => "chain-rule",
+            InsertError::SeqOutOfRange => "seq-out-of-range",
+            InsertError::BadParents => "bad-parents",
+            InsertError::ParkingFull => "parking-full",
+            InsertError::Op(e) => e.code(),
+        }
+    }
+}
+
+/// What [`Governance::check`](super::Governance::check) says an insertion of an op would do, when it would not
+/// leave the op valid in the DAG. Exhaustive on purpose: a caller that acts on a verdict must handle every one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// The insertion would refuse the op (nothing of it would be stored).
+    #[error(transparent)]
+    Refused(#[from] InsertError),
+    /// The insertion would park the op until these parents arrive.
+    #[error("the op waits for {} missing parents", missing.len())]
+    Parked { missing: Vec<OpId> },
+    /// The op would enter the DAG but the replay would give it no effect, for this reason.
+    #[error("{0}")]
+    Invalid(Invalid),
+}
+
+impl CheckError {
+    /// A stable machine code (kebab-case): the refusal's, `parked`, or the invalidity reason's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CheckError::Refused(e) => e.code(),
+            CheckError::Parked { .. } => "parked",
+            CheckError::Invalid(why) => why.code(),
+        }
+    }
+}
+
 /// What happened to an inserted op.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
@@ -96,9 +139,62 @@ pub enum Invalid {
 }
 
 impl Invalid {
-    /// The digest's code for this reason (0 is a valid op).
-    pub(super) fn code(self) -> u8 {
+    /// Every reason, in declaration order (for tests and documentation).
+    pub const ALL: [Invalid; 21] = [
+        Invalid::Equivocation,
+        Invalid::NotMember,
+        Invalid::NotSecretariat,
+        Invalid::NotNominatingAuthority,
+        Invalid::NotCoordinator,
+        Invalid::RevokedConcurrently,
+        Invalid::UnknownTeam,
+        Invalid::UnknownOrg,
+        Invalid::UnknownReference,
+        Invalid::WrongMeetingKind,
+        Invalid::NotAttendee,
+        Invalid::NotInElectorate,
+        Invalid::DoubleVote,
+        Invalid::MotionNotPassed,
+        Invalid::SlotOccupied,
+        Invalid::NotGovernment,
+        Invalid::WrongDocument,
+        Invalid::NotTeamMember,
+        Invalid::Duplicate,
+        Invalid::BadEvidence,
+        Invalid::NotApplicable,
+    ];
+
+    /// The digest's code for this reason (0 is a valid op). Part of the state digest: never renumber.
+    pub(super) fn digest_code(self) -> u8 {
         self as u8 + 1
+    }
+
+    /// A stable machine code (kebab-case, the same string as the reason's JSON form): what the local API returns
+    /// when the replay would mark a command's op invalid, and what scripts match on.
+    pub fn code(self) -> &'static str {
+        match self {
+            Invalid::Equivocation => "equivocation",
+            Invalid::NotMember => "not-member",
+            Invalid::NotSecretariat => "not-secretariat",
+            Invalid::NotNominatingAuthority => "not-nominating-authority",
+            Invalid::NotCoordinator => "not-coordinator",
+            Invalid::RevokedConcurrently => "revoked-concurrently",
+            Invalid::UnknownTeam => "unknown-team",
+            Invalid::UnknownOrg => "unknown-org",
+            Invalid::UnknownReference => "unknown-reference",
+            Invalid::WrongMeetingKind => "wrong-meeting-kind",
+            Invalid::NotAttendee => "not-attendee",
+            Invalid::NotInElectorate => "not-in-electorate",
+            Invalid::DoubleVote => "double-vote",
+            Invalid::MotionNotPassed => "motion-not-passed",
+            Invalid::SlotOccupied => "slot-occupied",
+            Invalid::NotGovernment => "not-government",
+            Invalid::WrongDocument => "wrong-document",
+            Invalid::NotTeamMember => "not-team-member",
+            Invalid::Duplicate => "duplicate",
+            Invalid::BadEvidence => "bad-evidence",
+            Invalid::NotApplicable => "not-applicable",
+        }
     }
 
     /// A one-line explanation for people (CLI errors, the verifier, the report).

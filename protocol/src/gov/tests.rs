@@ -174,3 +174,276 @@ fn parents_after_keep_the_chain_rule_past_the_parent_limit() {
     );
     assert_eq!(small.gov.last_op(&crate::ids::OrgId([9; 32])), None);
 }
+
+/// A history with every path an insertion can take: valid ops of most kinds, ops the replay marks invalid (not a
+/// member, unknown team, duplicate attendance, double vote, a vote outside the electorate), ops that need a full
+/// re-evaluation (rival concurrent nominations, revocations, an equivocation and its evidence, a passed
+/// checkpoint), and ops the structural checks refuse (chain rule, wrong key, wrong federation). Returns the world;
+/// `w.log` holds every op in signing order.
+fn varied_governance() -> World {
+    use crate::op::{MeetingKind, MotionKind, OpBody, RevocableRole};
+    let mut w = World::wsis();
+    let apc = w.add_org("APC", "civil-society", None);
+    let isoc = w.add_org("ISOC", "technical-community", None);
+    let gsma = w.add_org("GSMA", "private-sector", None);
+    let kenya = w.add_org("Kenya", "government", Some("KE"));
+    let outsider = w.add_org("Outsider", "civil-society", None);
+    // Not admitted yet: invalid, then valid once admitted.
+    w.op(apc, OpKind::JoinTeam { team: w.team("C1") });
+    for o in [apc, isoc, gsma, kenya] {
+        w.admit(o);
+    }
+    w.admit(apc); // admitted twice (valid, changes nothing)
+    w.op(apc, OpKind::JoinTeam { team: w.team("C1") });
+    w.op(
+        isoc,
+        OpKind::JoinTeam {
+            team: TeamCode::new("X9").unwrap(),
+        },
+    );
+    // APC becomes coordinator of C1.
+    let (motion, _) = w.recommend_and_nominate("C1", apc, &[isoc, gsma]);
+    w.op(
+        isoc,
+        OpKind::Ballot {
+            motion: motion.id(),
+            yes: true,
+        },
+    ); // double vote
+    w.op(
+        outsider,
+        OpKind::Ballot {
+            motion: motion.id(),
+            yes: true,
+        },
+    ); // not in the electorate
+       // A second recommendation meeting with a duplicate attendance and two rival, concurrent nominations for C2.
+    let meeting = w.op(
+        0,
+        OpKind::Convene {
+            meeting: MeetingKind::Recommendation,
+            year: 2026,
+            title: "C2".into(),
+        },
+    );
+    for v in [isoc, gsma, isoc] {
+        w.op(
+            v,
+            OpKind::Attend {
+                meeting: meeting.id(),
+            },
+        );
+    }
+    let mut recommendations = Vec::new();
+    for org in [isoc, gsma] {
+        let id = w.id(org);
+        let m = w.op(
+            0,
+            OpKind::Motion {
+                meeting: meeting.id(),
+                motion: MotionKind::Recommend {
+                    team: w.team("C2"),
+                    org: id,
+                },
+            },
+        );
+        for v in [isoc, gsma] {
+            w.op(
+                v,
+                OpKind::Ballot {
+                    motion: m.id(),
+                    yes: true,
+                },
+            );
+        }
+        recommendations.push((org, m));
+    }
+    let fork = w.gov.heads();
+    for (author, (org, m)) in [0, 1].into_iter().zip(recommendations) {
+        let id = w.id(org);
+        w.op_at(
+            author,
+            &fork,
+            OpKind::Nominate {
+                team: w.team("C2"),
+                org: id,
+                recommendation: m.id(),
+            },
+        );
+    }
+    // A coordinators' meeting that passes a checkpoint.
+    let coordinators = w.coordinators_meeting();
+    let heads = w.gov.heads();
+    w.pass_motion(
+        &coordinators,
+        MotionKind::Checkpoint { heads },
+        &[apc, isoc, gsma],
+    );
+    // Coordinator work, then revocations.
+    w.op(
+        apc,
+        OpKind::SetModalities {
+            team: w.team("C1"),
+            text: "Monthly.".into(),
+        },
+    );
+    w.op(
+        isoc,
+        OpKind::SetModalities {
+            team: w.team("C1"),
+            text: "Not mine to set.".into(),
+        },
+    );
+    let kenya_id = w.id(kenya);
+    w.op(
+        0,
+        OpKind::RevokeRole {
+            role: RevocableRole::Member,
+            org: kenya_id,
+        },
+    );
+    let apc_id = w.id(apc);
+    w.op(
+        1,
+        OpKind::RevokeRole {
+            role: RevocableRole::Coordinator(w.team("C1")),
+            org: apc_id,
+        },
+    );
+    w.op(kenya, OpKind::JoinTeam { team: w.team("C3") }); // revoked
+                                                          // An equivocation, then UNESCO's evidence of it.
+    let heads = w.gov.heads();
+    let seq = w.orgs[gsma].next_seq;
+    let a = w.op_at(gsma, &heads, OpKind::JoinTeam { team: w.team("C4") });
+    w.orgs[gsma].next_seq = seq;
+    let b = w.sign_at(gsma, &heads, OpKind::JoinTeam { team: w.team("C5") });
+    w.op(
+        1,
+        OpKind::Evidence {
+            first: Box::new(a),
+            second: Box::new(b.clone()),
+        },
+    );
+    let _ = w.gov.insert(b.verify().unwrap());
+    // Refused by the structural checks: a gap in the chain, the wrong key, the wrong federation.
+    w.orgs[isoc].next_seq += 3;
+    w.op(isoc, OpKind::JoinTeam { team: w.team("C6") });
+    let heads = w.gov.heads();
+    let forged = OpBody {
+        federation: Some(w.federation),
+        author: w.id(apc),
+        key: w.orgs[isoc].secret.public(),
+        seq: w.orgs[apc].next_seq,
+        parents: heads.clone(),
+        timestamp_ms: 0,
+        kind: OpKind::JoinTeam { team: w.team("C7") },
+    }
+    .sign(&w.orgs[isoc].secret);
+    w.log.push(forged);
+    let c8 = w.team("C8");
+    let elsewhere = w.orgs[gsma].sign(
+        Some(crate::ids::FederationId([7; 32])),
+        &heads,
+        OpKind::JoinTeam { team: c8 },
+        0,
+    );
+    w.log.push(elsewhere);
+    w
+}
+
+/// `check` says what `insert` then does, op by op, and leaves the replica as it was: same digest, length, heads,
+/// parked ops and counters. Replayed in signing order, then in an order that parks and releases ops.
+#[test]
+fn check_agrees_with_insert_on_every_op_of_a_varied_history() {
+    let w = varied_governance();
+    let ops = &w.log[1..];
+    let mut reordered: Vec<_> = ops.to_vec();
+    // Every third op first: many arrive before their parents, park, and are released later.
+    reordered.sort_by_key(|op| {
+        let i = ops.iter().position(|o| o.id() == op.id()).unwrap();
+        (i % 3 != 0, i)
+    });
+    for (signing_order, order) in [(true, ops.to_vec()), (false, reordered)] {
+        let mut g = Governance::new(w.log[0].clone().verify().unwrap()).unwrap();
+        let (mut refused, mut invalid, mut parked, mut full_passes) = (0, 0, 0, 0);
+        for op in order {
+            let verified = op.clone().verify().unwrap();
+            let before = (
+                g.digest(),
+                g.len(),
+                g.heads(),
+                g.parked_len(),
+                g.recomputations(),
+            );
+            let verdict = g.check(&verified);
+            let after = (
+                g.digest(),
+                g.len(),
+                g.heads(),
+                g.parked_len(),
+                g.recomputations(),
+            );
+            assert_eq!(before, after, "check changed the replica ({op:?})");
+            let recomputations = g.recomputations();
+            let inserted = g.insert(verified);
+            if g.recomputations() > recomputations {
+                full_passes += 1;
+            }
+            match (&verdict, inserted) {
+                (Err(CheckError::Refused(e)), Err(e2)) => {
+                    assert_eq!(*e, e2, "{op:?}");
+                    refused += 1;
+                }
+                (Err(CheckError::Parked { missing }), Ok(Inserted::Parked { missing: m })) => {
+                    assert_eq!(*missing, m, "{op:?}");
+                    parked += 1;
+                }
+                (_, Ok(Inserted::Applied { valid, .. })) => {
+                    let now = g.validity(&op.id()).unwrap();
+                    assert_eq!(verdict, now.map_err(CheckError::Invalid), "{op:?}");
+                    assert_eq!(valid, now.is_ok(), "{op:?}");
+                    invalid += now.is_err() as usize;
+                }
+                (verdict, inserted) => panic!("{op:?}: check {verdict:?}, insert {inserted:?}"),
+            }
+        }
+        if signing_order {
+            // Every path was taken: refusals, invalid verdicts, full re-evaluations.
+            assert!(
+                refused >= 3 && invalid >= 6 && full_passes >= 3,
+                "{refused} refused, {invalid} invalid, {full_passes} full passes"
+            );
+        } else {
+            assert!(parked > 0, "the reordering parks ops");
+        }
+    }
+}
+
+#[test]
+fn check_of_an_op_already_in_the_dag_is_its_validity() {
+    let w = varied_governance();
+    let mut g = w.gov.clone();
+    for op in &w.log[1..] {
+        let Some(validity) = g.validity(&op.id()) else {
+            continue;
+        };
+        assert_eq!(
+            g.check(&op.clone().verify().unwrap()),
+            validity.map_err(CheckError::Invalid)
+        );
+    }
+}
+
+#[test]
+fn every_invalid_reason_has_a_stable_code_equal_to_its_json_name() {
+    let mut codes = std::collections::BTreeSet::new();
+    for why in Invalid::ALL {
+        let json = serde_json::to_string(&why).unwrap();
+        assert_eq!(json, format!("\"{}\"", why.code()));
+        assert!(codes.insert(why.code()), "{} twice", why.code());
+    }
+    // ALL is complete: the digest codes are 1..=len, one per variant.
+    for (i, why) in Invalid::ALL.into_iter().enumerate() {
+        assert_eq!(why.digest_code() as usize, i + 1);
+    }
+}

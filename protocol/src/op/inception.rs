@@ -86,7 +86,20 @@ impl Inception {
         })
     }
 
-    /// Signs the record with the organisation's key, which must be the key it names.
+    /// Signs the record and reads the signed bytes back through the decoder every peer runs
+    /// ([`SignedInception::from_bytes`]), refusing with its reason what a peer would refuse (an empty name, a
+    /// government without a country, …). What nodes use; [`Inception::sign`] is the raw signer.
+    pub fn seal(self, secret: &SecretKey) -> Result<SignedInception, OpError> {
+        if secret.public() != self.key {
+            return Err(OpError::Structure(
+                "an inception is signed by the key it names",
+            ));
+        }
+        SignedInception::from_bytes(self.sign(secret).bytes())
+    }
+
+    /// Signs the record with the organisation's key, which must be the key it names, without checking it (tests
+    /// build refused records with it; nodes use [`Inception::seal`]).
     pub fn sign(self, secret: &SecretKey) -> SignedInception {
         assert_eq!(
             secret.public(),

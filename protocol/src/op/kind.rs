@@ -235,4 +235,53 @@ impl OpKind {
             OpKind::Evidence { .. } => "evidence",
         }
     }
+
+    /// Puts every list that has one canonical form into it, so that what a person typed (teams in any order, a
+    /// head twice) becomes what every peer's strict decoder accepts instead of an op they refuse:
+    ///
+    /// - lists the decoder requires strictly ascending (procedure teams, checkpoint heads, document heads of an
+    ///   attestation) are sorted and deduplicated;
+    /// - a procedure's required sections keep their order (it is the order a report shows them in) and lose exact
+    ///   duplicates, which would only repeat a section.
+    ///
+    /// Nothing else is changed: a list the decoder requires unique but whose entries differ in more than their
+    /// key (two genesis teams with one code and two names) cannot be merged silently, so it stays and
+    /// [`OpBody::seal`](super::OpBody::seal) refuses it with the decoder's reason. Evidence carries signed ops as
+    /// they were signed and is never touched.
+    pub fn canonicalize(&mut self) {
+        fn ascending<T: Ord>(v: &mut Vec<T>) {
+            v.sort();
+            v.dedup();
+        }
+        match self {
+            OpKind::Motion { motion, .. } => match motion {
+                MotionKind::AdoptProcedure(p) => {
+                    ascending(&mut p.teams);
+                    let mut seen = std::collections::HashSet::new();
+                    p.required_sections.retain(|s| seen.insert(s.clone()));
+                }
+                MotionKind::Checkpoint { heads } => ascending(heads),
+                MotionKind::Recommend { .. }
+                | MotionKind::Elect { .. }
+                | MotionKind::AdoptReport { .. } => {}
+            },
+            OpKind::ApproveRecord { record, .. } => ascending(&mut record.heads),
+            OpKind::SubmitOutput { attestation, .. }
+            | OpKind::SubmitNationalReport { attestation, .. } => ascending(&mut attestation.heads),
+            OpKind::Genesis(_)
+            | OpKind::OrgInception(_)
+            | OpKind::Admit { .. }
+            | OpKind::BindNode { .. }
+            | OpKind::JoinTeam { .. }
+            | OpKind::LeaveTeam { .. }
+            | OpKind::Convene { .. }
+            | OpKind::Attend { .. }
+            | OpKind::Ballot { .. }
+            | OpKind::Nominate { .. }
+            | OpKind::RevokeRole { .. }
+            | OpKind::SetModalities { .. }
+            | OpKind::CreateDoc { .. }
+            | OpKind::Evidence { .. } => {}
+        }
+    }
 }

@@ -127,7 +127,26 @@ impl OpBody {
         Ok(())
     }
 
-    /// Signs the body. The secret key must be the body's key.
+    /// Canonicalises, signs and checks the op as a peer will: what nodes use to make every op they sign.
+    ///
+    /// The kind's lists are put in their canonical form ([`OpKind::canonicalize`]) and the parents sorted and
+    /// deduplicated; then the body is encoded and signed, and the signed bytes go through the very decoder every
+    /// peer runs ([`SignedOp::from_bytes`]: strict decoding, the structural checks of one op, the signature). If
+    /// that decoder refuses them, so does `seal`, with the decoder's reason, and the op must not be stored or sent:
+    /// a peer would refuse it and penalise the sender. The op returned is the one decoded from the signed bytes.
+    pub fn seal(mut self, secret: &SecretKey) -> Result<SignedOp, OpError> {
+        if secret.public() != self.key {
+            return Err(OpError::Structure("an op is signed with the key it names"));
+        }
+        self.kind.canonicalize();
+        self.parents.sort();
+        self.parents.dedup();
+        let signed = self.sign(secret);
+        SignedOp::from_bytes(signed.bytes())
+    }
+
+    /// Signs the body as it is, without canonicalising or checking it: the raw signer that tests and forgery
+    /// fixtures use to build ops a peer refuses. Nodes use [`OpBody::seal`]. The secret key must be the body's key.
     pub fn sign(self, secret: &SecretKey) -> SignedOp {
         assert_eq!(
             secret.public(),
