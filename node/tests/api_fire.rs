@@ -39,6 +39,8 @@ struct Member {
     addr: SocketAddr,
     token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The API server, which holds a handle on the node (and so the store's lock) until it returns.
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Member {
@@ -66,7 +68,7 @@ impl Member {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(wsis_node::api::serve(
+        let serving = tokio::spawn(wsis_node::api::serve(
             node.clone(),
             token.clone(),
             listener,
@@ -80,6 +82,7 @@ impl Member {
             addr,
             token,
             stop: Some(stop),
+            serving: Some(serving),
         }
     }
 
@@ -96,6 +99,9 @@ impl Member {
     async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.await;
         }
         self.node.shutdown().await;
     }
@@ -640,11 +646,13 @@ async fn random_and_adversarial_requests_get_a_2xx_or_a_json_4xx_and_leave_the_f
 
     // Every node restarts from its data directory with the same state.
     let before = members[0].status().await;
+    let paths: Vec<PathBuf> = members.iter().map(|m| m.path.clone()).collect();
     for m in &mut members {
         m.shutdown().await;
     }
-    for m in &members {
-        let dir = DataDir::open(&m.path).expect("reopen");
+    drop(members);
+    for path in &paths {
+        let dir = DataDir::open(path).expect("reopen");
         let mut again = Member::start(dir, vec![], None).await;
         let after = again.status().await;
         assert_eq!(
