@@ -132,10 +132,30 @@ impl ApiError {
     }
 }
 
+/// An error message is one line a terminal can print safely, whatever the request echoed into it: control
+/// characters (newlines, escape sequences) are shown escaped, and a long message is cut.
+const MAX_ERROR_CHARS: usize = 500;
+
+pub(crate) fn one_safe_line(message: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in message.chars().enumerate() {
+        if i == MAX_ERROR_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: self.message,
+            error: one_safe_line(&self.message),
             code: self.code.to_string(),
         };
         (self.status, Json(body)).into_response()

@@ -29,14 +29,14 @@ pub(super) async fn json_errors(
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let reason: String = text
-        .split(['\r', '\n'])
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_REASON_CHARS)
-        .collect();
+    let reason: String = super::one_safe_line(
+        text.split(['\r', '\n'])
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(""),
+    )
+    .chars()
+    .take(MAX_REASON_CHARS)
+    .collect();
     let (code, default) = match status {
         StatusCode::NOT_FOUND => ("not-routed", "no such route (see docs/api.md)"),
         StatusCode::METHOD_NOT_ALLOWED => ("bad-method", "this route does not serve that method"),
