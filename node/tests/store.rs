@@ -1007,3 +1007,84 @@ fn store_check_never_creates_a_database_and_reports_a_held_lock() {
     let report = check_store(&missing, None).expect("free again");
     assert!(report.is_clean());
 }
+
+#[test]
+fn damaged_envelopes_index_entries_and_peer_records_are_quarantined_with_nothing_else_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = DocId([0xd1; 32]);
+    let mut w = DocWriter::new(10, doc, [4; 16]);
+    let envs: Vec<SignedEnvelope> = (0..4).map(|_| w.next()).collect();
+    {
+        let store = Store::open(dir.path()).expect("open");
+        store.bind_federation_blocking(FED).expect("bind");
+        for e in &envs {
+            store.put_envelope_blocking(e).expect("put");
+        }
+        store
+            .put_peer_blocking(b"peer-a", &PeerRecord::default())
+            .expect("peer");
+    }
+    tamper(dir.path(), "envelopes", &envs[1].id().0, |v| v[10] ^= 0x40);
+    // An index entry naming an envelope that is not stored, and a peer record that is not JSON.
+    let mut dangling = doc.0.to_vec();
+    dangling.extend_from_slice(&u64::MAX.to_be_bytes());
+    dangling.extend_from_slice(&[0xEE; 32]);
+    {
+        let raw = sled::open(dir.path()).expect("sled");
+        let index = raw.open_tree("doc_index").expect("tree");
+        index.insert(&dangling, &[][..]).expect("write");
+        let peers = raw.open_tree("peers").expect("tree");
+        peers.insert(b"peer-b", &b"{not json"[..]).expect("write");
+        raw.flush().expect("flush");
+    }
+    let report = check_store(dir.path(), None).expect("check");
+    let mut listed: Vec<(&str, String)> = report
+        .findings
+        .iter()
+        .map(|f| (f.tree, f.key_hex.clone()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("doc_index", hex::encode(&dangling)),
+            ("envelopes", hex::encode(envs[1].id().0)),
+            ("peers", hex::encode(b"peer-b")),
+        ],
+        "{:?}",
+        report.findings
+    );
+
+    let outcome = quarantine_store(dir.path(), None).expect("quarantine");
+    assert!(outcome.after.is_clean(), "{:?}", outcome.after.findings);
+    // The envelope went with its own index entry, so the index names only stored envelopes.
+    assert_eq!(outcome.after.quarantined.len(), 4);
+    assert_eq!(
+        quarantined_bytes(dir.path(), "doc_index", &dangling)
+            .expect("q")
+            .len(),
+        1
+    );
+    let kept = quarantined_bytes(dir.path(), "envelopes", &envs[1].id().0).expect("q");
+    assert_eq!(kept.len(), 1);
+    assert_eq!(EnvelopeId::of_bytes(envs[1].bytes()), envs[1].id());
+    assert_ne!(
+        kept[0],
+        envs[1].bytes(),
+        "the tampered bytes are kept, as they were"
+    );
+    assert_eq!(kept[0].len(), envs[1].bytes().len());
+    assert_eq!(
+        quarantined_bytes(dir.path(), "peers", b"peer-b").expect("q"),
+        vec![b"{not json".to_vec()]
+    );
+    let store = Store::open(dir.path()).expect("reopen");
+    let left: Vec<EnvelopeId> = store
+        .load_envelopes()
+        .expect("loads")
+        .iter()
+        .map(SignedEnvelope::id)
+        .collect();
+    assert_eq!(left, vec![envs[0].id(), envs[2].id(), envs[3].id()]);
+    assert_eq!(store.load_peers().expect("peers").len(), 1);
+}
