@@ -134,6 +134,7 @@ fn a_store_holding_an_unsorted_procedure_op_is_quarantined_starts_and_syncs() {
 
     // `store check` lists it and exits 1, in text and in JSON.
     let (code, out, err) = run(&itu, false, &["store", "check"]);
+    eprintln!("wsis store check:\n{out}{err}");
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains("tree ops"), "{out}");
     assert!(out.contains(&bad_id), "{out}");
@@ -152,6 +153,7 @@ fn a_store_holding_an_unsorted_procedure_op_is_quarantined_starts_and_syncs() {
 
     // Quarantine: exit 0, the op moved, nothing else touched.
     let (code, out, err) = run(&itu, false, &["store", "check", "--quarantine"]);
+    eprintln!("wsis store check --quarantine:\n{out}{err}");
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("moved 1 item"), "{out}");
     let (code, out, _) = run(&itu, true, &["store", "check"]);
