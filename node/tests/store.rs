@@ -1088,3 +1088,52 @@ fn damaged_envelopes_index_entries_and_peer_records_are_quarantined_with_nothing
     assert_eq!(left, vec![envs[0].id(), envs[2].id(), envs[3].id()]);
     assert_eq!(store.load_peers().expect("peers").len(), 1);
 }
+
+#[tokio::test]
+async fn an_op_the_governance_replay_refuses_is_listed_and_quarantined_too() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, fed) = common::nodes::secretariat_dir(root.path(), "ITU", "WSIS test").await;
+    let db = dir.db_path();
+    // Well formed and correctly signed, but with a key that is not ITU's inception key: it decodes, so the
+    // start does not stop at it, but the replica refuses it (as every peer does).
+    let other = SecretKey::from_seed(&[0x77; 32]);
+    let forged = OpBody {
+        federation: Some(fed),
+        author: dir.org_id(),
+        key: other.public(),
+        seq: 2,
+        parents: vec![OpId(fed.0)],
+        timestamp_ms: 1,
+        kind: OpKind::Convene {
+            meeting: MeetingKind::Coordinators,
+            year: 2026,
+            title: "Coordinators 2026".into(),
+        },
+    }
+    .sign(&other);
+    Store::open(&db)
+        .expect("open")
+        .put_op_blocking(&forged)
+        .expect("put");
+    let report = check_store(&db, Some(fed)).expect("check");
+    assert_eq!(report.findings.len(), 1, "{:?}", report.findings);
+    let f = &report.findings[0];
+    assert_eq!(
+        (f.tree, f.key.as_str()),
+        ("ops", forged.id().to_string().as_str())
+    );
+    assert!(
+        f.reason.starts_with("refused by the governance replay"),
+        "{}",
+        f.reason
+    );
+    let outcome = quarantine_store(&db, Some(fed)).expect("quarantine");
+    assert_eq!(outcome.moved.len(), 1);
+    assert!(outcome.after.is_clean());
+    assert_eq!(
+        quarantined_bytes(&db, "ops", &forged.id().0).expect("q"),
+        vec![forged.bytes().to_vec()]
+    );
+    let ops = Store::open(&db).expect("reopen").load_ops().expect("load");
+    assert_eq!(ids(&ops), HashSet::from([OpId(fed.0)]));
+}
