@@ -9,6 +9,7 @@ mod motion;
 mod node;
 mod setup;
 mod status;
+mod store;
 mod team;
 
 pub use motion::ProposeArgs;
@@ -66,6 +67,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Stocktake(StocktakeCmd::Assemble { year, out }) => {
             bundle::assemble(client()?, year, &out, json)
         }
+        Command::Store(cmd) => store::store(&dir, cmd, json),
         Command::Verify { dir, federation } => bundle::verify(&dir, &federation, json),
         Command::Report(ReportCmd::Render {
             dir,

@@ -96,6 +96,10 @@ pub enum Command {
     /// The stocktaking exercise: the live view, and the Chair's bundle.
     #[command(subcommand)]
     Stocktake(StocktakeCmd),
+    /// This data directory's store, with the node stopped: `check` lists every item that fails validation
+    /// (what would stop the node's start), `check --quarantine` sets them aside so the node starts.
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Verify a stocktaking bundle offline: no node, no network.
     Verify {
         dir: PathBuf,
@@ -247,6 +251,18 @@ pub enum StocktakeCmd {
         year: u16,
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCmd {
+    /// List every stored item that fails validation (tree, key, reason) and what is quarantined. Exit 0 if none
+    /// fails, 1 if some do. The node must not be running.
+    Check {
+        /// Move the items that fail into the quarantine tree (kept byte for byte, never served, never replayed,
+        /// never deleted), so the node starts.
+        #[arg(long)]
+        quarantine: bool,
     },
 }
 

@@ -107,8 +107,10 @@ const ANTI_ENTROPY_INTERVAL: Duration = Duration::from_secs(5);
 pub enum StartError {
     #[error("cannot open the store")]
     Store(#[from] StoreOpenError),
-    #[error("the store is damaged")]
-    Damaged(#[source] StoreError),
+    /// The text names `wsis store check` (see [`crate::store::damaged_at_start`]); the store error is in it, so
+    /// it is not also a source (the chain would repeat it).
+    #[error("{}", crate::store::damaged_at_start(.0))]
+    Damaged(StoreError),
     #[error(
         "the store holds no genesis: create a federation, or join an existing federation (its id and a bootstrap address)"
     )]

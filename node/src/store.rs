@@ -6,6 +6,8 @@
 //! envelopes   EnvelopeId (32) → signed envelope bytes, exactly as received
 //! doc_index   DocId (32) ‖ insertion counter (u64 BE) ‖ EnvelopeId (32) → empty
 //! peers       peer id bytes → JSON PeerRecord
+//! quarantine, quarantine_log   items set aside by `wsis store check --quarantine` (see `quarantine`); never read
+//!             by a node, never served, never deleted
 //! ```
 //!
 //! Why it works this way:
@@ -36,9 +38,12 @@
 //!
 //! Where things are: the writes and their queue in `write`, the writer thread (group commit, free space, the
 //! flush watchdog) in `writer`, the reads in `read`, the checks every read applies in `verify`, the errors in
-//! `error`. This file opens the database.
+//! `error`; `check` finds every item that fails validation (for `wsis store check`, with the node stopped) and
+//! `quarantine` sets such items aside. This file opens the database.
 
+mod check;
 mod error;
+mod quarantine;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -53,7 +58,9 @@ use std::thread::JoinHandle;
 use tokio::sync::{mpsc, Semaphore};
 use wsis_protocol::ids::{FederationId, OrgId};
 
-pub use error::{StoreError, StoreOpenError};
+pub use check::{check_store, CheckReport, Checked, Finding};
+pub use error::{damaged_at_start, StoreError, StoreOpenError};
+pub use quarantine::{quarantine_store, quarantined_bytes, QuarantineOutcome, Quarantined};
 pub use write::PendingWrite;
 
 use write::Request;
@@ -181,19 +188,7 @@ impl Store {
         options: StoreOptions,
     ) -> Result<Store, StoreOpenError> {
         let path = path.as_ref().to_path_buf();
-        let sled_err = |source: sled::Error| {
-            if is_lock_error(&source) {
-                StoreOpenError::Locked {
-                    path: path.clone(),
-                    source,
-                }
-            } else {
-                StoreOpenError::Sled {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        };
+        let sled_err = |source: sled::Error| classify_open_error(&path, source);
         let db = open_sled(&path).map_err(sled_err)?;
         let trees = Trees {
             meta: db.open_tree(TREE_META).map_err(sled_err)?,
@@ -202,36 +197,16 @@ impl Store {
             doc_index: db.open_tree(TREE_DOC_INDEX).map_err(sled_err)?,
             peers: db.open_tree(TREE_PEERS).map_err(sled_err)?,
         };
-        let damaged = |reason: &str| StoreOpenError::Damaged {
-            path: path.clone(),
-            reason: reason.to_string(),
-        };
-        match trees.meta.get(META_SCHEMA).map_err(sled_err)? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| damaged("the schema version is not 4 bytes"))?;
-                if found != SCHEMA_VERSION {
-                    return Err(StoreOpenError::Schema {
-                        path,
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
-            None => {
-                trees
-                    .meta
-                    .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
-                    .map_err(sled_err)?;
-                db.flush().map_err(sled_err)?;
-            }
+        if trees.meta.get(META_SCHEMA).map_err(sled_err)?.is_none() {
+            trees
+                .meta
+                .insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                .map_err(sled_err)?;
+            db.flush().map_err(sled_err)?;
         }
         let federation = OnceLock::new();
-        if let Some(v) = trees.meta.get(META_FEDERATION).map_err(sled_err)? {
-            let id = <[u8; 32]>::try_from(v.as_ref())
-                .map_err(|_| damaged("the federation id is not 32 bytes"))?;
-            let _ = federation.set(FederationId(id));
+        if let Some(id) = read_meta(&trees.meta, &path)? {
+            let _ = federation.set(id);
         }
 
         let (queue, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
@@ -262,6 +237,48 @@ impl Store {
     /// The federation this store belongs to, once bound.
     pub fn federation(&self) -> Option<FederationId> {
         self.inner.federation.get().copied()
+    }
+}
+
+/// A sled error while opening: [`StoreOpenError::Locked`] when another process holds the database.
+fn classify_open_error(path: &Path, source: sled::Error) -> StoreOpenError {
+    if is_lock_error(&source) {
+        StoreOpenError::Locked {
+            path: path.to_path_buf(),
+            source,
+        }
+    } else {
+        StoreOpenError::Sled {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Checks the schema version (absent in a new database) and reads the federation the store is bound to.
+fn read_meta(meta: &sled::Tree, path: &Path) -> Result<Option<FederationId>, StoreOpenError> {
+    let sled_err = |source| classify_open_error(path, source);
+    let damaged = |reason: &str| StoreOpenError::Damaged {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if let Some(v) = meta.get(META_SCHEMA).map_err(sled_err)? {
+        let found = <[u8; 4]>::try_from(v.as_ref())
+            .map(u32::from_be_bytes)
+            .map_err(|_| damaged("the schema version is not 4 bytes"))?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreOpenError::Schema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+    }
+    match meta.get(META_FEDERATION).map_err(sled_err)? {
+        Some(v) => <[u8; 32]>::try_from(v.as_ref())
+            .map(|id| Some(FederationId(id)))
+            .map_err(|_| damaged("the federation id is not 32 bytes")),
+        None => Ok(None),
     }
 }
 

@@ -35,6 +35,16 @@ pub enum StoreOpenError {
     Damaged { path: PathBuf, reason: String },
     #[error("cannot start the store's writer thread")]
     Spawn(#[source] std::io::Error),
+    /// `wsis store check` found no database (it never creates one).
+    #[error("there is no database at {} (has this data directory's node never run?)", path.display())]
+    Missing { path: PathBuf },
+    /// `wsis store check` could not read or move an item.
+    #[error("cannot check the database {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: Box<StoreError>,
+    },
 }
 
 /// Why a read or a write failed.
@@ -99,4 +109,21 @@ pub enum StoreError {
 /// A sled failure while reading or writing, with what the store was doing.
 pub(super) fn sled_error(context: String, source: sled::Error) -> StoreError {
     StoreError::Io { context, source }
+}
+
+/// The start-up error for a store item that stops a node's start: what is wrong, and the command that lists and
+/// sets aside such items (`wsis store check`), so that one bad item never leaves an organisation without a node.
+pub fn damaged_at_start(e: &StoreError) -> String {
+    const ADVICE: &str = "run `wsis --data-dir DIR store check` (DIR: this node's data directory) to list such \
+                          items and `wsis --data-dir DIR store check --quarantine` to set them aside (kept, never \
+                          served, never deleted), then start the node again";
+    match e {
+        StoreError::Damaged { tree, key, reason } => format!(
+            "the store holds an item that fails validation (tree {tree}, key {key}: {reason}); {ADVICE}"
+        ),
+        StoreError::NotBound => format!(
+            "the store holds change envelopes but is bound to no federation; {ADVICE}"
+        ),
+        other => format!("the store failed: {other}"),
+    }
 }
