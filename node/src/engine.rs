@@ -101,10 +101,13 @@
 //! [`DocumentEngine::edit`] and [`DocumentEngine::apply_local`] write with the actor
 //! `automerge_actor(org key, doc, session salt)`, with a random salt per engine (process). Changes accumulate and
 //! [`DocumentEngine::publish`] seals all unpublished changes of a document into one envelope (more only past the
-//! per-envelope limits): a burst of commits costs one signature. Publishing checks that this organisation may write
-//! the document at its current governance heads; if not, the unpublished changes are discarded and the document is
-//! rebuilt without them. If a rebuild ever drops one of this session's own changes, the document switches to a fresh
-//! salt so no (actor, seq) pair is reused.
+//! per-envelope limits): a burst of commits costs one signature. A published envelope goes through exactly what a
+//! peer's goes through before it is stored or returned for announcement: its bytes are decoded by stage 1 and judged
+//! by the function `receive` uses (steps 2 to 5 above, `judge`) at the current governance state. If a peer would
+//! refuse it, [`PublishError::Refused`] carries the [`ReceiveError`] that peer would give, nothing is stored, and the
+//! unpublished changes are rolled back (the document is rebuilt from what is stored, as peers have it). If a rebuild
+//! ever drops one of this session's own changes, the document switches to a fresh salt so no (actor, seq) pair is
+//! reused.
 //!
 //! # Canonical export
 //!
@@ -131,7 +134,7 @@ mod sink;
 mod tests;
 
 pub use doc_state::document_at;
-pub use error::{ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
+pub use error::{chain, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
 pub use outcome::{
     Accepted, EngineStats, EnvelopeStatus, Equivocation, Parked, Peer, Received, Reject, Restored,
     Revalidation,
