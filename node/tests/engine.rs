@@ -1528,3 +1528,49 @@ fn whatever_publish_accepts_a_peer_accepts() {
         }
     }
 }
+
+/// Sections are Automerge Text written with the content schema (`update_text`): two members rewriting different
+/// parts of one section of an output draft concurrently, each on its own engine, both keep their words once the
+/// envelopes cross, and every engine ends with the same document — read back with the report's reader.
+#[test]
+fn two_engines_editing_one_section_concurrently_both_keep_their_text() {
+    use wsis_protocol::content::{self, Schema};
+    let f = federation();
+    let gov = &f.w.gov;
+    let schema = Schema::of_scope(gov, &gov.document(&f.doc).unwrap().scope);
+    let mut apc = engine(&f.w, f.apc);
+    let mut acme = engine(&f.w, f.acme);
+    apc.edit(&f.doc, |tx| content::create_skeleton(tx, &schema))
+        .unwrap();
+    let set = |e: &mut DocumentEngine, text: &str| {
+        e.edit(&f.doc, |tx| {
+            content::set_section(tx, &schema, "challenges", text).map_err(|e| match e {
+                content::ContentError::Automerge(e) => e,
+                other => panic!("{other}"),
+            })
+        })
+        .unwrap();
+        one(e.publish(gov, &f.doc).unwrap())
+    };
+    let base = set(&mut apc, "Cost. Skills.");
+    accepted(acme.receive(gov, &peer(1), base.bytes()));
+    let from_apc = set(&mut apc, "High cost. Skills.");
+    let from_acme = set(&mut acme, "Cost. Digital skills.");
+    accepted(acme.receive(gov, &peer(1), from_apc.bytes()));
+    accepted(apc.receive(gov, &peer(2), from_acme.bytes()));
+    let mut observer = engine(&f.w, f.kenya);
+    for env in [&base, &from_acme, &from_apc] {
+        accepted(observer.receive(gov, &peer(3), env.bytes()));
+    }
+    for e in [&apc, &acme, &observer] {
+        let json: serde_json::Value = serde_json::from_slice(&e.export(&f.doc).unwrap()).unwrap();
+        assert_eq!(
+            content::section(&json, "challenges").as_deref(),
+            Some("High cost. Digital skills.")
+        );
+    }
+    assert_eq!(
+        apc.export(&f.doc).unwrap(),
+        observer.export(&f.doc).unwrap()
+    );
+}

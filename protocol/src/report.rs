@@ -216,7 +216,7 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
 
     // Teams.
     out.push(Block::Heading(2, "Multi-stakeholder teams".into()));
-    let sections = content::output_sections();
+    let sections = content::OUTPUT_SECTIONS;
     let required = v
         .procedure
         .as_ref()
