@@ -134,17 +134,19 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 
     /// Seals every unpublished local change of `doc` into signed envelopes citing `gov`'s current heads — one
     /// envelope unless the batch exceeds an envelope's limits (4,096 changes, 8 MiB) — runs each one's bytes
-    /// through exactly what a peer runs ([`VerifiedHeader::from_bytes`], then [`judge`](Self::judge): stage 1 with
-    /// its caps, authorisation, dependencies, stage 2, the history rules, the document's op cap), and only then
-    /// stores it through the sink and returns it for announcement. Nothing to publish gives an empty vector.
+    /// through exactly what a peer runs, and only then stores it through the sink and returns it for
+    /// announcement. What a peer runs: stage 1 ([`VerifiedHeader::from_bytes`], with its caps), then `judge`, the
+    /// function [`receive`](Self::receive) uses (authorisation, dependencies, stage 2, the history rules, the
+    /// document's op cap). Nothing to publish gives an empty vector.
     ///
     /// If a peer would refuse an envelope, it is not stored and [`PublishError::Refused`] carries the
     /// [`ReceiveError`] that peer would give. The unpublished changes from that envelope on are then **rolled
     /// back**: no peer would ever accept them, so keeping them would leave this node showing a document nobody
     /// else can have and every later publish of it failing the same way. The document is rebuilt from what is
-    /// stored, exactly as peers have it, and the error says how many changes were discarded. Envelopes sealed
-    /// before the refused one are stored and returned by no one: see [`envelope_ids`](Self::envelope_ids). A
-    /// storage failure ([`PublishError::Store`]) is not a refusal: the changes stay unpublished for a retry.
+    /// stored, exactly as peers have it, and the error says how many changes were discarded. Envelopes of the same
+    /// call sealed before the refused one stay stored (served, and announced with the next announcement; see
+    /// [`envelope_ids`](Self::envelope_ids)). A storage failure ([`PublishError::Store`]) is not a refusal: the
+    /// changes stay unpublished for a retry.
     pub fn publish(
         &mut self,
         gov: &Governance,
