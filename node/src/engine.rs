@@ -77,6 +77,9 @@
 //! 6. the envelope is stored (through the [`EnvelopeSink`]) — before anything is applied;
 //! 7. the equivocation check, then `Automerge::apply_changes`.
 //!
+//! Steps 2 to 5 are one function, `judge` (in `receive`), which decides without changing anything; `receive` then
+//! parks or stores, and [`DocumentEngine::publish`] runs the same function on this node's own sealed envelopes.
+//!
 //! Peer bytes are never given to `receive_sync_message`, `load_incremental` or `merge`.
 //!
 //! Parked envelopes are held in a buffer bounded per peer ([`ParkingLimits`]: 256 envelopes or 16 MiB by default)
