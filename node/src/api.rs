@@ -53,8 +53,6 @@ use wsis_protocol::ids::OrgId;
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// Text in one edit or one paragraph of minutes at most.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
-/// Section names are short identifiers.
-const MAX_SECTION_NAME_BYTES: usize = 64;
 
 /// Every route, as `METHOD path` (documented in `docs/api.md`).
 pub const ROUTES: &[&str] = &[
@@ -86,12 +84,8 @@ pub const ROUTES: &[&str] = &[
     "POST /v1/stocktake/assemble",
 ];
 
-/// Output sections every draft starts with (the seed's annual outputs: achievements, challenges,
-/// recommendations).
-pub const OUTPUT_SECTIONS: [&str; 3] = ["achievements", "challenges", "recommendations"];
-/// Sections a national report starts with.
-pub const NATIONAL_REPORT_SECTIONS: [&str; 4] =
-    ["summary", "achievements", "challenges", "recommendations"];
+/// The sections output drafts and national reports start with: the content schema's.
+pub use wsis_protocol::content::{NATIONAL_REPORT_SECTIONS, OUTPUT_SECTIONS};
 
 /// An API error: status, stable code, one-line message.
 #[derive(Debug)]
@@ -328,14 +322,4 @@ fn done(op: wsis_protocol::op::SignedOp) -> Json<OpDone> {
         op: op.id().to_string(),
         kind: op.kind().name().to_string(),
     })
-}
-
-fn require_member(gov: &Governance, me: &OrgId) -> Result<(), ApiError> {
-    if !gov.is_member(me) {
-        return Err(ApiError::refused(
-            "not-admitted",
-            "this organisation is not admitted yet: the request needs an admitted member (a secretariat admits it)",
-        ));
-    }
-    Ok(())
 }

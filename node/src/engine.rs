@@ -77,6 +77,9 @@
 //! 6. the envelope is stored (through the [`EnvelopeSink`]) — before anything is applied;
 //! 7. the equivocation check, then `Automerge::apply_changes`.
 //!
+//! Steps 2 to 5 are one function, `judge` (in `receive`), which decides without changing anything; `receive` then
+//! parks or stores, and [`DocumentEngine::publish`] runs the same function on this node's own sealed envelopes.
+//!
 //! Peer bytes are never given to `receive_sync_message`, `load_incremental` or `merge`.
 //!
 //! Parked envelopes are held in a buffer bounded per peer ([`ParkingLimits`]: 256 envelopes or 16 MiB by default)
@@ -101,10 +104,13 @@
 //! [`DocumentEngine::edit`] and [`DocumentEngine::apply_local`] write with the actor
 //! `automerge_actor(org key, doc, session salt)`, with a random salt per engine (process). Changes accumulate and
 //! [`DocumentEngine::publish`] seals all unpublished changes of a document into one envelope (more only past the
-//! per-envelope limits): a burst of commits costs one signature. Publishing checks that this organisation may write
-//! the document at its current governance heads; if not, the unpublished changes are discarded and the document is
-//! rebuilt without them. If a rebuild ever drops one of this session's own changes, the document switches to a fresh
-//! salt so no (actor, seq) pair is reused.
+//! per-envelope limits): a burst of commits costs one signature. A published envelope goes through exactly what a
+//! peer's goes through before it is stored or returned for announcement: its bytes are decoded by stage 1 and judged
+//! by the function `receive` uses (steps 2 to 5 above, `judge`) at the current governance state. If a peer would
+//! refuse it, [`PublishError::Refused`] carries the [`ReceiveError`] that peer would give, nothing is stored, and the
+//! unpublished changes are rolled back (the document is rebuilt from what is stored, as peers have it). If a rebuild
+//! ever drops one of this session's own changes, the document switches to a fresh salt so no (actor, seq) pair is
+//! reused.
 //!
 //! # Canonical export
 //!
@@ -131,7 +137,7 @@ mod sink;
 mod tests;
 
 pub use doc_state::document_at;
-pub use error::{ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
+pub use error::{chain, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
 pub use outcome::{
     Accepted, EngineStats, EnvelopeStatus, Equivocation, Parked, Peer, Received, Reject, Restored,
     Revalidation,

@@ -295,7 +295,10 @@ fn case_17_an_envelope_by_a_non_member_is_rejected_and_nothing_is_applied() {
     o.edit(&f.doc, |tx| tx.put(ROOT, "spam", "buy now"))
         .unwrap();
     match o.publish(&f.w.gov, &f.doc) {
-        Err(PublishError::Denied { reason, discarded }) => {
+        Err(PublishError::Refused {
+            reason: ReceiveError::Denied(reason),
+            discarded,
+        }) => {
             assert_eq!(reason, WriteDenied::NotTeamMember);
             assert_eq!(discarded, 1);
         }
@@ -938,8 +941,8 @@ fn case_29_a_late_revocation_removes_the_authors_changes_but_keeps_its_envelopes
         .unwrap();
     assert!(matches!(
         acme.publish(&f.w.gov, &doc),
-        Err(PublishError::Denied {
-            reason: WriteDenied::NotMember,
+        Err(PublishError::Refused {
+            reason: ReceiveError::Denied(WriteDenied::NotMember),
             ..
         })
     ));
@@ -1331,4 +1334,243 @@ fn a_document_at_heads_is_rebuilt_where_automerge_fork_at_panics() {
     assert!(text.contains("C11: funding and participation"), "{text}");
     // A head this history does not have is an error, not a panic.
     assert!(document_at(|h| by_hash.get(h), &[Hash32([7; 32])]).is_err());
+}
+
+/// What this node publishes passed the checks a peer applies (issue 10): an edit its author may not publish is
+/// refused by `publish` with the very error a peer's `receive` gives for the same edit, nothing is stored or
+/// signed, and the edit is rolled back so the document is again what peers have. Two ways to lose the right: a
+/// member that left the team, and a document kind only its creator writes (a national report).
+#[test]
+fn publish_refuses_what_a_peer_refuses_with_the_same_reason_and_stores_nothing() {
+    let mut f = federation();
+    let doc = f.doc;
+    let mut acme = engine(&f.w, f.acme);
+    let mut observer = engine(&f.w, f.apc);
+    acme.edit(&doc, |tx| tx.put(ROOT, "acme", "before"))
+        .unwrap();
+    let first = one(acme.publish(&f.w.gov, &doc).unwrap());
+    accepted(observer.receive(&f.w.gov, &peer(2), first.bytes()));
+    f.w.op(
+        f.acme,
+        OpKind::LeaveTeam {
+            team: f.w.team("C2"),
+        },
+    );
+    let kenya_report = DocId(
+        f.w.op(
+            f.kenya,
+            OpKind::CreateDoc {
+                kind: DocKind::NationalReport {
+                    country: wsis_protocol::op::Country::new("KE").unwrap(),
+                    year: 2026,
+                },
+            },
+        )
+        .id()
+        .0,
+    );
+    acme.revalidate(&f.w.gov);
+    observer.revalidate(&f.w.gov);
+
+    for (target, expected) in [
+        (doc, WriteDenied::NotTeamMember),
+        (kenya_report, WriteDenied::NotCreator),
+    ] {
+        let (stored, signed) = (acme.sink().len(), acme.signatures_made());
+        // An unknown document exports as an error before the edit, as `{}` once the engine holds it.
+        let before = acme.export(&target).unwrap_or_else(|_| b"{}".to_vec());
+        acme.edit(&target, |tx| tx.put(ROOT, "acme", "after"))
+            .unwrap();
+        let err = acme.publish(&f.w.gov, &target).unwrap_err();
+        let mine = err.refusal().unwrap();
+        assert!(
+            matches!(mine, ReceiveError::Denied(d) if *d == expected),
+            "{target}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&expected.to_string()),
+            "the message names the reason: {err}"
+        );
+        assert_eq!(acme.sink().len(), stored, "nothing stored");
+        assert_eq!(acme.signatures_made(), signed, "nothing signed");
+        assert_eq!(acme.unpublished_len(&target), 0, "the edit is rolled back");
+        assert_eq!(acme.export(&target).unwrap(), before);
+
+        // The same edit, sealed by hand and pushed to a peer: the same typed reason.
+        let salt = [7; 16];
+        let mut d = AutoCommit::new().with_actor(automerge_actor(
+            &secret(&f.w, f.acme).public(),
+            &target,
+            &salt,
+        ));
+        d.put(ROOT, "acme", "after").unwrap();
+        let pushed = seal(&f.w, f.acme, f.acme, target, salt, d.get_changes(&[]));
+        let theirs = observer
+            .receive(&f.w.gov, &peer(2), pushed.bytes())
+            .unwrap_err();
+        assert!(matches!(&theirs, ReceiveError::Denied(d) if *d == expected));
+        assert_eq!(theirs.reason(), mine.reason());
+    }
+
+    // Rolled back, not wedged: once the right is back, the next edit publishes and a peer takes it.
+    f.w.op(
+        f.acme,
+        OpKind::JoinTeam {
+            team: f.w.team("C2"),
+        },
+    );
+    acme.revalidate(&f.w.gov);
+    observer.revalidate(&f.w.gov);
+    acme.edit(&doc, |tx| tx.put(ROOT, "acme", "again")).unwrap();
+    let env = one(acme.publish(&f.w.gov, &doc).unwrap());
+    accepted(observer.receive(&f.w.gov, &peer(2), env.bytes()));
+    assert_eq!(acme.export(&doc).unwrap(), observer.export(&doc).unwrap());
+}
+
+/// One random edit on a document: scalars, nested maps, text splices, list inserts and deletions.
+fn random_edit(rng: &mut rand::rngs::StdRng, tx: &mut automerge::transaction::Transaction<'_>) {
+    use rand::Rng;
+    let key = format!("k{}", rng.gen_range(0..6));
+    match rng.gen_range(0..7) {
+        0 => {
+            tx.put(ROOT, key.as_str(), rng.gen::<i64>()).unwrap();
+        }
+        1 => {
+            let len = rng.gen_range(0..300);
+            let s: String = (0..len).map(|_| rng.gen_range('a'..='\u{5ff}')).collect();
+            tx.put(ROOT, key.as_str(), s).unwrap();
+        }
+        2 => {
+            let m = tx.put_object(ROOT, key.as_str(), ObjType::Map).unwrap();
+            tx.put(&m, "inner", rng.gen::<bool>()).unwrap();
+        }
+        3 | 4 => {
+            let t = match tx.get(ROOT, "text").unwrap() {
+                Some((automerge::Value::Object(ObjType::Text), id)) => id,
+                _ => tx.put_object(ROOT, "text", ObjType::Text).unwrap(),
+            };
+            let len = tx.length(&t);
+            let at = rng.gen_range(0..=len);
+            let del = rng.gen_range(0..=(len - at).min(5)) as isize;
+            tx.splice_text(&t, at, del, "línea 🌍 ").unwrap();
+        }
+        5 => {
+            let l = match tx.get(ROOT, "list").unwrap() {
+                Some((automerge::Value::Object(ObjType::List), id)) => id,
+                _ => tx.put_object(ROOT, "list", ObjType::List).unwrap(),
+            };
+            let len = tx.length(&l);
+            tx.insert(&l, rng.gen_range(0..=len), rng.gen::<u32>() as i64)
+                .unwrap();
+        }
+        _ => {
+            let _ = tx.delete(ROOT, key.as_str());
+        }
+    }
+}
+
+/// Whatever `publish` accepts, another engine's `receive` accepts (issue 10): two members edit one document
+/// concurrently with a spread of random edits and bursts, exchange their envelopes now and then (so changes
+/// build on each other's), and a third engine that receives every published envelope in publish order accepts
+/// each one and ends with the same document.
+#[test]
+fn whatever_publish_accepts_a_peer_accepts() {
+    use rand::Rng;
+    let f = federation();
+    let gov = &f.w.gov;
+    for seed in 0..48u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut writers = [engine(&f.w, f.apc), engine(&f.w, f.acme)];
+        let mut observer = engine(&f.w, f.kenya);
+        let mut published: Vec<(usize, SignedEnvelope)> = Vec::new();
+        let mut delivered = [0usize; 2];
+        for _ in 0..24 {
+            let w = rng.gen_range(0..2);
+            for _ in 0..rng.gen_range(1..6) {
+                writers[w]
+                    .edit(&f.doc, |tx| {
+                        random_edit(&mut rng, tx);
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            for env in writers[w].publish(gov, &f.doc).unwrap() {
+                published.push((w, env));
+            }
+            if rng.gen_bool(0.3) {
+                // The other writer catches up on what this one published.
+                let other = 1 - w;
+                for (_, env) in published[delivered[other]..]
+                    .iter()
+                    .filter(|(by, _)| *by == w)
+                {
+                    let _ = writers[other].receive(gov, &peer(9), env.bytes()).unwrap();
+                }
+                delivered[other] = published.len();
+            }
+        }
+        for (i, (_, env)) in published.iter().enumerate() {
+            let r = observer.receive(gov, &peer(1), env.bytes());
+            assert!(
+                matches!(r, Ok(Received::Accepted(_))),
+                "seed {seed}, envelope {i}: {r:?}"
+            );
+        }
+        for w in &mut writers {
+            for (_, env) in &published {
+                let _ = w.receive(gov, &peer(9), env.bytes()).unwrap();
+            }
+            assert_eq!(
+                w.export(&f.doc).unwrap(),
+                observer.export(&f.doc).unwrap(),
+                "seed {seed}"
+            );
+        }
+    }
+}
+
+/// Sections are Automerge Text written with the content schema (`update_text`): two members rewriting different
+/// parts of one section of an output draft concurrently, each on its own engine, both keep their words once the
+/// envelopes cross, and every engine ends with the same document — read back with the report's reader.
+#[test]
+fn two_engines_editing_one_section_concurrently_both_keep_their_text() {
+    use wsis_protocol::content::{self, Schema};
+    let f = federation();
+    let gov = &f.w.gov;
+    let schema = Schema::of_scope(gov, &gov.document(&f.doc).unwrap().scope);
+    let mut apc = engine(&f.w, f.apc);
+    let mut acme = engine(&f.w, f.acme);
+    apc.edit(&f.doc, |tx| content::create_skeleton(tx, &schema))
+        .unwrap();
+    let set = |e: &mut DocumentEngine, text: &str| {
+        e.edit(&f.doc, |tx| {
+            content::set_section(tx, &schema, "challenges", text).map_err(|e| match e {
+                content::ContentError::Automerge(e) => e,
+                other => panic!("{other}"),
+            })
+        })
+        .unwrap();
+        one(e.publish(gov, &f.doc).unwrap())
+    };
+    let base = set(&mut apc, "Cost. Skills.");
+    accepted(acme.receive(gov, &peer(1), base.bytes()));
+    let from_apc = set(&mut apc, "High cost. Skills.");
+    let from_acme = set(&mut acme, "Cost. Digital skills.");
+    accepted(acme.receive(gov, &peer(1), from_apc.bytes()));
+    accepted(apc.receive(gov, &peer(2), from_acme.bytes()));
+    let mut observer = engine(&f.w, f.kenya);
+    for env in [&base, &from_acme, &from_apc] {
+        accepted(observer.receive(gov, &peer(3), env.bytes()));
+    }
+    for e in [&apc, &acme, &observer] {
+        let json: serde_json::Value = serde_json::from_slice(&e.export(&f.doc).unwrap()).unwrap();
+        assert_eq!(
+            content::section(&json, "challenges").as_deref(),
+            Some("High cost. Digital skills.")
+        );
+    }
+    assert_eq!(
+        apc.export(&f.doc).unwrap(),
+        observer.export(&f.doc).unwrap()
+    );
 }

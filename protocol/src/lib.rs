@@ -59,6 +59,7 @@
 pub mod bundle;
 pub mod cbor;
 pub mod chunk_cost;
+pub mod content;
 pub mod crypto;
 pub mod envelope;
 pub mod export;

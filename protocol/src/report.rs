@@ -6,12 +6,13 @@
 //! implementation reports and an overall summary. Contested, late and missing items are shown with a marker and
 //! listed again under "Items needing attention"; nothing is left out because it is inconvenient.
 //!
-//! Document schemas read (anything else is shown as "(section missing)" or "(unreadable)", never a panic):
-//! output draft `{ "sections": { "achievements", "challenges", "recommendations": text }, "activities": [text] }`;
-//! national report `{ "sections": { <any name>: text } }`; meeting record `{ "minutes": [{ "by": "org_…",
-//! "text": "…" }] }`. Rendering is a pure function of the bundle: the same bundle gives the same bytes.
+//! Documents are read with the content schema's readers ([`crate::content`], the module the node's API writes
+//! them with): an output draft's output sections and activities, a national report's sections (whatever names it
+//! has), a meeting record's minutes. Anything else is shown as "(section missing)" or "(unreadable)", never a
+//! panic. Rendering is a pure function of the bundle: the same bundle gives the same bytes.
 
 use crate::bundle::{AttestedBy, VerifiedBundle};
+use crate::content::{self, text_of};
 use crate::ids::{DocId, OrgId};
 use crate::op::StakeholderType;
 use crate::reference::reference;
@@ -82,22 +83,6 @@ fn date(ms: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// Text of a value that should be text (Automerge text and strings export as JSON strings).
-fn text_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.clone()),
-        Value::Null => None,
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ),
-        other => Some(other.to_string()),
-    }
 }
 
 /// The names of some organisations, for a sentence.
@@ -231,7 +216,7 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
 
     // Teams.
     out.push(Block::Heading(2, "Multi-stakeholder teams".into()));
-    let sections = ["achievements", "challenges", "recommendations"];
+    let sections = content::OUTPUT_SECTIONS;
     let required = v
         .procedure
         .as_ref()
@@ -322,10 +307,7 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
             if several {
                 out.push(Block::Para(format!("Document {d}:")));
             }
-            match doc(&d)
-                .and_then(|j| j.get("sections"))
-                .and_then(Value::as_object)
-            {
+            match doc(&d).and_then(content::sections) {
                 Some(secs) if !secs.is_empty() => {
                     for (k, val) in secs {
                         out.push(Block::Heading(4, k.clone()));
@@ -441,20 +423,13 @@ fn team_blocks(
             flag(out, attention, format!("{code}: {line}"), line);
             continue;
         }
-        let minutes = doc(&DocId(m.id.0))
-            .and_then(|d| d.get("minutes"))
-            .and_then(Value::as_array);
-        match minutes {
+        match doc(&DocId(m.id.0)).and_then(content::minutes) {
             Some(items) if !items.is_empty() => out.push(Block::List(
                 items
-                    .iter()
+                    .into_iter()
                     .map(|i| {
-                        let by = i
-                            .get("by")
-                            .and_then(Value::as_str)
-                            .and_then(|s| s.parse::<OrgId>().ok())
-                            .map_or_else(|| "(unknown)".to_string(), |o| name(&o));
-                        let text = text_of(i.get("text")).unwrap_or_else(|| "(unreadable)".into());
+                        let by = i.by.map_or_else(|| "(unknown)".to_string(), |o| name(&o));
+                        let text = i.text.unwrap_or_else(|| "(unreadable)".into());
                         format!("{by}: {text}")
                     })
                     .collect(),
@@ -488,18 +463,15 @@ fn team_blocks(
         out.push(Block::Para("(document not in the bundle)".into()));
         return;
     };
-    let secs = d.get("sections");
     for s in sections {
         out.push(Block::Heading(4, capitalise(s)));
         out.push(Block::Quote(
-            text_of(secs.and_then(|x| x.get(*s))).unwrap_or_else(|| "(section missing)".into()),
+            content::section(d, s).unwrap_or_else(|| "(section missing)".into()),
         ));
     }
     let missing_required: Vec<&String> = required
         .iter()
-        .filter(|r| {
-            text_of(secs.and_then(|x| x.get(r.as_str()))).is_none_or(|t| t.trim().is_empty())
-        })
+        .filter(|r| content::section(d, r).is_none_or(|t| t.trim().is_empty()))
         .collect();
     if !missing_required.is_empty() {
         let msg = format!(
@@ -513,13 +485,8 @@ fn team_blocks(
         flag(out, attention, msg.clone(), msg);
     }
     out.push(Block::Heading(4, "Activities".into()));
-    match d.get("activities").and_then(Value::as_array) {
-        Some(items) if !items.is_empty() => out.push(Block::List(
-            items
-                .iter()
-                .map(|i| text_of(Some(i)).unwrap_or_default())
-                .collect(),
-        )),
+    match content::activities(d) {
+        Some(items) if !items.is_empty() => out.push(Block::List(items)),
         _ => out.push(Block::Para("(section missing)".into())),
     }
 }

@@ -1,46 +1,42 @@
 //! Documents: output drafts and national reports — creating them with their structure, editing a section or
 //! the activities, attesting and submitting them, and reading a document back.
+//!
+//! What a document holds is the content schema's business ([`wsis_protocol::content`]: keys, sections, how each
+//! edit is written); who may create, write or submit one is the replay's and the engine's. This file only turns
+//! requests into ops and schema edits and their refusals into API errors: ops go through `submit_checked` (the
+//! replay's refusal, mapped by the API), document writes through the engine's publish, which runs exactly what a
+//! peer runs and rolls the edit back if a peer would refuse it ([`publish`]).
 
 use super::parse::{check_text, parse_doc, parse_team};
 use super::types::{DocView, EditRequest, NationalReportRequest, OpDone, OutputDraftRequest};
-use super::{
-    done, require_member, ApiError, ApiResult, App, MAX_SECTION_NAME_BYTES,
-    NATIONAL_REPORT_SECTIONS, OUTPUT_SECTIONS,
-};
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ROOT};
+use super::{done, ApiError, ApiResult, App};
+use crate::engine::{chain, EditError, PublishError, ReceiveError};
+use crate::node::DocError;
+use automerge::transaction::Transaction;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use wsis_protocol::content::{self, ContentError, Schema};
 use wsis_protocol::gov::{DocumentScope, Governance};
-use wsis_protocol::ids::{DocId, OrgId};
-use wsis_protocol::op::{Attestation, DocKind, OpKind, StakeholderType};
+use wsis_protocol::ids::DocId;
+use wsis_protocol::op::{Attestation, DocKind, OpKind};
 
-/// Creates a document and, as its creator, gives it its structure (sections as text, activities as a list), so
-/// co-authors only ever edit inside it.
-async fn create_document(
-    app: &App,
-    kind: DocKind,
-    sections: &[&str],
-    activities: bool,
-) -> ApiResult<OpDone> {
-    let op = app.node.submit_checked(OpKind::CreateDoc { kind }).await?;
-    let doc = DocId(op.id().0);
-    app.node
-        .edit(&doc, |tx| {
-            let map = tx.put_object(ROOT, "sections", ObjType::Map)?;
-            for s in sections {
-                tx.put_object(&map, *s, ObjType::Text)?;
-            }
-            if activities {
-                tx.put_object(ROOT, "activities", ObjType::List)?;
-            }
-            Ok(())
-        })
+/// Creates a document and, as its creator, gives it its structure ([`content::create_skeleton`]), so co-authors
+/// only ever edit inside it.
+async fn create_document(app: &App, kind: DocKind) -> ApiResult<OpDone> {
+    let op = app
+        .node
+        .submit_checked(OpKind::CreateDoc { kind: kind.clone() })
         .await?;
-    app.node.publish(&doc).await?;
+    let doc = DocId(op.id().0);
+    let schema = app.node.with_gov(|gov| Schema::of_kind(gov, &kind)).await;
+    app.node
+        .edit(&doc, |tx| content::create_skeleton(tx, &schema))
+        .await
+        .map_err(|e| doc_error(&doc, e))?;
+    publish(app, &doc).await?;
     Ok(done(op))
 }
 
@@ -49,23 +45,13 @@ pub(super) async fn draft_output(
     body: Result<Json<OutputDraftRequest>, JsonRejection>,
 ) -> ApiResult<OpDone> {
     let Json(req) = body?;
-    draft(
+    let team = app.node.with_gov(|gov| parse_team(gov, &req.team)).await?;
+    create_document(
         &app,
-        |gov, me| {
-            let team = parse_team(gov, &req.team)?;
-            if !gov.team_members(&team).contains(me) {
-                return Err(ApiError::refused(
-                    "not-team-member",
-                    format!("the request needs a member of team {team} (join the team first)"),
-                ));
-            }
-            Ok(DocKind::OutputDraft {
-                team,
-                year: req.year,
-            })
+        DocKind::OutputDraft {
+            team,
+            year: req.year,
         },
-        &OUTPUT_SECTIONS,
-        true,
     )
     .await
 }
@@ -75,49 +61,27 @@ pub(super) async fn draft_national_report(
     body: Result<Json<NationalReportRequest>, JsonRejection>,
 ) -> ApiResult<OpDone> {
     let Json(req) = body?;
-    draft(
+    let me = app.node.org();
+    // The report's country is this organisation's (from its inception); whether it may write one is the replay's.
+    let country = app
+        .node
+        .with_gov(|gov| gov.org(&me).and_then(|o| o.country))
+        .await
+        .ok_or_else(|| {
+            ApiError::refused(
+                "no-country",
+                "this organisation has no country in its inception: only a government writes a national \
+                 implementation report",
+            )
+        })?;
+    create_document(
         &app,
-        |gov, me| match gov.org(me) {
-            Some(o) if o.stakeholder == StakeholderType::Government => {
-                let country = o.country.ok_or_else(|| {
-                    ApiError::refused(
-                        "no-country",
-                        "this government has no country in its inception",
-                    )
-                })?;
-                Ok(DocKind::NationalReport {
-                    country,
-                    year: req.year,
-                })
-            }
-            _ => Err(ApiError::refused(
-                "not-government",
-                "only a government writes a national implementation report",
-            )),
+        DocKind::NationalReport {
+            country,
+            year: req.year,
         },
-        &NATIONAL_REPORT_SECTIONS,
-        false,
     )
     .await
-}
-
-/// Creates a document of the kind `kind` grants this (admitted) organisation, with the given structure; `kind`
-/// refuses when the organisation may not write that document.
-async fn draft(
-    app: &App,
-    kind: impl FnOnce(&Governance, &OrgId) -> Result<DocKind, ApiError>,
-    sections: &[&str],
-    activities: bool,
-) -> ApiResult<OpDone> {
-    let me = app.node.org();
-    let kind = app
-        .node
-        .with_gov(|gov| {
-            require_member(gov, &me)?;
-            kind(gov, &me)
-        })
-        .await?;
-    create_document(app, kind, sections, activities).await
 }
 
 pub(super) async fn edit(
@@ -149,109 +113,91 @@ pub(super) async fn edit(
             ))
         }
     };
-    if let Change::Set(s, _) | Change::Append(s, _) = &change {
-        if s.is_empty()
-            || s.len() > MAX_SECTION_NAME_BYTES
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(ApiError::bad(
-                "bad-section",
-                format!("`{s}` is not a section name (lower-case letters, digits and -)"),
-            ));
-        }
-    }
-    check_writer(&app, &doc).await?;
-    // The containers the creator made; missing means its first change has not arrived yet.
-    let containers = app
-        .node
-        .with_docs(|_, docs| {
-            let d = docs.document(&doc)?;
-            let sections = d.get(ROOT, "sections").ok().flatten().map(|(_, id)| id);
-            let activities = d.get(ROOT, "activities").ok().flatten().map(|(_, id)| id);
-            Some((sections, activities))
-        })
-        .await;
-    let not_synced = || {
-        ApiError::refused(
-            "not-synced",
-            "the document's structure has not reached this node yet; try again in a moment",
-        )
-    };
-    let (sections, activities) = containers.ok_or_else(not_synced)?;
-    match change {
-        Change::Activity(text) => {
-            let list = activities.ok_or_else(|| {
-                ApiError::refused("no-activities", "this document has no activities list")
-            })?;
-            app.node
-                .edit(&doc, |tx| {
-                    let at = tx.length(&list);
-                    tx.insert(&list, at, text)?;
-                    Ok(())
-                })
-                .await?;
-        }
-        Change::Set(section, text) | Change::Append(section, text) if sections.is_none() => {
-            let _ = (section, text);
-            return Err(not_synced());
-        }
-        Change::Set(section, text) => {
-            let map = sections.ok_or_else(not_synced)?;
-            app.node
-                .edit(&doc, |tx| {
-                    let obj = match tx.get(&map, section.as_str())? {
-                        Some((automerge::Value::Object(ObjType::Text), id)) => id,
-                        _ => tx.put_object(&map, section.as_str(), ObjType::Text)?,
-                    };
-                    let len = tx.length(&obj) as isize;
-                    tx.splice_text(&obj, 0, len, &text)?;
-                    Ok(())
-                })
-                .await?;
-        }
-        Change::Append(section, text) => {
-            let map = sections.ok_or_else(not_synced)?;
-            app.node
-                .edit(&doc, |tx| {
-                    let obj = match tx.get(&map, section.as_str())? {
-                        Some((automerge::Value::Object(ObjType::Text), id)) => id,
-                        _ => tx.put_object(&map, section.as_str(), ObjType::Text)?,
-                    };
-                    let len = tx.length(&obj);
-                    let text = if len > 0 { format!("\n{text}") } else { text };
-                    tx.splice_text(&obj, len, 0, &text)?;
-                    Ok(())
-                })
-                .await?;
-        }
-    }
-    app.node.publish(&doc).await?;
+    write(&app, &doc, |tx, schema| match &change {
+        Change::Set(section, text) => content::set_section(tx, schema, section, text),
+        Change::Append(section, text) => content::append_to_section(tx, schema, section, text),
+        Change::Activity(text) => content::append_activity(tx, schema, text),
+    })
+    .await?;
     doc_view(&app, &doc).await
 }
 
-/// Checks that this organisation may write `doc` now, so an edit that could never be published is not made.
-pub(super) async fn check_writer(app: &App, doc: &DocId) -> Result<(), ApiError> {
-    let me = app.node.org();
-    app.node
+/// Writes to `doc` with a content-schema edit and publishes it: the one way the API changes a document. The
+/// schema is the document's (from the governance state: 404 for an unknown document); a schema refusal (an
+/// unknown section, a container the document does not have or does not have yet) writes nothing; a publish a
+/// peer would refuse rolls the edit back ([`publish`]).
+pub(super) async fn write(
+    app: &App,
+    doc: &DocId,
+    f: impl FnOnce(&mut Transaction<'_>, &Schema) -> Result<(), ContentError>,
+) -> Result<(), ApiError> {
+    let schema = app
+        .node
         .with_gov(|gov| {
-            if gov.document(doc).is_none() {
-                return Err(unknown_document(doc));
-            }
-            gov.may_write(doc, &me, &gov.heads()).map_err(|e| {
-                ApiError::refused(
-                    "not-writer",
-                    format!("this organisation may not write {doc}: {e}"),
-                )
-            })
+            let info = gov.document(doc).ok_or_else(|| unknown_document(doc))?;
+            Ok::<_, ApiError>(Schema::of_scope(gov, &info.scope))
+        })
+        .await?;
+    // An Automerge error aborts the transaction; a schema refusal comes before anything is written.
+    let outcome = app
+        .node
+        .edit(doc, |tx| match f(tx, &schema) {
+            Err(ContentError::Automerge(e)) => Err(e),
+            other => Ok(other),
         })
         .await
+        .map_err(|e| doc_error(doc, e))?;
+    outcome.map_err(content_error)?;
+    publish(app, doc).await
+}
+
+/// Publishes `doc`'s unpublished changes. Refused (409) when a peer would refuse them, with the reason a peer
+/// gives; the changes are then rolled back, so the document here is again what is stored and what peers have.
+pub(super) async fn publish(app: &App, doc: &DocId) -> Result<(), ApiError> {
+    app.node
+        .publish(doc)
+        .await
+        .map(|_| ())
+        .map_err(|e| doc_error(doc, e))
+}
+
+fn content_error(e: ContentError) -> ApiError {
+    match e {
+        ContentError::UnknownSection { .. } => ApiError::bad("unknown-section", e.to_string()),
+        ContentError::NoContainer(_) => ApiError::bad("wrong-content", e.to_string()),
+        ContentError::NotSynced(_) => ApiError::refused("not-synced", e.to_string()),
+        _ => ApiError::refused("document", e.to_string()),
+    }
+}
+
+/// An engine refusal as the API answers it: the reason a peer would give, with a stable code.
+fn doc_error(doc: &DocId, e: DocError) -> ApiError {
+    match &e {
+        DocError::Publish(PublishError::Refused { reason, discarded }) => {
+            let code = match reason {
+                ReceiveError::Denied(_) => "not-writer",
+                ReceiveError::DocumentFull { .. } => "document-full",
+                _ => "not-publishable",
+            };
+            ApiError::refused(
+                code,
+                format!(
+                    "peers would refuse this change to {doc}: {}; {discarded} unpublished change(s) rolled back",
+                    chain(reason)
+                ),
+            )
+        }
+        DocError::Publish(PublishError::Store(_)) => {
+            ApiError::internal(format!("{doc} not stored: {}", chain(&e)))
+        }
+        DocError::Edit(EditError::ChangeTooLarge { .. }) => ApiError::bad("too-large", chain(&e)),
+        _ => ApiError::refused("document", chain(&e)),
+    }
 }
 
 /// Attests the document as this node has it now: publishes pending changes, then signs heads and content hash.
 async fn attestation_now(app: &App, doc: &DocId) -> Result<Attestation, ApiError> {
-    app.node.publish(doc).await?;
+    publish(app, doc).await?;
     app.node
         .with_docs(|_, docs| {
             let heads = docs.heads(doc);
@@ -306,23 +252,14 @@ pub(super) async fn submit_output(
     State(app): State<Arc<App>>,
     Path(doc): Path<String>,
 ) -> ApiResult<OpDone> {
-    let me = app.node.org();
-    submit_document(&app, &doc, "an output draft", |gov, kind| match kind {
-        DocKind::OutputDraft { team, year } => {
-            Some(if gov.coordinator(&team).map(|c| c.org) != Some(me) {
-                Err(ApiError::refused(
-                    "not-coordinator",
-                    format!("only the coordinator of {team} submits its output"),
-                ))
-            } else {
-                Ok(move |doc, attestation| OpKind::SubmitOutput {
-                    team,
-                    year,
-                    doc,
-                    attestation,
-                })
-            })
-        }
+    // Whether this organisation coordinates the team is the replay's to say (`submit_checked`).
+    submit_document(&app, &doc, "an output draft", |kind| match kind {
+        DocKind::OutputDraft { team, year } => Some(move |doc, attestation| OpKind::SubmitOutput {
+            team,
+            year,
+            doc,
+            attestation,
+        }),
         _ => None,
     })
     .await
@@ -332,14 +269,14 @@ pub(super) async fn submit_national_report(
     State(app): State<Arc<App>>,
     Path(doc): Path<String>,
 ) -> ApiResult<OpDone> {
-    submit_document(&app, &doc, "a national report", |_, kind| match kind {
+    submit_document(&app, &doc, "a national report", |kind| match kind {
         DocKind::NationalReport { country, year } => {
-            Some(Ok(move |doc, attestation| OpKind::SubmitNationalReport {
+            Some(move |doc, attestation| OpKind::SubmitNationalReport {
                 country,
                 year,
                 doc,
                 attestation,
-            }))
+            })
         }
         _ => None,
     })
@@ -347,13 +284,13 @@ pub(super) async fn submit_national_report(
 }
 
 /// Submits the created document `doc`, which must be `what`: `submission` picks the kind it accepts (`None` for
-/// any other, answered as the wrong document), checks who may submit it, and builds the submission op from the
-/// document's id and its attestation as this node has it now.
+/// any other, answered as the wrong document) and builds the submission op from the document's id and its
+/// attestation as this node has it now. Who may submit it is the replay's to say.
 async fn submit_document<S>(
     app: &App,
     doc: &str,
     what: &str,
-    submission: impl FnOnce(&Governance, DocKind) -> Option<Result<S, ApiError>>,
+    submission: impl FnOnce(DocKind) -> Option<S>,
 ) -> ApiResult<OpDone>
 where
     S: FnOnce(DocId, Attestation) -> OpKind,
@@ -363,7 +300,7 @@ where
         .node
         .with_gov(|gov| {
             let kind = created_kind(gov, &doc, what)?;
-            submission(gov, kind).unwrap_or_else(|| Err(wrong_document(&doc, what)))
+            submission(kind).ok_or_else(|| wrong_document(&doc, what))
         })
         .await?;
     submit_attested(app, &doc, |attestation| build(doc, attestation)).await

@@ -1,15 +1,14 @@
 //! Meetings: convening, attending, appending minutes to the record and approving it.
 
-use super::documents::{check_writer, doc_view, submit_attested};
+use super::documents::{doc_view, submit_attested, write};
 use super::parse::{check_text, parse_op, parse_team};
 use super::types::{ConveneRequest, DocView, MinutesRequest, OpDone};
 use super::{done, ApiError, ApiResult, App};
-use automerge::transaction::Transactable;
-use automerge::{ObjType, ReadDoc, ROOT};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use std::sync::Arc;
+use wsis_protocol::content;
 use wsis_protocol::gov::MeetingInfo;
 use wsis_protocol::ids::{DocId, OpId};
 use wsis_protocol::op::{MeetingKind, OpKind};
@@ -53,13 +52,10 @@ pub(super) async fn convene(
     // The record document exists from the Convene; its structure is made once, by the convener, so concurrent
     // writers never create rival `minutes` lists.
     let record = DocId(op.id().0);
-    app.node
-        .edit(&record, |tx| {
-            tx.put_object(ROOT, "minutes", ObjType::List)?;
-            Ok(())
-        })
-        .await?;
-    app.node.publish(&record).await?;
+    write(&app, &record, |tx, schema| {
+        Ok(content::create_skeleton(tx, schema)?)
+    })
+    .await?;
     Ok(done(op))
 }
 
@@ -82,32 +78,11 @@ pub(super) async fn minutes(
     check_text(&req.text)?;
     let meeting = parse_op(&meeting, "meeting")?;
     let record = DocId(meeting.0);
-    check_writer(&app, &record).await?;
-    let list = app
-        .node
-        .with_docs(|_, docs| {
-            docs.document(&record)
-                .and_then(|d| d.get(ROOT, "minutes").ok().flatten())
-                .map(|(_, id)| id)
-        })
-        .await
-        .ok_or_else(|| {
-            ApiError::refused(
-                "not-synced",
-                "the meeting record has not reached this node yet; try again in a moment",
-            )
-        })?;
-    let by = app.node.org().to_string();
-    app.node
-        .edit(&record, |tx| {
-            let at = tx.length(&list);
-            let entry = tx.insert_object(&list, at, ObjType::Map)?;
-            tx.put(&entry, "by", by)?;
-            tx.put(&entry, "text", req.text)?;
-            Ok(())
-        })
-        .await?;
-    app.node.publish(&record).await?;
+    let by = app.node.org();
+    write(&app, &record, |tx, schema| {
+        content::append_minute(tx, schema, &by, &req.text)
+    })
+    .await?;
     doc_view(&app, &record).await
 }
 

@@ -92,26 +92,45 @@ pub enum ApplyLocalError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
-    #[error("sealing the envelope failed")]
-    Seal(#[from] EnvelopeError),
-    /// This organisation may not write the document at its current governance heads; the unpublished changes
-    /// were discarded and the document rebuilt without them.
+    /// A peer would refuse the envelope, for `reason` — exactly the error its
+    /// [`receive`](super::DocumentEngine::receive) gives for the same bytes (the same functions decide it). Nothing
+    /// of it is stored or announced, and the `discarded` unpublished changes were rolled back: the document is
+    /// again what is stored (see [`DocumentEngine::publish`](super::DocumentEngine::publish)).
     #[error(
-        "this organisation may not write the document ({discarded} unpublished changes discarded)"
+        "peers would refuse it: {} ({discarded} unpublished changes rolled back)",
+        chain(.reason)
     )]
-    Denied {
+    Refused {
         #[source]
-        reason: WriteDenied,
+        reason: ReceiveError,
         discarded: usize,
     },
     /// Envelopes sealed before the failing one are stored (see [`DocumentEngine::envelope_ids`](super::DocumentEngine::envelope_ids)); the rest stays
     /// unpublished for a retry.
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The document would hold more ops than `MAX_DOCUMENT_OPS` (every peer would refuse the envelope); the
-    /// unpublished changes stay unpublished.
-    #[error("the document would hold {ops} ops, the limit is {max}: peers and the verifier would refuse it")]
-    DocumentFull { ops: u64, max: u64 },
+}
+
+impl PublishError {
+    /// The refusal a peer would give, if that is why publishing failed.
+    pub fn refusal(&self) -> Option<&ReceiveError> {
+        match self {
+            PublishError::Refused { reason, .. } => Some(reason),
+            PublishError::Store(_) => None,
+        }
+    }
+}
+
+/// An error and its sources on one line ("invalid envelope: change 0 …"), for messages shown to a person.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 /// Why an export failed.

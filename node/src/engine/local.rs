@@ -3,17 +3,18 @@
 
 use super::doc_state::*;
 use super::error::*;
+use super::receive::{Incoming, Verdict};
 use super::sink::*;
 use super::DocumentEngine;
 use automerge::transaction::Transaction;
 use automerge::{ActorId, AutomergeError, Change, ChangeHash};
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use wsis_protocol::envelope::{ChangeEnvelope, SignedEnvelope};
-use wsis_protocol::gov::{Governance, WriteDenied};
+use wsis_protocol::envelope::{ChangeEnvelope, SignedEnvelope, VerifiedHeader};
+use wsis_protocol::gov::Governance;
 use wsis_protocol::ids::DocId;
 use wsis_protocol::limits::{
-    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_DOCUMENT_OPS, MAX_ENVELOPE_BYTES, MAX_HEADS,
+    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES, MAX_HEADS,
 };
 
 impl<S: EnvelopeSink> DocumentEngine<S> {
@@ -132,8 +133,20 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     }
 
     /// Seals every unpublished local change of `doc` into signed envelopes citing `gov`'s current heads — one
-    /// envelope unless the batch exceeds an envelope's limits (4,096 changes, 8 MiB) — stores them through the sink
-    /// and returns them for announcement. Nothing to publish gives an empty vector.
+    /// envelope unless the batch exceeds an envelope's limits (4,096 changes, 8 MiB) — runs each one's bytes
+    /// through exactly what a peer runs, and only then stores it through the sink and returns it for
+    /// announcement. What a peer runs: stage 1 ([`VerifiedHeader::from_bytes`], with its caps), then `judge`, the
+    /// function [`receive`](Self::receive) uses (authorisation, dependencies, stage 2, the history rules, the
+    /// document's op cap). Nothing to publish gives an empty vector.
+    ///
+    /// If a peer would refuse an envelope, it is not stored and [`PublishError::Refused`] carries the
+    /// [`ReceiveError`] that peer would give. The unpublished changes from that envelope on are then **rolled
+    /// back**: no peer would ever accept them, so keeping them would leave this node showing a document nobody
+    /// else can have and every later publish of it failing the same way. The document is rebuilt from what is
+    /// stored, exactly as peers have it, and the error says how many changes were discarded. Envelopes of the same
+    /// call sealed before the refused one stay stored (served, and announced with the next announcement; see
+    /// [`envelope_ids`](Self::envelope_ids)). A storage failure ([`PublishError::Store`]) is not a refusal: the
+    /// changes stay unpublished for a retry.
     pub fn publish(
         &mut self,
         gov: &Governance,
@@ -143,10 +156,10 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         if self.unpublished_len(doc) == 0 {
             return Ok(Vec::new());
         }
-        // Checked before signing, so a refused batch costs no signature (and again on the sealed envelope below,
-        // which also checks the key).
+        // The rule `authorize_header` applies to the sealed envelope below, asked first so that a batch this
+        // organisation may not write costs no signature.
         if let Err(reason) = gov.may_write(doc, &self.author, &heads) {
-            return Err(self.discard_unpublished(doc, reason));
+            return Err(self.roll_back(doc, ReceiveError::Denied(reason)));
         }
         let mut out = Vec::new();
         while let Some((batch, salt, changes)) = self.docs.get(doc).and_then(|st| {
@@ -155,15 +168,9 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             let changes: Vec<Change> = pending[..batch].iter().map(|(_, c)| c.clone()).collect();
             Some((batch, pending[0].0, changes))
         }) {
-            // Checked before signing: `Change::len` is the count stage 1 reads (stage 2 checks they agree).
-            let more = changes.iter().map(|c| c.len() as u64).sum();
-            if let Err(ops) = self.state(doc).ops_with(more) {
-                return Err(PublishError::DocumentFull {
-                    ops,
-                    max: MAX_DOCUMENT_OPS,
-                });
-            }
-            let env = ChangeEnvelope::seal(
+            // Sealing applies stage 1's caps to the changes (the same functions); its refusal is the one a peer
+            // would give to the same bytes.
+            let sealed = ChangeEnvelope::seal(
                 self.federation,
                 *doc,
                 self.author,
@@ -171,19 +178,20 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 salt,
                 heads.clone(),
                 changes,
-            )?;
-            self.signatures += 1;
-            if let Err(reason) = gov.authorize_envelope(&env) {
-                return Err(self.discard_unpublished(doc, reason));
+            )
+            .map_err(ReceiveError::Envelope);
+            if sealed.is_ok() {
+                self.signatures += 1;
             }
+            let (env, pre) = match sealed.and_then(|env| self.judge_own(gov, &env)) {
+                Ok(accepted) => accepted,
+                Err(reason) => return Err(self.roll_back(doc, reason)),
+            };
             self.sink
                 .put_envelope(&env)
                 .map_err(|e| PublishError::Store(Box::new(e)))?;
             let st = self.state(doc);
             st.local.pending.drain(..batch);
-            let pre = st.precheck(&env).unwrap_or_else(|_| Precheck {
-                histories: own_histories(st, &env),
-            });
             let (fresh, _) = st.index(env.clone(), Ok(()), pre);
             // Already in the document: they were applied when made.
             st.valid.extend(fresh);
@@ -192,13 +200,42 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         Ok(out)
     }
 
-    /// Drops the unpublished changes of `doc` (they could never be accepted) and rebuilds it without them.
-    pub(super) fn discard_unpublished(&mut self, doc: &DocId, reason: WriteDenied) -> PublishError {
+    /// This node's sealed envelope as a peer receives it: decoded from its bytes by stage 1, then judged at `gov`.
+    /// Anything but "acceptable and authorised now" is the refusal a peer would give (an envelope a peer would
+    /// park or drop as a duplicate cannot come from a consistent local state; it is refused rather than sent).
+    fn judge_own(
+        &mut self,
+        gov: &Governance,
+        sealed: &SignedEnvelope,
+    ) -> Result<(SignedEnvelope, Precheck), ReceiveError> {
+        let header = VerifiedHeader::from_bytes(sealed.bytes(), self.federation)?;
+        match self.judge(gov, Incoming::Header(header), false)? {
+            Verdict::Acceptable {
+                env,
+                authorised: Ok(()),
+                pre,
+            } => Ok((env, pre)),
+            Verdict::Acceptable {
+                authorised: Err(d), ..
+            } => Err(ReceiveError::Denied(d)),
+            Verdict::Wait { .. } => Err(ReceiveError::InvalidHistory {
+                index: 0,
+                rule: "a dependency is not stored",
+            }),
+            Verdict::Duplicate => Err(ReceiveError::InvalidHistory {
+                index: 0,
+                rule: "every change is already published",
+            }),
+        }
+    }
+
+    /// Drops the unpublished changes of `doc` (a peer would refuse them) and rebuilds it without them.
+    pub(super) fn roll_back(&mut self, doc: &DocId, reason: ReceiveError) -> PublishError {
         let st = self.state(doc);
         let discarded = st.local.pending.len();
         st.local.pending.clear();
         self.rebuild(doc);
-        PublishError::Denied { reason, discarded }
+        PublishError::Refused { reason, discarded }
     }
 }
 
@@ -231,21 +268,4 @@ pub(super) fn next_batch(
         n += 1;
     }
     Some(n.max(1))
-}
-
-/// Histories for own published changes when the precheck cannot run (it always can for changes made here; this
-/// keeps the index consistent regardless).
-pub(super) fn own_histories(st: &DocState, env: &SignedEnvelope) -> Vec<ActorSet> {
-    env.changes()
-        .iter()
-        .map(|c| {
-            let mut h = ActorSet::default();
-            for d in c.deps() {
-                if let Some(e) = st.changes.get(d) {
-                    h.union(&e.history);
-                }
-            }
-            h
-        })
-        .collect()
 }

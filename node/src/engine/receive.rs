@@ -50,6 +50,39 @@ pub(super) enum Step {
     Parked(Parked),
 }
 
+/// What [`DocumentEngine::judge`] found: the envelope may be stored now, is already here, or waits for something.
+pub(super) enum Verdict {
+    /// Passes every rule. `authorised` is `Err` only for a restored envelope no longer authorised.
+    Acceptable {
+        env: SignedEnvelope,
+        authorised: Result<(), WriteDenied>,
+        pre: Precheck,
+    },
+    /// Already stored or parked, or it brings no change that is not already covered.
+    Duplicate,
+    /// Cites governance ops or depends on changes this node does not have yet: to park.
+    Wait {
+        env: Incoming,
+        wait: Wait,
+        parked: Parked,
+    },
+}
+
+impl Verdict {
+    fn wait_for_ops(env: Incoming, missing: Vec<OpId>) -> Verdict {
+        let parked = Parked {
+            id: env.header().id(),
+            missing_ops: missing.clone(),
+            missing_changes: Vec::new(),
+        };
+        Verdict::Wait {
+            env,
+            wait: Wait::Governance(missing),
+            parked,
+        }
+    }
+}
+
 impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Runs the whole acceptance pipeline on envelope bytes from `from`, then retries parked envelopes that this
     /// one lets in. A rejection is counted ([`rejected_counts`](Self::rejected_counts)); the caller should penalise
@@ -174,8 +207,9 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         }
     }
 
-    /// Pipeline steps 2 to 7 for an envelope past stage 1. `restore`: the envelope comes from this node's store
-    /// (not stored again; kept even if no longer authorised, as before the restart).
+    /// Pipeline steps 2 to 7 for an envelope past stage 1: [`judge`](Self::judge), then parking, or storing and
+    /// applying. `restore`: the envelope comes from this node's store (not stored again; kept even if no longer
+    /// authorised, as before the restart).
     pub(super) fn admit(
         &mut self,
         gov: &Governance,
@@ -183,102 +217,28 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         from: &Peer,
         restore: bool,
     ) -> Result<Step, ReceiveError> {
-        let head = env.header();
-        let doc = head.header().doc;
-        let id = head.id();
-        if self
-            .docs
-            .get(&doc)
-            .is_some_and(|st| st.by_id.contains_key(&id))
-            || self.parking.slots.contains(&id)
-        {
-            self.duplicates += 1;
-            return Ok(Step::Duplicate);
-        }
-        // Governance heads first: an envelope from an organisation whose inception we have not seen yet cites it.
-        let unknown: Vec<OpId> = head
-            .header()
-            .gov_heads
-            .iter()
-            .filter(|h| !gov.contains(h))
-            .copied()
-            .collect();
-        if !unknown.is_empty() {
-            let parked = Parked {
-                id,
-                missing_ops: unknown.clone(),
-                missing_changes: Vec::new(),
-            };
-            return self.park(env, from, restore, Wait::Governance(unknown), parked);
-        }
-        let authorised = match gov.authorize_header(head) {
-            Ok(()) => Ok(()),
-            Err(WriteDenied::UnknownHeads(missing)) => {
-                let parked = Parked {
-                    id,
-                    missing_ops: missing.clone(),
-                    missing_changes: Vec::new(),
-                };
-                return self.park(env, from, restore, Wait::Governance(missing), parked);
-            }
-            Err(d) if restore => Err(d),
-            Err(d) => {
-                let e = ReceiveError::Denied(d);
-                self.count(e.reason());
-                return Err(e);
-            }
-        };
-        let st = self.state(&doc);
-        // Nothing new: every change is applied, or already carried by an authorised stored envelope (then this one
-        // cannot change the valid set; refusing it keeps re-sealed copies from costing storage and rebuilds).
-        if head
-            .header()
-            .change_hashes
-            .iter()
-            .all(|h| st.covers(&ChangeHash(h.0)))
-        {
-            self.duplicates += 1;
-            return Ok(Step::Duplicate);
-        }
-        let missing: Vec<ChangeHash> = head
-            .external_deps()
-            .iter()
-            .map(|h| ChangeHash(h.0))
-            .filter(|h| !st.changes.contains_key(h))
-            .collect();
-        if !missing.is_empty() {
-            let parked = Parked {
-                id,
-                missing_ops: Vec::new(),
-                missing_changes: missing.iter().map(to_hash32).collect(),
-            };
-            return self.park(env, from, restore, Wait::Changes(missing), parked);
-        }
-        // Stage 2: only now does Automerge's parser see the bytes.
-        let env = match env.parse() {
-            Ok(env) => env,
-            Err(e) => {
-                let e = ReceiveError::Envelope(e);
-                self.count(e.reason());
-                return Err(e);
-            }
-        };
-        let st = self.state(&doc);
-        let pre = match st.precheck(&env) {
-            Ok(p) => p,
+        let verdict = match self.judge(gov, env, restore) {
+            Ok(v) => v,
             Err(e) => {
                 self.count(e.reason());
                 return Err(e);
             }
         };
-        if let (false, Err(ops)) = (restore, st.ops_with(env.verified_header().ops())) {
-            let e = ReceiveError::DocumentFull {
-                ops,
-                max: MAX_DOCUMENT_OPS,
-            };
-            self.count(e.reason());
-            return Err(e);
-        }
+        let (env, authorised, pre) = match verdict {
+            Verdict::Duplicate => {
+                self.duplicates += 1;
+                return Ok(Step::Duplicate);
+            }
+            Verdict::Wait { env, wait, parked } => {
+                return self.park(env, from, restore, wait, parked)
+            }
+            Verdict::Acceptable {
+                env,
+                authorised,
+                pre,
+            } => (env, authorised, pre),
+        };
+        let doc = env.header().doc;
         if !restore {
             self.sink
                 .put_envelope(&env)
@@ -313,6 +273,94 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             applied,
             rebuilt,
             hashes,
+        })
+    }
+
+    /// Whether an envelope past stage 1 is acceptable for its document at the governance state `gov` (pipeline
+    /// steps 2 to 5): the one function that decides it, for a peer's envelope ([`admit`](Self::admit)) and for
+    /// this node's own before it is stored or announced ([`publish`](Self::publish)). It changes nothing (the
+    /// caller counts, parks or stores). `restore`: an envelope from this node's store, judged on the same rules
+    /// except that one no longer authorised is kept (`authorised` is then `Err`) and the op cap is not applied
+    /// again to what was accepted before.
+    pub(super) fn judge(
+        &mut self,
+        gov: &Governance,
+        env: Incoming,
+        restore: bool,
+    ) -> Result<Verdict, ReceiveError> {
+        let head = env.header();
+        let doc = head.header().doc;
+        let id = head.id();
+        if self
+            .docs
+            .get(&doc)
+            .is_some_and(|st| st.by_id.contains_key(&id))
+            || self.parking.slots.contains(&id)
+        {
+            return Ok(Verdict::Duplicate);
+        }
+        // Governance heads first: an envelope from an organisation whose inception we have not seen yet cites it.
+        let unknown: Vec<OpId> = head
+            .header()
+            .gov_heads
+            .iter()
+            .filter(|h| !gov.contains(h))
+            .copied()
+            .collect();
+        if !unknown.is_empty() {
+            return Ok(Verdict::wait_for_ops(env, unknown));
+        }
+        let authorised = match gov.authorize_header(head) {
+            Ok(()) => Ok(()),
+            Err(WriteDenied::UnknownHeads(missing)) => {
+                return Ok(Verdict::wait_for_ops(env, missing));
+            }
+            Err(d) if restore => Err(d),
+            Err(d) => return Err(ReceiveError::Denied(d)),
+        };
+        let st = self.state(&doc);
+        // Nothing new: every change is applied, or already carried by an authorised stored envelope (then this one
+        // cannot change the valid set; refusing it keeps re-sealed copies from costing storage and rebuilds).
+        if head
+            .header()
+            .change_hashes
+            .iter()
+            .all(|h| st.covers(&ChangeHash(h.0)))
+        {
+            return Ok(Verdict::Duplicate);
+        }
+        let missing: Vec<ChangeHash> = head
+            .external_deps()
+            .iter()
+            .map(|h| ChangeHash(h.0))
+            .filter(|h| !st.changes.contains_key(h))
+            .collect();
+        if !missing.is_empty() {
+            let parked = Parked {
+                id,
+                missing_ops: Vec::new(),
+                missing_changes: missing.iter().map(to_hash32).collect(),
+            };
+            return Ok(Verdict::Wait {
+                env,
+                wait: Wait::Changes(missing),
+                parked,
+            });
+        }
+        // Stage 2: only now does Automerge's parser see the bytes.
+        let env = env.parse().map_err(ReceiveError::Envelope)?;
+        let st = self.state(&doc);
+        let pre = st.precheck(&env)?;
+        if let (false, Err(ops)) = (restore, st.ops_with(env.verified_header().ops())) {
+            return Err(ReceiveError::DocumentFull {
+                ops,
+                max: MAX_DOCUMENT_OPS,
+            });
+        }
+        Ok(Verdict::Acceptable {
+            env,
+            authorised,
+            pre,
         })
     }
 

@@ -227,7 +227,7 @@ fn a_full_parking_buffer_refuses_the_newcomer_without_blaming_it() {
 
 /// A document at `MAX_DOCUMENT_OPS` (what the offline verifier loads at most) takes no more ops: an envelope
 /// from a peer is refused as too large, counted and blamed on the sender, and nothing is stored; this node's own
-/// publish is refused too, and its unpublished changes stay unpublished. (The count is set directly: reaching
+/// publish is refused with the same error, nothing stored, and its unpublished change rolled back. (The count is set directly: reaching
 /// two million real ops would cost the test seconds and hundreds of MiB.)
 #[test]
 fn a_document_at_its_op_cap_takes_no_more_from_peers_or_from_this_node() {
@@ -294,13 +294,19 @@ fn a_document_at_its_op_cap_takes_no_more_from_peers_or_from_this_node() {
 
     a.docs.get_mut(&doc).unwrap().ops = MAX_DOCUMENT_OPS;
     a.edit(&doc, |tx| tx.put(ROOT, "p", 3)).unwrap();
-    assert!(matches!(
-        a.publish(&w.gov, &doc),
-        Err(PublishError::DocumentFull { .. })
-    ));
+    let stored = a.sink().len();
+    match a.publish(&w.gov, &doc) {
+        Err(PublishError::Refused {
+            reason: ReceiveError::DocumentFull { max, .. },
+            discarded: 1,
+        }) => assert_eq!(max, MAX_DOCUMENT_OPS),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.sink().len(), stored, "nothing of it is stored");
+    assert_eq!(a.unpublished_len(&doc), 0, "the change is rolled back");
     assert_eq!(
-        a.unpublished_len(&doc),
-        1,
-        "the change is kept, unpublished"
+        a.export(&doc).unwrap(),
+        br#"{"p":2}"#,
+        "the document is what is stored"
     );
 }
