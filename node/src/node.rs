@@ -43,6 +43,7 @@
 //! ([`StoreSink`]), `parked_ops` bounds each peer's parked governance ops.
 
 mod parked_ops;
+mod refused;
 mod serve;
 mod store_sink;
 mod sync;
@@ -214,6 +215,9 @@ struct Inner {
     introduced: std::sync::Mutex<std::collections::HashSet<PeerId>>,
     /// Which peer parked which governance ops.
     parked_by: std::sync::Mutex<ParkedLedger>,
+    /// Ops and envelopes refused from peers: skipped, not penalised again, when a later sync brings them again.
+    refused_ops: std::sync::Mutex<refused::RefusedIds<OpId>>,
+    refused_envelopes: std::sync::Mutex<refused::RefusedIds<wsis_protocol::ids::EnvelopeId>>,
 }
 
 /// A running node. Cheap to clone.
@@ -386,6 +390,8 @@ impl Node {
                 syncing: Default::default(),
                 introduced: Default::default(),
                 parked_by: Default::default(),
+                refused_ops: Default::default(),
+                refused_envelopes: Default::default(),
             }),
         };
         node.ensure_identity().await.map_err(|e| match e {
