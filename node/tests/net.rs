@@ -548,7 +548,9 @@ async fn a_node_not_serving_yet_answers_no_genesis_at_once_then_serves() {
         SyncRequest::GetOps {
             ids: vec![OpId([1; 32])],
         },
-        SyncRequest::DocHeads { doc: DocId([2; 32]) },
+        SyncRequest::DocHeads {
+            doc: DocId([2; 32]),
+        },
     ] {
         assert_eq!(
             within("no genesis", b.net.request(a.id, &request))
