@@ -1,5 +1,8 @@
 //! The pull client: what this node asks its peers for (governance ops, then the documents whose heads differ),
 //! when (announcements, new connections, anti-entropy), and how what comes back enters the replica and the engine.
+//!
+//! An item refused once is remembered (`refused`): a later sync that brings it again skips it, asks nobody for it
+//! by id and penalises nobody for it, so one bad item costs its sender one penalty, not one per round.
 
 use super::*;
 use crate::engine::ReceiveError;
