@@ -102,7 +102,7 @@ fn sixteen_newcomers_started_within_a_second_through_one_bootstrap_all_run_and_a
     // Running: the node writes its API address once it has the genesis and has started; the file's time, less
     // the process's start, is its join time (a file check, so polling sixteen APIs does not blur the figures).
     let mut join_times: Vec<Duration> = Vec::new();
-    for k in 0..NEWCOMERS {
+    for (k, spawned) in spawned_at.iter().enumerate() {
         let i = k + 1;
         let file = wsis_node::data_dir::ApiAddrFile::of(&net.nodes[i].dir);
         while !file.exists() {
@@ -120,11 +120,7 @@ fn sixteen_newcomers_started_within_a_second_through_one_bootstrap_all_run_and_a
         let written = std::fs::metadata(file.path())
             .and_then(|m| m.modified())
             .expect("the file's time");
-        join_times.push(
-            written
-                .duration_since(spawned_at[k])
-                .unwrap_or(Duration::ZERO),
-        );
+        join_times.push(written.duration_since(*spawned).unwrap_or(Duration::ZERO));
     }
     for i in 1..=NEWCOMERS {
         while net.status_if_answering(i).ok().flatten().is_none() {
