@@ -168,6 +168,8 @@ impl Node {
                     tracing::debug!(%peer, ?reason, "sync refused");
                     return Ok(total);
                 }
+                // Still starting: nothing to pull, and an error, so this node introduces itself again later.
+                SyncResponse::NoGenesis => return Err(crate::net::RequestError::NoReplica),
                 other => {
                     tracing::info!(%peer, ?other, "unexpected sync response");
                     return Ok(total);
