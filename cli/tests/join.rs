@@ -6,7 +6,9 @@
 //! They start within one second, one every [`SPREAD`], as in the issue: started at the very same instant, every
 //! newcomer's first round finds only the bootstrap peer connected, and even the old `fetch_genesis` was quick;
 //! spread over a second, the later ones are already connected to earlier newcomers (through Kademlia) when they
-//! first ask, and the old code waited 30 s for each such newcomer's silence (about 60 s each, measured).
+//! first ask, and the old code could wait 30 s for each such newcomer's silence (in one of seven runs of the
+//! old binary, ten of fourteen newcomers took about 60 s; the others were quick, so this test does not tell the
+//! old code from the new by itself: `node/tests/net.rs` holds the immediate answer).
 //!
 //! The deadline only detects a hang (no assertion is about time); the join times are printed (run with
 //! `--nocapture`) so they can be reported.
