@@ -16,6 +16,11 @@
 //! [`NetConfig::penalty_threshold`] is disconnected and refused until its ban expires ([`penalty::BAN_DURATION`],
 //! doubling for repeat offenders up to [`penalty::MAX_BAN_DURATION`]). See [`penalty`] for the numbers and why.
 //!
+//! A node that has nothing to serve from yet (fetching the genesis, loading its store) builds its network with
+//! [`NetConfig::serve_from_start`] off: the task answers every inbound request at once with
+//! [`SyncResponse::NoGenesis`] until [`Network::serve`], so a peer asking it (another newcomer looking for the
+//! genesis) moves on at once instead of waiting for its request to time out.
+//!
 //! Besides bans, the operator can block peers for as long as the node runs ([`NetConfig::blocked_peers`]): they
 //! are put on the same swarm block list at start and never taken off it (an expiring ban of a blocked peer does
 //! not unblock it), so every connection to or from them is denied, they are never dialled (bootstrap entries

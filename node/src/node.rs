@@ -45,6 +45,7 @@
 //! ([`StoreSink`]), `parked_ops` bounds each peer's parked governance ops.
 
 mod parked_ops;
+mod refused;
 mod serve;
 mod store_sink;
 mod sync;
@@ -229,6 +230,9 @@ struct Inner {
     introduced: std::sync::Mutex<std::collections::HashSet<PeerId>>,
     /// Which peer parked which governance ops.
     parked_by: std::sync::Mutex<ParkedLedger>,
+    /// Ops and envelopes refused from peers: skipped, not penalised again, when a later sync brings them again.
+    refused_ops: std::sync::Mutex<refused::RefusedIds<OpId>>,
+    refused_envelopes: std::sync::Mutex<refused::RefusedIds<wsis_protocol::ids::EnvelopeId>>,
 }
 
 /// A running node. Cheap to clone.
@@ -349,6 +353,8 @@ impl Node {
         net_config.bootstrap = bootstrap;
         net_config.blocked_peers = blocked_peers;
         net_config.mdns = mdns;
+        // Until the event loop runs, peers' requests are answered "no genesis" at once (see `fetch_genesis`).
+        net_config.serve_from_start = false;
         let (net, events) = Network::new(net_config)?;
 
         let gov = if stored.is_empty() {
@@ -401,6 +407,8 @@ impl Node {
                 syncing: Default::default(),
                 introduced: Default::default(),
                 parked_by: Default::default(),
+                refused_ops: Default::default(),
+                refused_envelopes: Default::default(),
             }),
         };
         node.ensure_identity().await.map_err(|e| match e {
@@ -409,6 +417,7 @@ impl Node {
             other => StartError::Identity(other.to_string()),
         })?;
         tokio::spawn(node.clone().event_loop(events));
+        node.inner.net.serve().await?;
         tokio::spawn(node.clone().anti_entropy());
         Ok(node)
     }
@@ -725,24 +734,83 @@ fn replay_store(stored: Vec<SignedOp>, federation: FederationId) -> Result<Gover
     Ok(gov)
 }
 
-/// Asks the bootstrap peers for the genesis until one answers with bytes that hash to `federation`.
+/// How long a newcomer gives up on fetching the genesis after (no bootstrap peer and no other peer had it).
+const GENESIS_FETCH_DEADLINE: Duration = Duration::from_secs(120);
+/// How long one peer has to answer a newcomer's `Hello`: short, because a peer that has the genesis answers at
+/// once and one that has none says so at once (`NoGenesis`); a peer that says nothing is asked again next round.
+const GENESIS_ASK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pause between two rounds of asking.
+const GENESIS_ROUND_PAUSE: Duration = Duration::from_millis(500);
+/// Connected peers other than the bootstrap peers asked at once in one round.
+const GENESIS_FANOUT: usize = 16;
+
+/// Fetches the genesis of `federation`: each round asks the bootstrap peers first, all at once (dialled if not
+/// connected yet: they are the peers the operator named), then up to [`GENESIS_FANOUT`] other connected peers
+/// at once, each with [`GENESIS_ASK_TIMEOUT`]. Other newcomers joining at the same time answer `NoGenesis` at
+/// once (their network does not serve before their application runs), so a crowd of newcomers never makes one
+/// of them wait for timeouts. The first answer whose bytes hash to `federation` wins; a wrong genesis is
+/// penalised.
 async fn fetch_genesis(net: &Network, federation: FederationId) -> Result<SignedOp, StartError> {
-    for _ in 0..60 {
-        let peers = net.connected_peers().await.unwrap_or_default();
-        for peer in peers {
-            if let Ok(SyncResponse::Genesis(bytes)) =
-                net.request(peer, &SyncRequest::Hello { federation }).await
-            {
-                if let Ok(op) = SignedOp::from_bytes(&bytes) {
+    let bootstrap = net.bootstrap_peers().to_vec();
+    let give_up = tokio::time::Instant::now() + GENESIS_FETCH_DEADLINE;
+    loop {
+        if let Some(op) = ask_genesis(net, federation, &bootstrap).await {
+            return Ok(op);
+        }
+        let others: Vec<PeerId> = net
+            .connected_peers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| !bootstrap.contains(p))
+            .take(GENESIS_FANOUT)
+            .collect();
+        if let Some(op) = ask_genesis(net, federation, &others).await {
+            return Ok(op);
+        }
+        if tokio::time::Instant::now() >= give_up {
+            return Err(StartError::GenesisUnavailable(federation));
+        }
+        tokio::time::sleep(GENESIS_ROUND_PAUSE).await;
+    }
+}
+
+/// Asks `peers` for the genesis at once; the first that answers with the genesis of `federation` wins.
+async fn ask_genesis(
+    net: &Network,
+    federation: FederationId,
+    peers: &[PeerId],
+) -> Option<SignedOp> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let hello = SyncRequest::Hello { federation };
+    let mut asks: FuturesUnordered<_> = peers
+        .iter()
+        .map(|&peer| {
+            let hello = &hello;
+            async move {
+                let answer =
+                    tokio::time::timeout(GENESIS_ASK_TIMEOUT, net.request(peer, hello)).await;
+                (peer, answer)
+            }
+        })
+        .collect();
+    while let Some((peer, answer)) = asks.next().await {
+        match answer {
+            Ok(Ok(SyncResponse::Genesis(bytes))) => {
+                match SignedOp::from_bytes(&bytes) {
                     // All 32 bytes: a genesis matching on a prefix is another federation.
-                    if FederationId(op.id().0) == federation {
-                        return Ok(op);
+                    Ok(op) if FederationId(op.id().0) == federation => return Some(op),
+                    _ => {
+                        let _ = net.penalise(peer, "wrong genesis").await;
                     }
                 }
-                let _ = net.penalise(peer, "wrong genesis").await;
             }
+            Ok(Ok(other)) => {
+                tracing::debug!(%peer, response = other.kind_name(), "no genesis from this peer")
+            }
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "genesis request failed"),
+            Err(_) => tracing::debug!(%peer, "genesis request timed out"),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    Err(StartError::GenesisUnavailable(federation))
+    None
 }

@@ -989,3 +989,204 @@ async fn a_node_also_runs_on_a_current_thread_runtime() {
     assert_eq!(after, before);
     again.shutdown().await;
 }
+
+/// The ops of the penalty tests: a structurally invalid op signed with its author's real key (a procedure
+/// motion whose teams are not sorted: `OpBody::sign` signs without validating, as the local path once did), and
+/// the inception of a fresh organisation citing the genesis, valid, which a peer relays.
+mod bad_ops {
+    use wsis_protocol::fixture::Org;
+    use wsis_protocol::ids::{FederationId, OpId};
+    use wsis_protocol::op::{MotionKind, OpKind, Procedure, StakeholderType, TeamCode};
+
+    pub fn inception(fed: FederationId, seed: u64) -> Vec<u8> {
+        let mut org = Org::new(seed, "Relayed", StakeholderType::Academia, None);
+        let kind = OpKind::OrgInception(org.inception.clone());
+        org.sign(Some(fed), &[OpId(fed.0)], kind, seed)
+            .bytes()
+            .to_vec()
+    }
+
+    /// The author's inception, then `n` distinct unsorted-teams motions (each signed by it at seq 2), then one
+    /// op that descends from the first motion.
+    pub fn signed_by_one_author(fed: FederationId, n: u64) -> (Vec<u8>, Vec<Vec<u8>>, Vec<u8>) {
+        let mut org = Org::new(7_000, "Careless", StakeholderType::CivilSociety, None);
+        let kind = OpKind::OrgInception(org.inception.clone());
+        let incepted = org.sign(Some(fed), &[OpId(fed.0)], kind, 1);
+        let team = |c: &str| TeamCode::new(c).expect("valid");
+        let bad: Vec<_> = (0..n)
+            .map(|i| {
+                org.next_seq = 2;
+                org.sign(
+                    Some(fed),
+                    &[incepted.id()],
+                    OpKind::Motion {
+                        meeting: incepted.id(),
+                        motion: MotionKind::AdoptProcedure(Procedure {
+                            year: 2026,
+                            teams: vec![team("C7"), team("C2")],
+                            deadline_ms: i,
+                            required_sections: vec![],
+                            national_reports: false,
+                        }),
+                    },
+                    2 + i,
+                )
+            })
+            .collect();
+        let after = org.sign(
+            Some(fed),
+            &[bad[0].id()],
+            OpKind::LeaveTeam { team: team("C2") },
+            100,
+        );
+        (
+            incepted.bytes().to_vec(),
+            bad.iter().map(|o| o.bytes().to_vec()).collect(),
+            after.bytes().to_vec(),
+        )
+    }
+}
+
+/// Waits until `server` is connected to `node`.
+async fn connected(node: &Node, server: &evil::Server) {
+    eventually("the server is connected", || async {
+        node.network()
+            .connected_peers()
+            .await
+            .is_ok_and(|p| p.contains(&server.peer_id))
+    })
+    .await;
+}
+
+/// Issue 10 (deliverable 4): a peer whose DAG holds one invalid op serves it at every sync (its victim never
+/// accepts it, so never has it). It is refused and penalised once, then skipped: through ten sync rounds (what
+/// each anti-entropy round does with a peer, driven here one by one) the peer stays connected with one penalty,
+/// the op that descends from the bad one is dropped without being asked for the bad parent by id, and the valid
+/// ops the peer relays, one more each round, all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_one_invalid_op_is_penalised_once_and_its_valid_ops_keep_arriving() {
+    use wsis_protocol::ids::OpId;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, fed, boot) = start_secretariat(tmp.path()).await;
+    let (incepted, bad, after) = bad_ops::signed_by_one_author(fed, 1);
+    let server = evil::start(
+        itu.peer_id(),
+        boot.clone(),
+        wsis_protocol::ids::DocId([0; 32]),
+        vec![],
+    );
+    for op in [incepted.clone(), bad[0].clone(), after.clone()] {
+        server.serve_op(op);
+    }
+    connected(&itu, &server).await;
+    for round in 0..10u64 {
+        let relayed = bad_ops::inception(fed, 9_000 + round);
+        server.serve_op(relayed.clone());
+        itu.sync_with(server.peer_id)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the sync failed: {e}"));
+        assert!(
+            itu.with_gov(|g| g.contains(&OpId::of_bytes(&relayed)))
+                .await,
+            "round {round}: the relayed op arrived"
+        );
+    }
+    assert!(
+        itu.with_gov(|g| g.contains(&OpId::of_bytes(&incepted)))
+            .await
+    );
+    for op in [&bad[0], &after] {
+        assert!(!itu.with_gov(|g| g.contains(&OpId::of_bytes(op))).await);
+    }
+    assert_eq!(
+        itu.with_gov(|g| g.parked_len()).await,
+        0,
+        "nothing waits for the bad op"
+    );
+    assert!(
+        !server
+            .asked
+            .lock()
+            .expect("lock")
+            .contains(&OpId::of_bytes(&bad[0])),
+        "the refused op is not fetched by id"
+    );
+    let stats = itu.network().stats().await.expect("stats");
+    let peer = stats.peers.get(&server.peer_id).expect("tracked");
+    assert_eq!(peer.penalties, 1, "{peer:?}");
+    assert!(peer.connected && !peer.banned, "{peer:?}");
+    assert_eq!(itu.stats().ops_refused, 1);
+    server.stop();
+    itu.shutdown().await;
+}
+
+/// Issue 10 (deliverable 4), the other side: remembering refusals does not shelter a peer that serves many
+/// distinct invalid ops; each is a fault of its own, and the peer is banned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_many_distinct_invalid_ops_is_still_banned() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, fed, boot) = start_secretariat(tmp.path()).await;
+    let (incepted, bad, _) = bad_ops::signed_by_one_author(fed, 12);
+    let server = evil::start(
+        itu.peer_id(),
+        boot.clone(),
+        wsis_protocol::ids::DocId([0; 32]),
+        vec![],
+    );
+    server.serve_op(incepted);
+    for op in bad {
+        server.serve_op(op);
+    }
+    // The sync on connection pulls them (and bans the peer, perhaps before a test could see it connected).
+    eventually("the peer is banned", || async {
+        let stats = itu.network().stats().await.expect("stats");
+        stats.peers.get(&server.peer_id).is_some_and(|p| p.banned)
+    })
+    .await;
+    server.stop();
+    itu.shutdown().await;
+}
+
+/// Issue 10 (deliverable 4), for change envelopes: a peer that serves the same refused envelope at every sync
+/// (it never enters the victim's heads) is penalised once; through ten sync rounds it stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_serving_one_refused_envelope_is_penalised_once() {
+    use wsis_node::net::SyncResponse;
+    use wsis_protocol::ids::DocId;
+    use wsis_protocol::op::DocKind;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (itu, _fed, boot) = start_secretariat(tmp.path()).await;
+    let c2 = TeamCode::new("C2").expect("valid");
+    itu.submit(OpKind::JoinTeam { team: c2.clone() })
+        .await
+        .expect("join team");
+    let created = itu
+        .submit(OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: c2,
+                year: 2026,
+            },
+        })
+        .await
+        .expect("doc");
+    let doc = DocId(created.id().0);
+    assert!(itu.with_gov(|g| g.document(&doc).is_some()).await);
+    // Not an envelope at all: refused by the strict decoder, the sender's fault.
+    let bad = evil::frame(&SyncResponse::Envelopes {
+        envelopes: vec![vec![0xA5; 64]],
+        more: false,
+    });
+    let server = evil::start(itu.peer_id(), boot.clone(), doc, vec![bad; 10]);
+    connected(&itu, &server).await;
+    eventually("ten rounds served", || async {
+        let _ = itu.sync_with(server.peer_id).await;
+        server.remaining() == 0
+    })
+    .await;
+    let stats = itu.network().stats().await.expect("stats");
+    let peer = stats.peers.get(&server.peer_id).expect("tracked");
+    assert_eq!(peer.penalties, 1, "{peer:?}");
+    assert!(peer.connected && !peer.banned, "{peer:?}");
+    server.stop();
+    itu.shutdown().await;
+}

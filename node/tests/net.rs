@@ -526,3 +526,47 @@ async fn a_peer_that_drops_mid_request_gives_the_requester_an_error() {
     assert!(!b.net.connected_peers().await.unwrap().contains(&a.id));
     b.net.shutdown().await.unwrap();
 }
+
+/// Issue 10 (deliverable 5): a node whose application does not serve yet (`serve_from_start` off, as a node
+/// fetching the genesis or loading its store) answers every request at once with `NoGenesis` — not the
+/// application's answer, and not a timeout — which is a valid answer to any request (no penalty); once the
+/// application calls `serve`, requests reach it. The requester knows its bootstrap peers.
+#[tokio::test]
+async fn a_node_not_serving_yet_answers_no_genesis_at_once_then_serves() {
+    let mut quiet = config(61, &[]);
+    quiet.serve_from_start = false;
+    let mut a = start(quiet, Policy::Answer).await;
+    let mut b = start(config(62, &[&a]), Policy::Answer).await;
+    connected(&mut a, b.id).await;
+    connected(&mut b, a.id).await;
+    assert_eq!(b.net.bootstrap_peers(), &[a.id]);
+    let hello = SyncRequest::Hello {
+        federation: FEDERATION,
+    };
+    for request in [
+        hello.clone(),
+        SyncRequest::GetOps {
+            ids: vec![OpId([1; 32])],
+        },
+        SyncRequest::DocHeads {
+            doc: DocId([2; 32]),
+        },
+    ] {
+        assert_eq!(
+            within("no genesis", b.net.request(a.id, &request))
+                .await
+                .unwrap(),
+            SyncResponse::NoGenesis,
+            "{request:?}"
+        );
+    }
+    a.net.serve().await.unwrap();
+    assert_eq!(
+        within("hello", b.net.request(a.id, &hello)).await.unwrap(),
+        SyncResponse::Genesis(GENESIS.to_vec())
+    );
+    let stats = b.net.stats().await.unwrap();
+    assert_eq!(stats.peers[&a.id].penalties, 0);
+    a.net.shutdown().await.unwrap();
+    b.net.shutdown().await.unwrap();
+}

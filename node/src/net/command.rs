@@ -57,6 +57,8 @@ pub(super) enum Command {
     Stats {
         reply: oneshot::Sender<NetStats>,
     },
+    /// From now on, inbound requests go to the application (see [`NetConfig::serve_from_start`](super::NetConfig::serve_from_start)).
+    Serve,
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -87,7 +89,7 @@ impl Expect {
 
     pub(super) fn accepts(self, response: &SyncResponse) -> bool {
         match (self, response) {
-            (_, SyncResponse::Refused { .. }) => true,
+            (_, SyncResponse::Refused { .. } | SyncResponse::NoGenesis) => true,
             (Expect::Genesis, SyncResponse::Genesis(_)) => true,
             (Expect::Ops, SyncResponse::Ops { .. }) => true,
             (Expect::Envelopes, SyncResponse::Envelopes { .. }) => true,

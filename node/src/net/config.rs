@@ -61,6 +61,12 @@ pub struct NetConfig {
     pub max_pending_inbound: usize,
     /// Outbound requests waiting for a response.
     pub max_pending_outbound: usize,
+    /// Whether inbound requests go to the application from the start. When false, the task answers each one at
+    /// once with [`SyncResponse::NoGenesis`](super::SyncResponse::NoGenesis) until [`Network::serve`](super::Network::serve):
+    /// a node that is still fetching the genesis or loading its store has nothing to answer from, and a
+    /// requester waiting for the request to time out (a newcomer asking around for the genesis) would wait for
+    /// nothing.
+    pub serve_from_start: bool,
 }
 
 impl NetConfig {
@@ -85,6 +91,7 @@ impl NetConfig {
             event_capacity: 1024,
             max_pending_inbound: 1024,
             max_pending_outbound: 1024,
+            serve_from_start: true,
         }
     }
 
@@ -120,6 +127,7 @@ impl std::fmt::Debug for NetConfig {
             .field("event_capacity", &self.event_capacity)
             .field("max_pending_inbound", &self.max_pending_inbound)
             .field("max_pending_outbound", &self.max_pending_outbound)
+            .field("serve_from_start", &self.serve_from_start)
             .finish()
     }
 }

@@ -72,6 +72,10 @@ pub enum RequestError {
     Malformed(#[source] FrameError),
     #[error("i/o error on the sync stream")]
     Io(#[source] io::Error),
+    /// The peer answered [`SyncResponse::NoGenesis`](super::SyncResponse::NoGenesis): it holds no replica to
+    /// answer from yet (it is fetching the genesis, or still starting). Not a fault; ask again later.
+    #[error("the peer has no replica to answer from yet")]
+    NoReplica,
     #[error("a {got} response does not answer a {request} request")]
     UnexpectedResponse {
         request: &'static str,

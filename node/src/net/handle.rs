@@ -37,6 +37,7 @@ impl Future for PendingResponse {
 pub struct Network {
     commands: mpsc::Sender<Command>,
     local_peer_id: PeerId,
+    bootstrap_peers: Arc<[PeerId]>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -50,6 +51,7 @@ impl Network {
             Network {
                 commands: spawned.commands,
                 local_peer_id: spawned.local_peer_id,
+                bootstrap_peers: spawned.bootstrap_peers.into(),
                 task: Arc::new(Mutex::new(Some(spawned.task))),
             },
             spawned.events,
@@ -59,6 +61,17 @@ impl Network {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// The configured bootstrap peers (without this node and blocked peers), in configuration order.
+    pub fn bootstrap_peers(&self) -> &[PeerId] {
+        &self.bootstrap_peers
+    }
+
+    /// Hands inbound requests to the application from now on; until then (with
+    /// [`NetConfig::serve_from_start`] false) each is answered [`SyncResponse::NoGenesis`] at once.
+    pub async fn serve(&self) -> Result<(), NetError> {
+        self.command(Command::Serve).await
     }
 
     async fn command(&self, command: Command) -> Result<(), NetError> {

@@ -39,6 +39,8 @@ pub(super) struct Spawned {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) events: mpsc::Receiver<NetEvent>,
     pub(super) local_peer_id: PeerId,
+    /// The bootstrap peers' ids (without this node and blocked peers), in configuration order.
+    pub(super) bootstrap_peers: Vec<PeerId>,
     pub(super) task: JoinHandle<()>,
 }
 
@@ -116,7 +118,9 @@ pub(super) fn spawn(config: NetConfig) -> Result<Spawned, NetError> {
     let (event_tx, event_rx) = mpsc::channel(config.event_capacity);
     let topic = heads_topic(&config.federation);
     tracing::info!(peer_id = %local_peer_id, topic = %topic.hash(), "network starting");
+    let bootstrap_peers = bootstrap.iter().map(|(p, _, _)| *p).collect();
     let task = Task {
+        serving: config.serve_from_start,
         swarm,
         commands: command_rx,
         events: event_tx,
@@ -142,6 +146,7 @@ pub(super) fn spawn(config: NetConfig) -> Result<Spawned, NetError> {
         commands: command_tx,
         events: event_rx,
         local_peer_id,
+        bootstrap_peers,
         task: runtime.spawn(task.run()),
     })
 }
@@ -154,6 +159,8 @@ struct PendingOutbound {
 
 struct Task {
     swarm: Swarm<Behaviour>,
+    /// Whether inbound requests go to the application; until then each is answered "no genesis" at once.
+    serving: bool,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
     topic: IdentTopic,
@@ -420,6 +427,7 @@ impl Task {
                 stats.peers = self.stats.clone();
                 let _ = reply.send(stats);
             }
+            Command::Serve => self.serving = true,
             Command::Shutdown { reply } => {
                 // Handled in `run`; never reaches here.
                 let _ = reply.send(());

@@ -123,6 +123,10 @@ pub enum SyncResponse {
         digests: Vec<(DocId, [u8; 32])>,
         more: bool,
     },
+    /// "I hold no replica to answer from yet": the responder is a newcomer still fetching the genesis, or a node
+    /// whose application is still starting. Sent at once, so a newcomer asking around for the genesis moves on
+    /// instead of waiting for the request to time out. A possible answer to every request, like a refusal.
+    NoGenesis,
 }
 
 /// A gossip announcement: "these are my heads". Receivers pull what they lack over the sync protocol.
@@ -142,11 +146,11 @@ impl SyncRequest {
         matches!(self, SyncRequest::Hello { .. } | SyncRequest::Push { .. })
     }
 
-    /// Whether `response` is a possible answer to this request (a refusal always is). Anything else is a protocol
+    /// Whether `response` is a possible answer to this request (a refusal and "no genesis" always are). Anything else is a protocol
     /// violation by the responder.
     pub fn accepts(&self, response: &SyncResponse) -> bool {
         match (self, response) {
-            (_, SyncResponse::Refused { .. }) => true,
+            (_, SyncResponse::Refused { .. } | SyncResponse::NoGenesis) => true,
             (SyncRequest::Hello { .. }, SyncResponse::Genesis(_)) => true,
             (
                 SyncRequest::GovSince { .. } | SyncRequest::GetOps { .. },
@@ -198,6 +202,7 @@ impl SyncResponse {
             SyncResponse::Refused { .. } => "refused",
             SyncResponse::Ack { .. } => "ack",
             SyncResponse::DocDigests { .. } => "doc-digests",
+            SyncResponse::NoGenesis => "no-genesis",
         }
     }
 }

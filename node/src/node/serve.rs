@@ -120,6 +120,8 @@ impl Node {
             .await?
         {
             SyncResponse::Ack { accepted } => Ok(accepted),
+            // Not received: the peer is still starting (it must not count as introduced).
+            SyncResponse::NoGenesis => Err(crate::net::RequestError::NoReplica),
             _ => Ok(0),
         }
     }

@@ -1,10 +1,20 @@
 //! The pull client: what this node asks its peers for (governance ops, then the documents whose heads differ),
 //! when (announcements, new connections, anti-entropy), and how what comes back enters the replica and the engine.
+//!
+//! An item refused once is remembered (`refused`): a later sync that brings it again skips it, asks nobody for it
+//! by id and penalises nobody for it, so one bad item costs its sender one penalty, not one per round.
 
 use super::*;
+use crate::engine::ReceiveError;
 use crate::parking::Refusal;
+use wsis_protocol::ids::EnvelopeId;
 
 impl Node {
+    /// Whether this node refused the op `id` before (and still remembers it, see `refused`).
+    fn refused_op(&self, id: &OpId) -> bool {
+        self.inner.refused_ops.lock().is_ok_and(|r| r.contains(id))
+    }
+
     /// Inserts ops received from `peer`, storing what enters the DAG. Returns (new ops, refused ops, parked ops).
     pub(super) async fn receive_ops(
         &self,
@@ -14,9 +24,31 @@ impl Node {
         let (mut new, mut refused, mut parked, mut evicted) = (0, 0, 0, 0);
         // Newcomers the parked-op ledger refused: past the peer's quota (its fault), or with the ledger full.
         let (mut over_quota, mut parking_refused) = (0, 0);
+        // Ops refused before (skipped: one fault, one penalty), and ops waiting for such an op (they can never
+        // enter the DAG: dropped at once, not parked, not penalised).
+        let (mut known_bad, mut doomed) = (0, 0);
         for bytes in ops {
+            let id = OpId::of_bytes(&bytes);
+            let before = self
+                .inner
+                .refused_ops
+                .lock()
+                .ok()
+                .and_then(|r| r.get(&id).cloned());
+            if let Some(before) = before {
+                tracing::debug!(%peer, %id, first_from = %before.peer, reason = %before.reason, "skipping an op refused before");
+                known_bad += 1;
+                continue;
+            }
             let mut gov = self.inner.gov.lock().await;
             let result = gov.insert_bytes(&bytes);
+            if let Ok(Inserted::Parked { missing }) = &result {
+                if missing.iter().any(|m| self.refused_op(m)) {
+                    evicted += gov.evict_parked(&[id]);
+                    doomed += 1;
+                    continue;
+                }
+            }
             if let (Ok(Inserted::Parked { missing }), Ok(op)) = (&result, SignedOp::decode(&bytes))
             {
                 let refusal = self
@@ -60,6 +92,12 @@ impl Node {
                 Err(e) => {
                     refused += 1;
                     tracing::info!(%peer, error = %e, "refused an op from a peer");
+                    // A full parking area is about this node's state, not the op: it may enter later.
+                    if !matches!(e, InsertError::ParkingFull) {
+                        if let Ok(mut r) = self.inner.refused_ops.lock() {
+                            r.remember(id, peer, &e.to_string());
+                        }
+                    }
                     let _ = self
                         .inner
                         .net
@@ -84,6 +122,9 @@ impl Node {
                     ),
                 )
                 .await;
+        }
+        if known_bad + doomed > 0 {
+            tracing::debug!(%peer, known_bad, doomed, "skipped ops refused before and ops waiting for them");
         }
         if let Ok(mut s) = self.inner.stats.lock() {
             s.ops_received += new as u64;
@@ -127,13 +168,24 @@ impl Node {
                     tracing::debug!(%peer, ?reason, "sync refused");
                     return Ok(total);
                 }
+                // Still starting: nothing to pull, and an error, so this node introduces itself again later.
+                SyncResponse::NoGenesis => return Err(crate::net::RequestError::NoReplica),
                 other => {
                     tracing::info!(%peer, ?other, "unexpected sync response");
                     return Ok(total);
                 }
             }
         }
-        let missing = self.inner.gov.lock().await.missing();
+        // Parents this node refused are not asked for again (the ops waiting for them never enter the DAG).
+        let missing: Vec<OpId> = self
+            .inner
+            .gov
+            .lock()
+            .await
+            .missing()
+            .into_iter()
+            .filter(|id| !self.refused_op(id))
+            .collect();
         if !missing.is_empty() {
             let ids = missing.into_iter().take(MAX_IDS_PER_REQUEST).collect();
             if let SyncResponse::Ops { ops, .. } = self
@@ -213,7 +265,7 @@ impl Node {
                     docs.envelope_heads(&doc)
                 }
             };
-            let (envelopes, more) = match self
+            let (mut envelopes, more) = match self
                 .inner
                 .net
                 .request(peer, &SyncRequest::GetEnvelopes { doc, have })
@@ -222,6 +274,15 @@ impl Node {
                 SyncResponse::Envelopes { envelopes, more } => (envelopes, more),
                 _ => return Ok(accepted),
             };
+            // Envelopes refused before are skipped: the peer sends them again at every round (they never enter
+            // this node's heads), and one bad envelope is one fault, penalised once.
+            let sent = envelopes.len();
+            if let Ok(r) = self.inner.refused_envelopes.lock() {
+                envelopes.retain(|b| !r.contains(&EnvelopeId::of_bytes(b)));
+            }
+            if envelopes.len() < sent {
+                tracing::debug!(%peer, skipped = sent - envelopes.len(), "skipped envelopes refused before");
+            }
             let (new, refused, first_error) = {
                 let gov = self.inner.gov.lock().await;
                 let mut docs = self.inner.docs.lock().await;
@@ -231,7 +292,7 @@ impl Node {
                 // each envelope it held (logged below; they are fetched again).
                 let results = blocking(|| docs.receive_batch(&gov, &from, envelopes.iter()));
                 let (mut new, mut refused, mut first_error) = (0, 0, None);
-                for result in results {
+                for (result, bytes) in results.into_iter().zip(&envelopes) {
                     match result {
                         Ok(Received::Accepted(_)) => new += 1,
                         Ok(_) => {}
@@ -239,6 +300,17 @@ impl Node {
                             if let Some(reason) = e.reason() {
                                 refused += 1;
                                 tracing::info!(%peer, error = %e, "refused an envelope from a peer");
+                                // Remembered unless the refusal is about this node's buffers (over the peer's
+                                // parking quota, or the buffer full): that envelope may be accepted later.
+                                if e.penalises() && !matches!(e, ReceiveError::ParkingFull { .. }) {
+                                    if let Ok(mut r) = self.inner.refused_envelopes.lock() {
+                                        r.remember(
+                                            EnvelopeId::of_bytes(bytes),
+                                            peer,
+                                            &e.to_string(),
+                                        );
+                                    }
+                                }
                                 // A full parking buffer is not this peer's fault: refused, not penalised.
                                 if e.penalises() {
                                     first_error.get_or_insert((reason, e.to_string()));

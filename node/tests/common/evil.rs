@@ -1,6 +1,8 @@
 //! A sync server that serves whatever bytes it is given: what a malicious node can put on the wire. It answers
 //! `GetEnvelopes` for one document from one victim with the next queued raw response (a length-prefixed frame,
-//! or not), and every other request with an empty, well-formed answer. Beside it, the hostile bytes such a node
+//! or not), `GovSince` with every op of its list (like a peer whose DAG holds them: the victim lacks them
+//! until it accepts them), `GetOps` with the listed ops asked for (recording the ids asked), and every other
+//! request with an empty, well-formed answer or a refusal. Beside it, the hostile bytes such a node
 //! sends: an orphan flood of governance ops and change envelopes forged without any check.
 
 use futures::StreamExt;
@@ -19,10 +21,13 @@ pub fn frame(response: &SyncResponse) -> Vec<u8> {
     super::frame(&response.encode().expect("encodes"))
 }
 
-/// A running malicious server: its peer id and the raw responses still queued.
+/// A running malicious server: its peer id, the raw responses still queued, the ops it serves (the test may
+/// add to them while it runs) and the op ids the victim asked for with `GetOps`.
 pub struct Server {
     pub peer_id: PeerId,
     pub queue: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    pub ops: Arc<Mutex<Vec<Vec<u8>>>>,
+    pub asked: Arc<Mutex<Vec<OpId>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -30,6 +35,11 @@ impl Server {
     /// How many queued responses have not been served yet.
     pub fn remaining(&self) -> usize {
         self.queue.lock().expect("lock").len()
+    }
+
+    /// Adds an op to those it serves.
+    pub fn serve_op(&self, op: Vec<u8>) {
+        self.ops.lock().expect("lock").push(op);
     }
 
     /// Stops serving (the swarm is dropped with its task).
@@ -63,6 +73,9 @@ pub fn start(victim: PeerId, address: Multiaddr, doc: DocId, responses: Vec<Vec<
     swarm.dial(address).expect("dial");
     let queue = Arc::new(Mutex::new(VecDeque::from(responses)));
     let served = queue.clone();
+    let ops: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let asked: Arc<Mutex<Vec<OpId>>> = Arc::default();
+    let (gov, asked_log) = (ops.clone(), asked.clone());
     let task = tokio::spawn(async move {
         let empty = frame(&SyncResponse::Envelopes {
             envelopes: vec![],
@@ -89,11 +102,20 @@ pub fn start(victim: PeerId, address: Multiaddr, doc: DocId, responses: Vec<Vec<
                         .unwrap_or_else(|| empty.clone())
                 }
                 Ok(SyncRequest::GetEnvelopes { .. }) => empty.clone(),
-                Ok(SyncRequest::GovSince { .. } | SyncRequest::GetOps { .. }) => {
-                    frame(&SyncResponse::Ops {
-                        ops: vec![],
-                        more: false,
-                    })
+                Ok(SyncRequest::GovSince { .. }) => frame(&SyncResponse::Ops {
+                    ops: gov.lock().expect("lock").clone(),
+                    more: false,
+                }),
+                Ok(SyncRequest::GetOps { ids }) => {
+                    asked_log.lock().expect("lock").extend(ids.iter().copied());
+                    let ops = gov
+                        .lock()
+                        .expect("lock")
+                        .iter()
+                        .filter(|b| ids.contains(&OpId::of_bytes(b)))
+                        .cloned()
+                        .collect();
+                    frame(&SyncResponse::Ops { ops, more: false })
                 }
                 Ok(SyncRequest::DocHeads { doc }) => {
                     frame(&SyncResponse::Heads { doc, heads: vec![] })
@@ -108,6 +130,8 @@ pub fn start(victim: PeerId, address: Multiaddr, doc: DocId, responses: Vec<Vec<
     Server {
         peer_id,
         queue,
+        ops,
+        asked,
         task,
     }
 }

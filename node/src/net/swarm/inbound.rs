@@ -43,6 +43,10 @@ impl Task {
                 };
                 self.count_in(peer, wire_bytes, |s| s.requests_in += 1);
                 tracing::debug!(%peer, request = msg.kind_name(), %request_id, "sync request received");
+                if !self.serving {
+                    self.answer_no_genesis(peer, channel);
+                    return;
+                }
                 if self.pending_inbound.len() >= self.config.max_pending_inbound {
                     self.refuse_busy(peer, channel);
                     return;
@@ -167,6 +171,21 @@ impl Task {
             reason: RefuseReason::Busy,
         };
         if let Ok(bytes) = busy.encode() {
+            self.send_response(peer, channel, bytes);
+        }
+    }
+
+    /// Answers at once that this node has no replica yet (see [`NetConfig::serve_from_start`]), so the requester
+    /// asks someone else now rather than after its timeout.
+    ///
+    /// [`NetConfig::serve_from_start`]: crate::net::NetConfig::serve_from_start
+    fn answer_no_genesis(
+        &mut self,
+        peer: PeerId,
+        channel: request_response::ResponseChannel<Wire<SyncResponse>>,
+    ) {
+        tracing::debug!(%peer, "no replica yet; answering no-genesis");
+        if let Ok(bytes) = SyncResponse::NoGenesis.encode() {
             self.send_response(peer, channel, bytes);
         }
     }

@@ -23,6 +23,7 @@ pub(super) const RESP_HEADS: u64 = 3;
 pub(super) const RESP_REFUSED: u64 = 4;
 pub(super) const RESP_ACK: u64 = 5;
 pub(super) const RESP_DOC_DIGESTS: u64 = 6;
+pub(super) const RESP_NO_GENESIS: u64 = 7;
 
 pub(super) const GOSSIP_ANNOUNCE: u64 = 0;
 
@@ -339,6 +340,9 @@ impl SyncResponse {
                 }
                 e.key(1).bool(*more);
             }
+            SyncResponse::NoGenesis => {
+                e.u64(RESP_NO_GENESIS).key(1).map(0);
+            }
         }
         let bytes = e.into_bytes();
         check_len("response", bytes.len(), MAX_RESPONSE_FRAME_BYTES)?;
@@ -406,6 +410,10 @@ impl SyncResponse {
                     |d| d.bool(),
                 )?;
                 SyncResponse::DocDigests { digests, more }
+            }
+            RESP_NO_GENESIS => {
+                d.map(0)?.end()?;
+                SyncResponse::NoGenesis
             }
             value => {
                 return Err(DecodeError::UnknownKind {

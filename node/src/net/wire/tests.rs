@@ -86,6 +86,7 @@ pub(crate) fn all_responses() -> Vec<SyncResponse> {
             digests: vec![],
             more: false,
         },
+        SyncResponse::NoGenesis,
     ]
 }
 
@@ -322,6 +323,36 @@ fn responses_match_requests() {
     }));
     assert!(hello.allowed_for_unknown_peer());
     assert!(!heads.allowed_for_unknown_peer());
+}
+
+/// "No genesis" is the answer of a node without a replica (a newcomer still fetching the genesis, a node still
+/// starting) to any request: five fixed bytes, accepted as the answer to every request (by the messages' rule
+/// and by the swarm's record of what it asked), and strict like every other kind.
+#[test]
+fn no_genesis_is_five_fixed_bytes_and_answers_every_request() {
+    let bytes = SyncResponse::NoGenesis.encode().unwrap();
+    // map(2) {0: 7, 1: map(0)}
+    assert_eq!(bytes, vec![0xa2, 0x00, 0x07, 0x01, 0xa0]);
+    for req in all_requests() {
+        assert!(req.accepts(&SyncResponse::NoGenesis), "{req:?}");
+        assert!(
+            crate::net::command::Expect::of(&req).accepts(&SyncResponse::NoGenesis),
+            "{req:?}"
+        );
+    }
+    // A payload with a field, or a payload that is not a map, is refused.
+    let mut e = Encoder::new();
+    e.map(2)
+        .key(0)
+        .u64(RESP_NO_GENESIS)
+        .key(1)
+        .map(1)
+        .key(0)
+        .u64(0);
+    assert!(SyncResponse::decode(&e.into_bytes()).is_err());
+    let mut e = Encoder::new();
+    e.map(2).key(0).u64(RESP_NO_GENESIS).key(1).u64(0);
+    assert!(SyncResponse::decode(&e.into_bytes()).is_err());
 }
 
 #[test]
