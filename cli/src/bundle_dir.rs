@@ -1,19 +1,24 @@
 //! A stocktaking bundle on disk: reading it for the verifier (refusing anything a bundle never contains) and
 //! writing it for the Chair.
 //!
-//! Reading refuses symlinks, special files, names that are not plain relative paths, and sizes past the
-//! protocol's limits, before anything is parsed (catalogue case 38).
+//! Reading applies the protocol's limits (`wsis_protocol::limits`: `MAX_BUNDLE_FILES`, `MAX_BUNDLE_FILE_BYTES`,
+//! `MAX_BUNDLE_BYTES`, and `bundle::check_path` for names) while it reads, not after: a bundle is untrusted input,
+//! and reading it whole before the verifier's own checks let a 600 MB junk file cost 620 MB of memory before it
+//! was refused. First the tree is listed without reading any file — every name checked, symlinks and special
+//! files (FIFOs, sockets, devices) refused, files counted and each one's size taken from its metadata — so a bundle
+//! with too many files, or one too large, is refused before a byte of it is read. Then each file is opened without
+//! following a symlink and without blocking (a FIFO swapped in after the listing cannot hang the verifier), checked
+//! again to be a regular file of an acceptable size, and read through a reader bounded by what is left of its
+//! allowance (a file can grow between the listing and the read). Every refusal names the file and the limit.
+//! The protocol's verifier checks the same limits again on the files it is given (catalogue case 38).
 
 use crate::Failure;
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-
-/// Files in a bundle at most (checked again, with sizes, by the protocol's verifier).
-const MAX_FILES: usize = 1_000_000;
-/// Bytes in one bundle at most.
-const MAX_TOTAL_BYTES: u64 = 4 * 1024 * 1024 * 1024;
-/// Directory depth at most.
-const MAX_DEPTH: usize = 8;
+use wsis_protocol::bundle::{check_path, PathError};
+use wsis_protocol::limits::{MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES, MAX_BUNDLE_FILE_BYTES};
 
 /// Why a bundle directory could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +32,24 @@ pub enum DirError {
     },
     #[error("{0}: a symlink; a bundle holds only regular files")]
     Symlink(String),
-    #[error("{0}: not a regular file or directory")]
+    #[error("{0}: not a regular file or directory (a FIFO, socket or device?); a bundle holds only regular files")]
     Special(String),
     #[error("{0}: not a valid bundle path")]
     BadName(String),
-    #[error("the bundle is too large (more than {MAX_FILES} files, {MAX_TOTAL_BYTES} bytes or {MAX_DEPTH} levels)")]
-    TooLarge,
+    #[error("{name}: not a valid bundle path: {reason}")]
+    BadPath { name: String, reason: PathError },
+    #[error("more than {MAX_BUNDLE_FILES} files (MAX_BUNDLE_FILES); refused before reading any")]
+    TooManyFiles,
+    #[error("more than {MAX_BUNDLE_FILES} directories; refused before reading any file")]
+    TooManyDirectories,
+    #[error("{file}: {len} bytes, a bundle file holds at most {MAX_BUNDLE_FILE_BYTES} (MAX_BUNDLE_FILE_BYTES); refused without reading it")]
+    FileTooLarge { file: String, len: u64 },
+    #[error("{file}: with it the bundle exceeds {MAX_BUNDLE_BYTES} bytes (MAX_BUNDLE_BYTES); refused without reading it")]
+    BundleTooLarge { file: String },
+    #[error("{file}: grew past {max} bytes while being read (MAX_BUNDLE_FILE_BYTES, or what MAX_BUNDLE_BYTES leaves); reading stopped there")]
+    Grew { file: String, max: u64 },
+    #[error("{file}: cannot allocate {len} bytes to read it")]
+    OutOfMemory { file: String, len: u64 },
     #[error("{0} exists and is not empty; choose a new directory")]
     NotEmpty(PathBuf),
 }
@@ -44,19 +61,43 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DirError + '_ {
     }
 }
 
-/// Reads every file under `root` (relative path with `/` → bytes).
+/// A regular file found by [`list`], not read yet.
+#[derive(Debug)]
+struct Listed {
+    rel: String,
+    path: PathBuf,
+}
+
+/// Reads every file under `root` (relative path with `/` → bytes), within the protocol's limits: [`list`]
+/// first, then each file through [`read_file`].
 pub fn read(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, DirError> {
+    let listed = list(root)?;
+    let mut files = BTreeMap::new();
+    let mut total = 0u64;
+    for f in listed {
+        // The listing bounded the sum of the listed sizes; the running total of what was really read bounds
+        // files that grew since.
+        let bytes = read_file(&f.path, &f.rel, MAX_BUNDLE_BYTES.saturating_sub(total))?;
+        total = total.saturating_add(bytes.len() as u64);
+        files.insert(f.rel, bytes);
+    }
+    Ok(files)
+}
+
+/// Lists the regular files under `root` without reading any: names pass `check_path` (which bounds the depth
+/// too: a path is at most `MAX_BUNDLE_PATH_BYTES`), symlinks and special files are refused, at most
+/// `MAX_BUNDLE_FILES` files (and as many directories), each at most `MAX_BUNDLE_FILE_BYTES` by its metadata, at
+/// most `MAX_BUNDLE_BYTES` in all. Stops at the first entry past a limit, so a huge directory is not listed whole.
+fn list(root: &Path) -> Result<Vec<Listed>, DirError> {
     let meta = std::fs::symlink_metadata(root).map_err(io(root))?;
     if meta.file_type().is_symlink() {
         return Err(DirError::Symlink(root.display().to_string()));
     }
-    let mut files = BTreeMap::new();
+    let mut out: Vec<Listed> = Vec::new();
     let mut total = 0u64;
-    let mut stack = vec![(root.to_path_buf(), String::new(), 0usize)];
-    while let Some((dir, prefix, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            return Err(DirError::TooLarge);
-        }
+    let mut dirs = 0usize;
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
         for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let entry = entry.map_err(io(&dir))?;
             let name = entry
@@ -64,25 +105,117 @@ pub fn read(root: &Path) -> Result<BTreeMap<String, Vec<u8>>, DirError> {
                 .into_string()
                 .map_err(|n| DirError::BadName(format!("{prefix}{}", n.to_string_lossy())))?;
             let rel = format!("{prefix}{name}");
+            check_path(&rel).map_err(|reason| DirError::BadPath {
+                name: rel.clone(),
+                reason,
+            })?;
+            // `DirEntry::file_type` and `DirEntry::metadata` do not follow symlinks.
             let kind = entry.file_type().map_err(io(&entry.path()))?;
             if kind.is_symlink() {
                 return Err(DirError::Symlink(rel));
             } else if kind.is_dir() {
-                stack.push((entry.path(), format!("{rel}/"), depth + 1));
-            } else if kind.is_file() {
-                let len = entry.metadata().map_err(io(&entry.path()))?.len();
-                total = total.saturating_add(len);
-                if files.len() >= MAX_FILES || total > MAX_TOTAL_BYTES {
-                    return Err(DirError::TooLarge);
+                dirs += 1;
+                if dirs > MAX_BUNDLE_FILES {
+                    return Err(DirError::TooManyDirectories);
                 }
-                let bytes = std::fs::read(entry.path()).map_err(io(&entry.path()))?;
-                files.insert(rel, bytes);
+                stack.push((entry.path(), format!("{rel}/")));
+            } else if kind.is_file() {
+                if out.len() >= MAX_BUNDLE_FILES {
+                    return Err(DirError::TooManyFiles);
+                }
+                let len = entry.metadata().map_err(io(&entry.path()))?.len();
+                if len > MAX_BUNDLE_FILE_BYTES as u64 {
+                    return Err(DirError::FileTooLarge { file: rel, len });
+                }
+                total = total.saturating_add(len);
+                if total > MAX_BUNDLE_BYTES {
+                    return Err(DirError::BundleTooLarge { file: rel });
+                }
+                out.push(Listed {
+                    rel,
+                    path: entry.path(),
+                });
             } else {
                 return Err(DirError::Special(rel));
             }
         }
     }
-    Ok(files)
+    Ok(out)
+}
+
+/// Opens a listed file without following a symlink and without blocking (opening a FIFO for reading would wait
+/// for a writer), so that whatever replaced the listed file since is seen, not waited on or followed.
+fn open(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    options.open(path)
+}
+
+/// Reads one file: a regular file (checked on the open handle), of at most `MAX_BUNDLE_FILE_BYTES` and at most
+/// `bundle_left`, read through a reader that stops one byte past that allowance.
+fn read_file(path: &Path, rel: &str, bundle_left: u64) -> Result<Vec<u8>, DirError> {
+    let file = match open(path) {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symlink (swapped in since the listing).
+        Err(e) if e.raw_os_error() == Some(libc_eloop()) => {
+            return Err(DirError::Symlink(rel.to_string()))
+        }
+        Err(e) => return Err(io(path)(e)),
+    };
+    let meta = file.metadata().map_err(io(path))?;
+    if !meta.is_file() {
+        return Err(DirError::Special(rel.to_string()));
+    }
+    let file_max = MAX_BUNDLE_FILE_BYTES as u64;
+    let room = file_max.min(bundle_left);
+    if meta.len() > file_max {
+        return Err(DirError::FileTooLarge {
+            file: rel.to_string(),
+            len: meta.len(),
+        });
+    }
+    if meta.len() > room {
+        return Err(DirError::BundleTooLarge {
+            file: rel.to_string(),
+        });
+    }
+    // The capacity is the checked size, reserved fallibly (a verifier run under a memory limit gets an error, not
+    // an abort); a file that grew is read up to one byte past its allowance, no further.
+    let mut bytes = Vec::new();
+    let want = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    bytes
+        .try_reserve_exact(want)
+        .map_err(|_| DirError::OutOfMemory {
+            file: rel.to_string(),
+            len: meta.len(),
+        })?;
+    file.take(room.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io(path))?;
+    if bytes.len() as u64 > room {
+        return Err(DirError::Grew {
+            file: rel.to_string(),
+            max: room,
+        });
+    }
+    Ok(bytes)
+}
+
+/// The errno `open` gives for a symlink under O_NOFOLLOW.
+fn libc_eloop() -> i32 {
+    #[cfg(unix)]
+    {
+        libc::ELOOP
+    }
+    #[cfg(not(unix))]
+    {
+        -1
+    }
 }
 
 /// Writes a bundle into `root`, which must not exist or be empty. Each path is checked before anything is
@@ -211,6 +344,36 @@ mod tests {
         assert_eq!(
             std::fs::read(dir.path().join("keep")).expect("kept"),
             b"operator's file"
+        );
+    }
+
+    /// A file whose metadata says less than it yields (procfs reports 0 bytes; a file can also grow between the
+    /// listing and the read) is read no further than its allowance, and refused naming it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_yields_more_than_its_size_is_read_no_further_than_its_allowance() {
+        let status = Path::new("/proc/self/status");
+        assert_eq!(std::fs::metadata(status).expect("procfs").len(), 0);
+        let err = read_file(status, "gov/ops", 5).unwrap_err();
+        assert!(
+            matches!(err, DirError::Grew { ref file, max: 5 } if file == "gov/ops"),
+            "{err}"
+        );
+        assert!(!read_file(status, "gov/ops", 1 << 20)
+            .expect("read within the allowance")
+            .is_empty());
+    }
+
+    /// A name no bundle path can have is refused by name while listing, before any file is read.
+    #[test]
+    fn a_bad_name_is_refused_while_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("manifest.json"), b"m").expect("file");
+        std::fs::write(dir.path().join("bad name"), b"x").expect("file");
+        let err = read(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, DirError::BadPath { ref name, reason: PathError::BadCharacter(' ') } if name == "bad name"),
+            "{err}"
         );
     }
 

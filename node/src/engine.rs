@@ -136,7 +136,6 @@ mod sink;
 #[allow(clippy::unwrap_used)] // Test inputs are built here; a failure is a test failure.
 mod tests;
 
-pub use doc_state::document_at;
 pub use error::{chain, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
 pub use outcome::{
     Accepted, EngineStats, EnvelopeStatus, Equivocation, Parked, Peer, Received, Reject, Restored,

@@ -1279,63 +1279,6 @@ fn heads_digests_are_equal_exactly_when_the_served_envelopes_are() {
     assert_eq!(empty.heads_digests_after(None, 10), (vec![], false));
 }
 
-/// The five changes of a team's output draft from a 12-node testnet run (its coordinator created the sections,
-/// two organisations then wrote concurrently). automerge 0.7.4's `fork_at` at this document's heads, and at some
-/// earlier ones, panics (`MissingOps` in `ChangeCollector::from_build_meta`): the Chair could not assemble the
-/// bundle. `engine::document_at` rebuilds from the changes instead, for every head tried.
-const FORK_AT_PANIC_CHANGES: [&str; 5] = [
-    "856f4a8373e571af017a0010cac218b94fef7a66cb0138032f972b9d01010000000701060206153d34014206560270020001030000010001030100017b0873656374696f6e730c616368696576656d656e74730a6368616c6c656e6765730f7265636f6d6d656e646174696f6e730a61637469766974696573057f0003047f0205000500",
-    "856f4a83cc4d92710180010173e571af641c335d97e44d08d855106b64fa316dde2935eb1eb8e95df3934dfe1051eb4e30d583f8138b33f1320571913c010600000110cac218b94fef7a66cb0138032f972b9d08010202021302340242025603571870027f017f057f0000017f017f860341504320686f737465642061204331312073657373696f6e7f00",
-    "856f4a8380deb81c01bf0101cc4d927191768026f5035d8cc0987605a028524685ca0a9a18b4ef2dc49fc31e1051eb4e30d583f8138b33f1320571913c020700000110cac218b94fef7a66cb0138032f972b9d09010302031105130634024203560357487003c80001c800030001c700007e0007c600010048c80001c800164331313a2066756e64696e6720616e642070617274696369706174696f6e2066726f6d20646576656c6f70696e6720636f756e74726965732072656d61696e206c696d697465642ec80000",
-    "856f4a83fb708e9b01ce010273e571af641c335d97e44d08d855106b64fa316dde2935eb1eb8e95df3934dfe80deb81cae1b188c085596245333a38b00eaef5b49c5dcd237288617928b1b9f10cac218b94fef7a66cb0138032f972b9d024f00000009010302031105130734024203560357477003c70000c700040001c600007e00cf00c500010047c70001c700164331313a20636f6e74696e75652074686520776f726b2070726f6772616d6d6520616e64207265706f72742070726f677265737320617420746865206e65787420466f72756d2ec70000",
-    "856f4a83a7ee885a01b60101fb708e9bca47469107424f50a948a53a0a71984c877c1434348e20d0ba424ab910cac218b94fef7a66cb0138032f972b9d039601000000090103020311051307340242035603574e7003ce0000ce00020001cd00007e009601cc0001004ece0001ce00164331313a206d756c74692d7374616b65686f6c64657220616374697669746965732064656c69766572656420696e20323032363b206d656574696e67207265636f72647320617070726f7665642ece0000",
-];
-
-#[test]
-fn a_document_at_heads_is_rebuilt_where_automerge_fork_at_panics() {
-    use automerge::ChangeHash;
-    use std::collections::HashMap;
-    use wsis_node::engine::document_at;
-    use wsis_protocol::ids::Hash32;
-    let changes: Vec<Change> = FORK_AT_PANIC_CHANGES
-        .iter()
-        .map(|h| Change::from_bytes(hex::decode(h).unwrap()).unwrap())
-        .collect();
-    let by_hash: HashMap<ChangeHash, Change> =
-        changes.iter().map(|c| (c.hash(), c.clone())).collect();
-    let mut full = Automerge::new();
-    full.apply_changes(changes.clone()).unwrap();
-    let to32 = |hs: &[ChangeHash]| hs.iter().map(|h| Hash32(h.0)).collect::<Vec<_>>();
-    let sorted = |mut v: Vec<ChangeHash>| {
-        v.sort();
-        v
-    };
-    let every_head = changes
-        .iter()
-        .map(|c| vec![c.hash()])
-        .chain([full.get_heads()]);
-    for heads in every_head {
-        let at = document_at(|h| by_hash.get(h), &to32(&heads)).unwrap();
-        assert_eq!(sorted(at.get_heads()), sorted(heads.clone()));
-        // What the bundle carries loads back to the same document.
-        let loaded = Automerge::load(&at.save()).unwrap();
-        assert_eq!(sorted(loaded.get_heads()), sorted(heads));
-        assert_eq!(
-            canonical_json(&loaded).unwrap(),
-            canonical_json(&at).unwrap()
-        );
-    }
-    let at_heads = document_at(|h| by_hash.get(h), &to32(&full.get_heads())).unwrap();
-    assert_eq!(
-        canonical_json(&at_heads).unwrap(),
-        canonical_json(&full).unwrap()
-    );
-    let text = String::from_utf8(canonical_json(&at_heads).unwrap()).unwrap();
-    assert!(text.contains("C11: funding and participation"), "{text}");
-    // A head this history does not have is an error, not a panic.
-    assert!(document_at(|h| by_hash.get(h), &[Hash32([7; 32])]).is_err());
-}
-
 /// What this node publishes passed the checks a peer applies (issue 10): an edit its author may not publish is
 /// refused by `publish` with the very error a peer's `receive` gives for the same edit, nothing is stored or
 /// signed, and the edit is rolled back so the document is again what peers have. Two ways to lose the right: a

@@ -71,6 +71,7 @@ pub mod gov;
 pub mod ids;
 pub mod limits;
 pub mod op;
+pub mod rebuild;
 pub mod reference;
 pub mod report;
 pub mod view;

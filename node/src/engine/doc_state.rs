@@ -561,55 +561,6 @@ impl DocState {
     }
 }
 
-/// A fresh document built from exactly the changes `heads` name (themselves and their ancestors), looked up with
-/// `change`; its heads are checked to be `heads`.
-///
-/// Not `Automerge::fork_at`: automerge 0.7.4 panics in it (`ChangeCollector::from_build_meta`: `MissingOps`) on
-/// some histories of concurrently edited documents — a 12-node testnet hit it when the Chair assembled the bundle
-/// (regression: `node/tests/engine.rs::a_document_at_heads_is_rebuilt_where_automerge_fork_at_panics`). Rebuilding
-/// from the changes is what the verifier does too, behind the same panic firewall as every `apply_changes`.
-pub fn document_at<'a>(
-    change: impl Fn(&ChangeHash) -> Option<&'a Change>,
-    heads: &[Hash32],
-) -> Result<Automerge, ExportError> {
-    let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(h.0)).collect();
-    // Post-order depth-first walk: a change is emitted after its dependencies (the history is a DAG, so a
-    // dependency seen earlier has already been emitted or sits above on the stack).
-    let mut seen: HashSet<ChangeHash> = HashSet::new();
-    let mut stack: Vec<(ChangeHash, bool)> = hs.iter().map(|h| (*h, false)).collect();
-    let mut changes: Vec<Change> = Vec::new();
-    while let Some((h, expanded)) = stack.pop() {
-        let c = change(&h).ok_or_else(|| ExportError::UnknownHeads(vec![to_hash32(&h)]))?;
-        if expanded {
-            changes.push(c.clone());
-            continue;
-        }
-        if !seen.insert(h) {
-            continue;
-        }
-        stack.push((h, true));
-        stack.extend(
-            c.deps()
-                .iter()
-                .filter(|d| !seen.contains(*d))
-                .map(|d| (*d, false)),
-        );
-    }
-    let mut doc = Automerge::new();
-    if !guarded_apply(&mut doc, changes) {
-        return Err(ExportError::Rebuild);
-    }
-    let mut want = hs;
-    want.sort();
-    want.dedup();
-    let mut got = doc.get_heads();
-    got.sort();
-    if got != want {
-        return Err(ExportError::Rebuild);
-    }
-    Ok(doc)
-}
-
 /// `apply_changes` behind a panic firewall: false if Automerge panicked or returned an error (the document must
 /// then be discarded).
 pub(super) fn guarded_apply(doc: &mut Automerge, changes: Vec<Change>) -> bool {

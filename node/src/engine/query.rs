@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use wsis_protocol::envelope::SignedEnvelope;
 use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{sha256, DocId, EnvelopeId, OpId};
+use wsis_protocol::rebuild::{document_at, RebuildError};
 
 impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Documents this engine holds, sorted.
@@ -201,8 +202,8 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         Ok(Hash32(sha256(&self.export(doc)?)))
     }
 
-    /// The document as it was at `heads`, rebuilt by [`document_at`] from the stored envelopes' changes and the
-    /// unpublished local ones.
+    /// The document as it was at `heads`, rebuilt by the protocol's [`document_at`] (the function the verifier
+    /// rebuilds attested states with) from the stored envelopes' changes and the unpublished local ones.
     pub(super) fn fork_at(&self, doc: &DocId, heads: &[Hash32]) -> Result<Automerge, ExportError> {
         let st = self.docs.get(doc).ok_or(ExportError::UnknownDocument)?;
         let pending = |h: &ChangeHash| {
@@ -221,7 +222,10 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         if !unknown.is_empty() {
             return Err(ExportError::UnknownHeads(unknown));
         }
-        document_at(|h| st.change(h).or_else(|| pending(h)), heads)
+        document_at(|h| st.change(h).or_else(|| pending(h)), heads).map_err(|e| match e {
+            RebuildError::UnknownChanges(missing) => ExportError::UnknownHeads(missing),
+            _ => ExportError::Rebuild,
+        })
     }
 
     /// The canonical export of the document at `heads` (what a submission attests).

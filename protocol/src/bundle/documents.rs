@@ -10,8 +10,9 @@ use crate::ids::{sha256, DocId};
 use crate::limits::{
     MAX_DOCUMENT_CHANGES, MAX_DOCUMENT_INFLATED_BYTES, MAX_DOCUMENT_OPS, MAX_DOCUMENT_REFS,
 };
-use automerge::{Automerge, ChangeHash, ReadDoc};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::rebuild::{document_at, RebuildError};
+use automerge::{Automerge, Change, ChangeHash};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Why a bundled document does not match what is attested.
@@ -33,6 +34,8 @@ pub enum DocumentError {
         by: AttestedBy,
         missing: Vec<Hash32>,
     },
+    #[error("the document cannot be rebuilt at attested heads: {0}")]
+    Rebuild(RebuildError),
     #[error("the document goes beyond the attested heads (head {0:?} is not attested)")]
     ExtraHeads(Hash32),
     #[error("{by} attests content hash {attested}, the document at its heads exports to {found}")]
@@ -68,18 +71,33 @@ pub(super) fn check_cost(bytes: &[u8]) -> Result<(), DocumentError> {
 
 /// Loads a document (behind a panic firewall), checks its heads against the attestations and every attested
 /// content hash; returns the canonical JSON of the whole document.
+///
+/// The document at an attestation's heads, when they are not the whole document's, is rebuilt from the
+/// document's own changes by [`document_at`], the function the Chair's node saved it with — never
+/// `Automerge::fork_at`, which panics on some concurrently edited histories (see [`crate::rebuild`]).
 pub(super) fn check_document(
     bytes: &[u8],
     attested: &[&Attested],
 ) -> Result<Vec<u8>, DocumentError> {
     check_cost(bytes)?;
     let doc = guarded(|| Automerge::load(bytes).ok()).ok_or(DocumentError::Load)?;
+    // Every change, extracted once (behind the firewall: the bytes are untrusted), answers both which heads the
+    // document has and, for an earlier attestation, what the document was there.
+    let changes: HashMap<ChangeHash, Change> = guarded(|| {
+        Some(
+            doc.get_changes(&[])
+                .into_iter()
+                .map(|c| (c.hash(), c))
+                .collect(),
+        )
+    })
+    .ok_or(DocumentError::Load)?;
     let mut all: BTreeSet<Hash32> = BTreeSet::new();
     for a in attested {
         let missing: Vec<Hash32> = a
             .heads
             .iter()
-            .filter(|h| doc.get_change_by_hash(&ChangeHash(h.0)).is_none())
+            .filter(|h| !changes.contains_key(&ChangeHash(h.0)))
             .copied()
             .collect();
         if !missing.is_empty() {
@@ -87,7 +105,8 @@ pub(super) fn check_document(
         }
         all.extend(a.heads.iter().copied());
     }
-    let heads: Vec<Hash32> = doc.get_heads().iter().map(|h| Hash32(h.0)).collect();
+    let mut heads: Vec<Hash32> = doc.get_heads().iter().map(|h| Hash32(h.0)).collect();
+    heads.sort();
     if let Some(extra) = heads.iter().find(|h| !all.contains(h)) {
         return Err(DocumentError::ExtraHeads(*extra));
     }
@@ -96,13 +115,11 @@ pub(super) fn check_document(
         let mut at: Vec<Hash32> = a.heads.clone();
         at.sort();
         at.dedup();
-        let mut sorted_heads = heads.clone();
-        sorted_heads.sort();
-        let json = if at == sorted_heads {
+        let json = if at == heads {
             whole.clone()
         } else {
-            let hs: Vec<ChangeHash> = at.iter().map(|h| ChangeHash(h.0)).collect();
-            guarded(|| canonical_json(&doc.fork_at(&hs).ok()?).ok()).ok_or(DocumentError::Load)?
+            let earlier = document_at(|h| changes.get(h), &at).map_err(DocumentError::Rebuild)?;
+            guarded(|| canonical_json(&earlier).ok()).ok_or(DocumentError::Load)?
         };
         let found = Hash32(sha256(&json));
         if found != a.content_hash {
