@@ -17,6 +17,15 @@
 //! every organisation's own engine, once it has everything, agrees; and an engine restored from the union of the
 //! stores (a restart), or from one engine's store, agrees too.
 //!
+//! One divergence is known and open (in the engine, not here): see
+//! [`a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurrent_revocation`]. Where it shows
+//! (an engine holds an envelope parked for a change that will never come), the comparison counts it and prints it
+//! instead of failing; `documents_converge_whatever_the_delivery_order_strictly` (ignored) fails on it. Every
+//! other difference fails, and engines with nothing waiting must agree exactly.
+//!
+//! 1,000 seeds (`WSIS_SEEDS=1000 cargo test -p wsis-node --test doc_convergence -- --nocapture`) are run from
+//! time to time, not in CI; the last figures are in `docs/performance.md`.
+//!
 //! A failure prints its seed; `WSIS_SEED=<seed> cargo test -p wsis-node --test doc_convergence` replays exactly
 //! that seed (session salts are seeded too). `WSIS_SEEDS=<n>` runs seeds `0..n` (the default keeps CI fast).
 #![allow(clippy::unwrap_used)]
@@ -730,6 +739,20 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
             &expected_complete,
             strict,
         ));
+        // Where the divergence shows, the engine stores less than round 6, never something else.
+        if complete.engine.missing_changes().is_empty() {
+            for d in &docs {
+                let extra: Vec<EnvelopeId> = e
+                    .envelope_ids(d)
+                    .into_iter()
+                    .filter(|id| !expected_complete[d].served.contains(id))
+                    .collect();
+                assert!(
+                    extra.is_empty(),
+                    "{label}: document {d:?} serves envelopes that round 6 does not: {extra:?}"
+                );
+            }
+        }
         known
     };
     let gov_digest = reference.gov.digest();
@@ -916,8 +939,7 @@ fn documents_converge_whatever_the_delivery_order_with_revocations_and_bad_envel
 /// The same simulation with the known divergence counted as a failure: run it with `--ignored` once the engine
 /// handles it.
 #[test]
-#[ignore = "known divergence: an envelope parked for a change that only travels in an envelope refused after a \
-            concurrent revocation keeps its other changes out (see the test below)"]
+#[ignore = "known divergence in the document engine, to fix there: see the test below"]
 fn documents_converge_whatever_the_delivery_order_strictly() {
     run_seeds(8, true);
 }

@@ -8,7 +8,9 @@
 //! from-scratch re-evaluation.
 //!
 //! A failure prints its seed; `WSIS_SEED=<seed> cargo test -p wsis-protocol --test convergence` replays exactly
-//! that seed. `WSIS_SEEDS=<n>` runs more seeds (the default keeps CI fast).
+//! that seed. `WSIS_SEEDS=<n>` runs seeds `0..n` (the default keeps CI fast), every one even after a failure, and
+//! lists the failing ones. 1,000 seeds are run from time to time, not in CI; the last figures are in
+//! `docs/performance.md`. The document layer has its own simulation, `node/tests/doc_convergence.rs`.
 #![allow(clippy::unwrap_used)]
 
 use rand::seq::SliceRandom;
