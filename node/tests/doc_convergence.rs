@@ -868,9 +868,11 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
         equivocations: expected.values().map(|v| v.equivocations.len()).sum(),
         known_divergences: known.len(),
     };
-    // Floors against a generator that stopped exercising the engine, not targets.
+    // A floor against a generator that stopped exercising the engine, not a target (a seed whose revocations
+    // leave few writers is legitimate: seeds 371 and 390 serve 3 and 2 envelopes); `run_seeds` checks the
+    // average.
     assert!(
-        f.envelopes >= 10 && f.served >= 5 && f.refused >= 1,
+        f.envelopes >= 10 && f.refused >= 1,
         "seed {seed}: the simulation is too weak to test much: {f:?}"
     );
     eprintln!("seed {seed}: {f:?}");
@@ -929,6 +931,14 @@ fn run_seeds(default: u64, strict: bool) {
         failed.is_empty(),
         "document convergence failed for seeds {failed:?}; replay one with WSIS_SEED=<seed>"
     );
+    // Over several seeds the simulation must serve envelopes, invalidate stored ones (a revocation arriving after
+    // the envelopes) and see equivocations, or it no longer tests what it claims to.
+    if seeds.len() >= 8 {
+        assert!(
+            total.served >= 5 * seeds.len() && total.unauthorised > 0 && total.equivocations > 0,
+            "the simulation is too weak to test much: {total:?}"
+        );
+    }
 }
 
 #[test]
