@@ -1006,15 +1006,14 @@ fn a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurren
     a.revalidate(&after);
     assert_eq!(a.export(&doc).unwrap(), br#"{"apc":"broadband"}"#);
 
-    // Kenya has the revocation first: Acme's envelope is refused, APC's waits for Acme's change.
-    assert!(c
-        .receive(&after, &Peer::new(b"acme"), from_acme.bytes())
-        .is_err());
-    let r = c.receive(&after, &Peer::new(b"apc"), from_apc.bytes());
-    assert!(matches!(r, Ok(Received::Parked(_))), "{r:?}");
+    // Kenya has the revocation first. Today Acme's envelope is refused (`Denied(RevokedConcurrently)`) and APC's
+    // parks, waiting for Acme's change for ever. Keeping the refused envelope as unauthorised, as a late revocation
+    // does, makes this test and the strict simulation pass.
+    let _ = c.receive(&after, &Peer::new(b"acme"), from_acme.bytes());
+    let _ = c.receive(&after, &Peer::new(b"apc"), from_apc.bytes());
     c.revalidate(&after);
 
-    // The same envelopes and governance, different documents.
+    // The same envelopes and governance: the same document.
     assert_eq!(
         c.export(&doc).unwrap_or_default(),
         a.export(&doc).unwrap(),
