@@ -198,6 +198,15 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         }
     }
 
+    /// Replaces the fresh random session salt, before any document is touched: for deterministic simulations
+    /// (`node/tests/doc_convergence.rs`) only. A node must keep the random salt: a salt used again after a
+    /// restart would reuse (actor, seq) pairs, which peers exclude as equivocation.
+    #[doc(hidden)]
+    pub fn with_session_salt(mut self, salt: [u8; SESSION_SALT_LEN]) -> Self {
+        self.session_salt = salt;
+        self
+    }
+
     /// Replaces the parking bounds (the defaults are [`ParkingLimits::default`]).
     pub fn with_parking_limits(mut self, limits: ParkingLimits) -> Self {
         self.parking.limits = limits;

@@ -8,7 +8,9 @@
 //! from-scratch re-evaluation.
 //!
 //! A failure prints its seed; `WSIS_SEED=<seed> cargo test -p wsis-protocol --test convergence` replays exactly
-//! that seed. `WSIS_SEEDS=<n>` runs more seeds (the default keeps CI fast).
+//! that seed. `WSIS_SEEDS=<n>` runs seeds `0..n` (the default keeps CI fast), every one even after a failure, and
+//! lists the failing ones. 1,000 seeds are run from time to time, not in CI; the last figures are in
+//! `docs/performance.md`. The document layer has its own simulation, `node/tests/doc_convergence.rs`.
 #![allow(clippy::unwrap_used)]
 
 use rand::seq::SliceRandom;
@@ -356,8 +358,16 @@ fn run_seed(seed: u64) {
         .iter()
         .filter(|id| reference.validity(id) == Some(Ok(())))
         .count();
+    eprintln!(
+        "seed {seed}: {} ops applied, {valid} valid, {} invalid, {} recomputations",
+        applied.len(),
+        reference.invalid_ops().len(),
+        reference.recomputations()
+    );
+    // A floor against a generator that stopped producing anything the rules accept, not a target: over 1,000
+    // seeds the valid count ranges from 35 to 97 (mean 60), so 25 only fails a degenerate run.
     assert!(
-        valid > 40,
+        valid > 25,
         "seed {seed}: only {valid} valid ops; the simulation is too weak to test much"
     );
     assert!(
@@ -365,12 +375,6 @@ fn run_seed(seed: u64) {
         "seed {seed}: too few invalid ops to test the rules"
     );
 
-    eprintln!(
-        "seed {seed}: {} ops applied, {valid} valid, {} invalid, {} recomputations",
-        applied.len(),
-        reference.invalid_ops().len(),
-        reference.recomputations()
-    );
     let mut from_scratch = deliver(&genesis, &ops);
     from_scratch.reevaluate();
     assert_eq!(
@@ -424,16 +428,28 @@ fn every_delivery_order_and_partition_reaches_the_same_state() {
         Err(_) => {
             let n: u64 = std::env::var("WSIS_SEEDS")
                 .ok()
-                .and_then(|s| s.parse().ok())
+                .map(|s| s.parse().expect("WSIS_SEEDS is a number"))
                 .unwrap_or(24);
             (0..n).collect()
         }
     };
-    for seed in seeds {
-        let r = std::panic::catch_unwind(|| run_seed(seed));
-        if let Err(e) = r {
+    // Every seed runs, even after a failure, so one run of many seeds reports every failing seed at once.
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for &seed in &seeds {
+        if std::panic::catch_unwind(|| run_seed(seed)).is_err() {
             eprintln!("convergence failed for seed {seed}; replay with WSIS_SEED={seed}");
-            std::panic::resume_unwind(e);
+            failed.push(seed);
         }
     }
+    eprintln!(
+        "{} seeds, {} failed, {:.1} s",
+        seeds.len(),
+        failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failed.is_empty(),
+        "convergence failed for seeds {failed:?}; replay one with WSIS_SEED=<seed>"
+    );
 }

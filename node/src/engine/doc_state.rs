@@ -11,7 +11,7 @@ use wsis_protocol::crypto::PublicKey;
 use wsis_protocol::envelope::{automerge_actor, SignedEnvelope, SESSION_SALT_LEN};
 use wsis_protocol::gov::WriteDenied;
 use wsis_protocol::ids::Hash32;
-use wsis_protocol::ids::{DocId, EnvelopeId};
+use wsis_protocol::ids::{sha256, DocId, EnvelopeId};
 use wsis_protocol::limits::MAX_DOCUMENT_OPS;
 
 pub(super) type Salt = [u8; SESSION_SALT_LEN];
@@ -474,9 +474,11 @@ impl DocState {
         changed
     }
 
-    /// Switches local writing to a fresh salt, so a fresh actor whose (actor, seq) space is unused.
+    /// Switches local writing to a fresh salt, so a fresh actor whose (actor, seq) space is unused. The new salt
+    /// is a hash of the old one: as unique as the session's random salt, and reproducible in a seeded simulation.
     pub(super) fn rotate_actor(&mut self) {
-        self.local.salt = rand::random();
+        let next = sha256(&[b"wsis/v1/rotate-salt".as_slice(), &self.local.salt].concat());
+        self.local.salt.copy_from_slice(&next[..SESSION_SALT_LEN]);
         self.local.actor = automerge_actor(&self.key, &self.id, &self.local.salt);
         self.local.last = None;
         self.doc.set_actor(self.local.actor.clone());
