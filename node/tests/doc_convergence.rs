@@ -37,7 +37,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use wsis_node::engine::{
-    canonical_json, DocumentEngine, Equivocation, ExportError, MemorySink, Peer, PublishError,
+    canonical_json, DocumentEngine, Equivocation, ExportError, MemorySink, Peer, ReceiveError,
     Received,
 };
 use wsis_protocol::cbor::Encoder;
@@ -304,7 +304,7 @@ impl Sim {
                 .envs
                 .extend(envs.iter().map(|e: &SignedEnvelope| e.bytes().to_vec())),
             // Revoked, left the team, never a member: the node refuses to sign; the changes are discarded.
-            Err(PublishError::Denied { .. }) => {}
+            Err(e) if matches!(e.refusal(), Some(ReceiveError::Denied(_))) => {}
             Err(e) => panic!("publish failed: {e:?}"),
         }
     }
