@@ -110,8 +110,12 @@ pub enum StartError {
     Store(#[from] StoreOpenError),
     /// The text names `wsis store check` (see [`crate::store::damaged_at_start`]); the store error is in it, so
     /// it is not also a source (the chain would repeat it).
-    #[error("{}", crate::store::damaged_at_start(.0))]
-    Damaged(StoreError),
+    #[error("{}", crate::store::damaged_at_start(.error, .data_dir))]
+    Damaged {
+        error: StoreError,
+        /// The data directory, so the advice names the exact command to run.
+        data_dir: std::path::PathBuf,
+    },
     #[error(
         "the store holds no genesis: create a federation, or join an existing federation (its id and a bootstrap address)"
     )]
@@ -135,6 +139,15 @@ pub enum StartError {
     Bind(#[source] crate::data_dir::BindError),
     #[error("cannot publish this organisation's identity: {0}")]
     Identity(String),
+}
+
+/// A store failure at start-up, naming the data directory in its advice.
+fn damaged(dir: &DataDir) -> impl Fn(StoreError) -> StartError {
+    let data_dir = dir.path().to_path_buf();
+    move |error| StartError::Damaged {
+        error,
+        data_dir: data_dir.clone(),
+    }
 }
 
 /// Why a local op was not accepted. Whatever the reason, nothing of the op was stored, applied or sent.
@@ -301,11 +314,8 @@ pub async fn create_federation(
     .seal(dir.org_key())
     .map_err(|e| StartError::BadGenesis(e.into()))?;
     let fed = FederationId(genesis.id().0);
-    store.put_op(&genesis).await.map_err(StartError::Damaged)?;
-    store
-        .bind_federation(fed)
-        .await
-        .map_err(StartError::Damaged)?;
+    store.put_op(&genesis).await.map_err(damaged(&dir))?;
+    store.bind_federation(fed).await.map_err(damaged(&dir))?;
     dir.bind_federation(fed).map_err(StartError::Bind)?;
     Ok(fed)
 }
@@ -331,7 +341,7 @@ impl Node {
             .collect::<Result<Vec<PeerId>, _>>()?;
         blocked_peers.extend(options.blocked_peers.iter().copied());
 
-        let stored = store.load_ops().map_err(StartError::Damaged)?;
+        let stored = store.load_ops().map_err(damaged(&dir))?;
         let federation = match (
             stored.is_empty(),
             options.join,
@@ -359,11 +369,11 @@ impl Node {
 
         let gov = if stored.is_empty() {
             let genesis = fetch_genesis(&net, federation).await?;
-            store.put_op(&genesis).await.map_err(StartError::Damaged)?;
+            store.put_op(&genesis).await.map_err(damaged(&dir))?;
             store
                 .bind_federation(federation)
                 .await
-                .map_err(StartError::Damaged)?;
+                .map_err(damaged(&dir))?;
             Governance::new(
                 genesis
                     .verify()
@@ -391,7 +401,7 @@ impl Node {
                 .load_envelopes()
                 .map(|stored| engine.restore_envelopes(&gov, stored))
         })
-        .map_err(StartError::Damaged)?;
+        .map_err(damaged(&dir))?;
         tracing::info!(?restored, "documents restored from the store");
         let node = Node {
             inner: Arc::new(Inner {
@@ -412,7 +422,7 @@ impl Node {
             }),
         };
         node.ensure_identity().await.map_err(|e| match e {
-            SubmitError::Store(e) => StartError::Damaged(e),
+            SubmitError::Store(e) => damaged(&dir)(e),
             SubmitError::Refused(e) => StartError::BadGenesis(e),
             other => StartError::Identity(other.to_string()),
         })?;

@@ -113,16 +113,18 @@ pub(super) fn sled_error(context: String, source: sled::Error) -> StoreError {
 
 /// The start-up error for a store item that stops a node's start: what is wrong, and the command that lists and
 /// sets aside such items (`wsis store check`), so that one bad item never leaves an organisation without a node.
-pub fn damaged_at_start(e: &StoreError) -> String {
-    const ADVICE: &str = "run `wsis --data-dir DIR store check` (DIR: this node's data directory) to list such \
-                          items and `wsis --data-dir DIR store check --quarantine` to set them aside (kept, never \
-                          served, never deleted), then start the node again";
+pub fn damaged_at_start(e: &StoreError, data_dir: &std::path::Path) -> String {
+    let dir = data_dir.display();
+    let advice = format!(
+        "run `wsis --data-dir {dir} store check` to list such items and `wsis --data-dir {dir} store check \
+         --quarantine` to set them aside (kept, never served, never deleted), then start the node again"
+    );
     match e {
         StoreError::Damaged { tree, key, reason } => format!(
-            "the store holds an item that fails validation (tree {tree}, key {key}: {reason}); {ADVICE}"
+            "the store holds an item that fails validation (tree {tree}, key {key}: {reason}); {advice}"
         ),
         StoreError::NotBound => format!(
-            "the store holds change envelopes but is bound to no federation; {ADVICE}"
+            "the store holds change envelopes but is bound to no federation; {advice}"
         ),
         other => format!("the store failed: {other}"),
     }
