@@ -314,8 +314,8 @@ pub async fn create_federation(
     .seal(dir.org_key())
     .map_err(|e| StartError::BadGenesis(e.into()))?;
     let fed = FederationId(genesis.id().0);
-    store.put_op(&genesis).await.map_err(damaged(&dir))?;
-    store.bind_federation(fed).await.map_err(damaged(&dir))?;
+    store.put_op(&genesis).await.map_err(damaged(dir))?;
+    store.bind_federation(fed).await.map_err(damaged(dir))?;
     dir.bind_federation(fed).map_err(StartError::Bind)?;
     Ok(fed)
 }
