@@ -4,8 +4,6 @@
 //! decoder's reason (400); ops the replay refuses get 409 with the rule's stable code; nothing refused is stored;
 //! the node restarts cleanly from its data directory afterwards.
 
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsis_node::api::types::{ErrorBody, OpDone};
 use wsis_node::data_dir::DataDir;
 use wsis_node::node::{Node, NodeOptions};
@@ -13,58 +11,8 @@ use wsis_protocol::op::{MotionKind, OpKind, StakeholderType, TeamCode};
 
 mod common;
 
+use common::http::{call as http, serve_api};
 use common::nodes::{address_of, admit, eventually, join, secretariat_dir};
-
-/// One HTTP/1.1 request over a fresh connection: (status, body).
-async fn http(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: &str,
-) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
-/// The API of `node` on a loopback port, with a way to stop it (it holds a handle on the node).
-async fn serve_api(
-    node: &Node,
-    token: &str,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let listener = wsis_node::api::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(wsis_node::api::serve(
-        node.clone(),
-        token.to_string(),
-        listener,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    (addr, stop, task)
-}
 
 /// (ops in the store, ops in the replica).
 async fn counts(node: &Node) -> (usize, usize) {

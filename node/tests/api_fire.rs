@@ -63,19 +63,7 @@ impl Member {
         )
         .await
         .expect("start");
-        let listener = wsis_node::api::bind("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = tokio::spawn(wsis_node::api::serve(
-            node.clone(),
-            token.clone(),
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let (addr, stop, serving) = common::http::serve_api(&node, &token).await;
         Member {
             node,
             path,

@@ -3,39 +3,11 @@
 //! make is refused by the engine's publish with the reason a peer would give (409), nothing stored, the edit
 //! rolled back.
 
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wsis_node::api::types::{DocView, ErrorBody, OpDone};
 use wsis_node::node::{Node, NodeOptions};
 
 mod common;
-
-async fn http(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: &str,
-) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\nAuthorization: Bearer {token}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut out)).await;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (
-        status,
-        text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
-}
+use common::http::{call as http, serve_api};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn document_edits_follow_the_schema_and_a_refused_publish_answers_409_and_rolls_back() {
@@ -52,16 +24,7 @@ async fn document_edits_follow_the_schema_and_a_refused_publish_answers_409_and_
     )
     .await
     .expect("start");
-    let listener = wsis_node::api::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(wsis_node::api::serve(
-        node.clone(),
-        token.clone(),
-        listener,
-        std::future::pending(),
-    ));
+    let (addr, _stop, _api) = serve_api(&node, &token).await;
     let ok = |(status, body): (u16, String)| {
         assert_eq!(status, 200, "{body}");
         body

@@ -35,3 +35,40 @@ pub async fn http(
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
 }
+
+/// [`http`] with the token and a text body, as most tests call it.
+pub async fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    http(addr, method, path, Some(token), body.as_bytes()).await
+}
+
+/// The API of `node` on a loopback port: its address, a sender that stops it, and its task (which holds a
+/// handle on the node, and so the store's lock, until it returns).
+pub async fn serve_api(
+    node: &wsis_node::node::Node,
+    token: &str,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = wsis_node::api::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(wsis_node::api::serve(
+        node.clone(),
+        token.to_string(),
+        listener,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop, task)
+}
