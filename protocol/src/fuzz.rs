@@ -177,7 +177,7 @@ pub fn envelope_changes(data: &[u8]) {
     let bytes = e.into_bytes();
     let stage1 = VerifiedHeader::from_bytes(&bytes, FEDERATION);
 
-    let parsed = automerge::Change::try_from(chunk.as_slice())
+    let parsed = crate::envelope::parse_change(&chunk)
         .ok()
         .filter(|c| c.raw_bytes() == chunk.as_slice());
     // The change data after the chunk's type and length, as stage 1 reads it; only uncompressed change chunks.
