@@ -30,6 +30,9 @@ pub mod api;
 pub mod chair;
 pub mod data_dir;
 pub mod engine;
+// The body of the wire fuzz target (fuzz/), shared with the stable corpus replay (tests/fuzz_corpora.rs).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod net;
 pub mod node;
 mod parking;

@@ -74,6 +74,7 @@ mod verified;
 pub(crate) mod wrapper;
 
 pub use header::ChangeEnvelope;
+pub(crate) use verified::parse_change;
 pub use verified::{SignedEnvelope, VerifiedHeader};
 
 /// The only envelope wire version this crate speaks.

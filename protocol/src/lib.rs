@@ -67,6 +67,9 @@ pub mod export;
 // `cfg(test)`) because the node's tests, the doctests and the benchmarks, which are other crates, use it.
 #[doc(hidden)]
 pub mod fixture;
+// The bodies of the fuzz targets (fuzz/), shared with the stable corpus replay (tests/fuzz_corpora.rs).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gov;
 pub mod ids;
 pub mod limits;

@@ -38,7 +38,7 @@ impl fmt::Debug for SignedInception {
 }
 
 impl Inception {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         e.map(5 + self.country.is_some() as usize);
         e.key(0).u64(VERSION);
@@ -52,7 +52,7 @@ impl Inception {
         e.into_bytes()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, OpError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, OpError> {
         let (mut d, mut m) = open_versioned_body(bytes, VERSION)?;
         m.required(&mut d, 1)?;
         let name = dec_name(&mut d, "organisation name")?.to_string();
