@@ -494,7 +494,7 @@ impl Node {
     /// Signs a governance op as this organisation, stores it durably, applies it and announces it. Returns the
     /// op once it is durable.
     ///
-    /// The op is made exactly as a peer will judge it (see [`Node::sign_store_apply`]): an op a peer's decoder or
+    /// The op is made exactly as a peer will judge it (see `Node::sign_store_apply`): an op a peer's decoder or
     /// structural checks would refuse is refused here and nothing is stored. An op the replay would merely mark
     /// invalid is still signed (peers store such ops without penalty); [`Node::submit_checked`] refuses those too.
     pub async fn submit(&self, kind: OpKind) -> Result<SignedOp, SubmitError> {

@@ -35,7 +35,7 @@ pub struct Finding {
     pub tree: &'static str,
     /// The key as the start-up error names it (an op or envelope id, or hex).
     pub key: String,
-    /// The key's bytes, in hex (what [`quarantine`](super::quarantine) moves).
+    /// The key's bytes, in hex (what `store::quarantine` moves).
     pub key_hex: String,
     /// Why it fails: the same words the start-up error or the replay would use.
     pub reason: String,
