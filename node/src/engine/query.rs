@@ -38,8 +38,10 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         v
     }
 
-    /// Ids of the stored envelopes of `doc` that are authorised now, sorted: what this node serves. Equivocating
-    /// envelopes are included (peers must see both sides to exclude both); unauthorised ones are not.
+    /// Ids of the stored envelopes of `doc` that this node serves, sorted: those authorised now, and those
+    /// unauthorised only because of a revocation they do not cite (which every node stores, whatever the order;
+    /// see the module docs of [`super`]). Equivocating envelopes are included (peers must see both sides to
+    /// exclude both); envelopes unauthorised for any other reason are not.
     pub fn envelope_ids(&self, doc: &DocId) -> Vec<EnvelopeId> {
         let mut v: Vec<EnvelopeId> = self
             .docs
@@ -47,7 +49,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             .map(|st| {
                 st.envelopes
                     .iter()
-                    .filter(|s| s.authorised.is_ok())
+                    .filter(|s| s.served())
                     .map(|s| s.env.id())
                     .collect()
             })
@@ -75,7 +77,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         };
         let mut covered = vec![false; st.envelopes.len()];
         for (i, s) in st.envelopes.iter().enumerate() {
-            if s.authorised.is_err() {
+            if !s.served() {
                 continue;
             }
             for c in s.env.changes() {
@@ -94,7 +96,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             .envelopes
             .iter()
             .enumerate()
-            .filter(|(i, s)| s.authorised.is_ok() && !covered[*i])
+            .filter(|(i, s)| s.served() && !covered[*i])
             .map(|(_, s)| s.env.id())
             .collect();
         v.sort();
@@ -181,7 +183,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         }
         let mut out = Vec::new();
         // Stored order is causal: an envelope is stored only after everything it depends on.
-        for s in st.envelopes.iter().filter(|s| s.authorised.is_ok()) {
+        for s in st.envelopes.iter().filter(|s| s.served()) {
             if s.env.changes().iter().any(|c| !have.contains(&c.hash())) {
                 have.extend(s.env.changes().iter().map(|c| c.hash()));
                 out.push(&s.env);
