@@ -66,7 +66,8 @@
 //!    the signature;
 //! 2. governance heads known (otherwise the envelope is **parked** until the governance ops arrive) and
 //!    [`Governance::authorize_header`](wsis_protocol::gov::Governance::authorize_header) (the key is the author's, the author may write this document at the cited
-//!    heads);
+//!    heads) — refused outright if not, except for a revocation the envelope does not cite (see *Stored but
+//!    unauthorised*);
 //! 3. deduplication by change hash, then every dependency outside the envelope already stored (otherwise
 //!    **parked**, and the missing change hashes are reported so the caller can fetch them);
 //! 4. stage 2: Automerge parses the changes ([`VerifiedHeader::parse_changes`](wsis_protocol::envelope::VerifiedHeader::parse_changes)) — only for an authorised author
@@ -79,6 +80,34 @@
 //!
 //! Steps 2 to 5 are one function, `judge` (in `receive`), which decides without changing anything; `receive` then
 //! parks or stores, and [`DocumentEngine::publish`] runs the same function on this node's own sealed envelopes.
+//!
+//! # Stored but unauthorised
+//!
+//! What is stored must not depend on arrival order, or neither do the documents: an honest peer may build on a
+//! change before it learns that the change's author was revoked, and its envelope (which may also carry its own,
+//! valid edits) can only be stored where the change it depends on is. So the envelopes stored are a function of
+//! the envelopes and ops received, whatever their order:
+//! - an envelope whose author may write at the heads it cites, but which a revocation it does not cite
+//!   invalidates ([`WriteDenied::RevokedConcurrently`](wsis_protocol::gov::WriteDenied::RevokedConcurrently): a
+//!   member's, or a coordinator's for the charter) is **stored as unauthorised** — not applied — whether the
+//!   revocation arrived before it or after it ([`DocumentEngine::revalidate`] marks one stored earlier the same
+//!   way). It is not an error: nobody is penalised and the node's memory of refused envelopes does not hold it;
+//! - an envelope refused for any other reason is refused outright, in every order, and its sender penalised:
+//!   those reasons are facts of the envelope and of the history it cites (a non-member's write, a key that is not
+//!   the author's inception key, a document the cited history does not create, a team the author is not in there);
+//! - the envelopes this node **serves** ([`DocumentEngine::envelope_ids`], `envelope_heads`,
+//!   `envelopes_missing_from`, and so the heads digest anti-entropy compares) are the authorised ones and those
+//!   unauthorised for a concurrent revocation, so a node that never saw such an envelope can still resolve the
+//!   envelopes built on it; the receiver judges each itself. One unauthorised for another reason (kept from the
+//!   store on restore) is not served: a peer would refuse it and penalise this node.
+//!
+//! Such envelopes are bounded like every other: they count against the per-document op cap
+//! ([`MAX_DOCUMENT_OPS`](wsis_protocol::limits::MAX_DOCUMENT_OPS)) and wait in parking under its per-peer bounds. A
+//! revoked member that keeps citing heads from before its revocation can fill a document up to that cap with
+//! stored-but-unauthorised envelopes; per-author quotas (issue 14, "writing after leaving") are what will close it.
+//! What is not covered: a governance op *inside* the cited history whose validity an op outside it changes (an
+//! equivocation excluding an admission, a rival nomination winning a contest) can still flip a refusal with the
+//! order (docs/decisions.md, "Refusals that depend on arrival order").
 //!
 //! Peer bytes are never given to `receive_sync_message`, `load_incremental` or `merge`.
 //!
@@ -125,6 +154,7 @@
 
 mod doc_state;
 mod error;
+mod history;
 mod local;
 mod outcome;
 mod parking;
@@ -146,6 +176,7 @@ pub use sink::{EnvelopeSink, MemorySink};
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 
 use self::doc_state::*;
+use self::history::HistoryAuthorisation;
 use self::parking::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -167,6 +198,8 @@ pub struct DocumentEngine<S: EnvelopeSink = MemorySink> {
     duplicates: u64,
     /// Inside `receive_batch` or `restore`: apply once per document at the end.
     defer: bool,
+    /// Authorisation by an envelope's cited history alone, for envelopes the current state refuses.
+    history: HistoryAuthorisation,
 }
 
 impl<S: EnvelopeSink> fmt::Debug for DocumentEngine<S> {
@@ -195,6 +228,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             signatures: 0,
             duplicates: 0,
             defer: false,
+            history: HistoryAuthorisation::default(),
         }
     }
 

@@ -61,20 +61,6 @@ pub(super) struct StoredEnvelope {
     pub(super) authorised: Result<(), WriteDenied>,
 }
 
-impl StoredEnvelope {
-    /// Served to peers (and counted in the heads and their digest): authorised, or unauthorised only for a reason
-    /// that depends on arrival order ([`super::receive::depends_on_arrival_order`]), which a peer stores too
-    /// rather than refusing, so a peer that never saw it can still resolve the envelopes built on its changes.
-    /// One unauthorised for any other reason (kept on restore, or by a governance fact inside its cited history)
-    /// is not served: a peer would refuse it and penalise this node.
-    pub(super) fn served(&self) -> bool {
-        self.authorised
-            .as_ref()
-            .err()
-            .is_none_or(super::receive::depends_on_arrival_order)
-    }
-}
-
 #[derive(Debug)]
 pub(super) struct Local {
     pub(super) salt: Salt,

@@ -38,21 +38,17 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         v
     }
 
-    /// Ids of the stored envelopes of `doc` that this node serves, sorted: those authorised now, and those
-    /// unauthorised only because of a revocation they do not cite (which every node stores, whatever the order;
-    /// see the module docs of [`super`]). Equivocating envelopes are included (peers must see both sides to
-    /// exclude both); envelopes unauthorised for any other reason are not.
+    /// Ids of the stored envelopes of `doc` that this node serves, sorted: every stored envelope, authorised now or
+    /// not. Each was authorised by the governance history it cites, so every peer stores it too rather than
+    /// refusing it (module docs of [`super`], *Stored but unauthorised*), and a peer that never saw it needs it to
+    /// resolve the envelopes built on its changes; the receiver judges each itself. Equivocating envelopes are
+    /// included (peers must see both sides to exclude both). The same as
+    /// [`stored_envelope_ids`](Self::stored_envelope_ids).
     pub fn envelope_ids(&self, doc: &DocId) -> Vec<EnvelopeId> {
         let mut v: Vec<EnvelopeId> = self
             .docs
             .get(doc)
-            .map(|st| {
-                st.envelopes
-                    .iter()
-                    .filter(|s| s.served())
-                    .map(|s| s.env.id())
-                    .collect()
-            })
+            .map(|st| st.envelopes.iter().map(|s| s.env.id()).collect())
             .unwrap_or_default();
         v.sort();
         v
@@ -77,9 +73,6 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         };
         let mut covered = vec![false; st.envelopes.len()];
         for (i, s) in st.envelopes.iter().enumerate() {
-            if !s.served() {
-                continue;
-            }
             for c in s.env.changes() {
                 for d in c.deps() {
                     if let Some(e) = st.changes.get(d) {
@@ -96,7 +89,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             .envelopes
             .iter()
             .enumerate()
-            .filter(|(i, s)| s.served() && !covered[*i])
+            .filter(|(i, _)| !covered[*i])
             .map(|(_, s)| s.env.id())
             .collect();
         v.sort();
@@ -183,7 +176,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         }
         let mut out = Vec::new();
         // Stored order is causal: an envelope is stored only after everything it depends on.
-        for s in st.envelopes.iter().filter(|s| s.served()) {
+        for s in &st.envelopes {
             if s.env.changes().iter().any(|c| !have.contains(&c.hash())) {
                 have.extend(s.env.changes().iter().map(|c| c.hash()));
                 out.push(&s.env);

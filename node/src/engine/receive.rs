@@ -315,8 +315,15 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             Err(WriteDenied::UnknownHeads(missing)) => {
                 return Ok(Verdict::wait_for_ops(env, missing));
             }
-            // Order-dependent: stored as unauthorised, as if it had arrived before what invalidates it.
-            Err(d) if restore || depends_on_arrival_order(&d) => Err(d),
+            Err(d) if restore => Err(d),
+            // Refused here, but authorised by the history it cites: had it arrived before the ops outside that
+            // history that refuse it (a revocation it does not cite, or one invalidating an op inside it), it
+            // would be stored, and `revalidate` would mark it unauthorised. So it is stored as unauthorised now:
+            // what is stored does not depend on arrival order (module docs, *Stored but unauthorised*). Not an
+            // error: nobody is penalised and it never enters the node's memory of refused envelopes.
+            Err(d) if self.history.authorised(gov, head) => Err(d),
+            // Not authorised even by the history it cites: refused at every node whatever the order, and the
+            // sender is at fault (a non-member's write, a team it is not in there, a document it did not create).
             Err(d) => return Err(ReceiveError::Denied(d)),
         };
         let st = self.state(&doc);
@@ -435,31 +442,4 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     pub fn forget_peer(&mut self, peer: &Peer) -> usize {
         self.parking.slots.forget(peer).len()
     }
-}
-
-/// Whether a refusal at the governance state of this node could have gone the other way had the envelope arrived
-/// earlier, before some governance op the envelope does not cite. Such an envelope is not refused: it goes on
-/// through the pipeline and is stored as unauthorised (not applied), exactly what a node that received it before
-/// that op holds once [`DocumentEngine::revalidate`] has run. Refusing it instead would make the stored set depend
-/// on arrival order, and with it the documents: an envelope that builds on its changes (an honest peer's, made
-/// before it knew of the op) would wait for them for ever at the nodes that refused it, while the nodes that
-/// stored it apply the rest of that envelope. Nothing here penalises the sender or enters the node's memory of
-/// refused envelopes (`crate::node::refused`): the envelope is accepted.
-///
-/// Only [`WriteDenied::RevokedConcurrently`] is such a reason: the author may write at the heads it cites, by the
-/// revocations in their history, and a revocation outside that history (concurrent, or one the author had not
-/// seen) takes the right away — for a member (§7.2 rule 5) and for a team's coordinator writing the charter. It is
-/// the only rule of `Governance::may_write` that counts an op outside the cited history. Every other reason is
-/// a fact of the envelope and the history it cites, the same at every node that knows those heads, in any order:
-/// refused outright and penalised, as the sender is at fault (`NotMember`: never a member in the cited history;
-/// `NotTeamMember`, `NotAttendee`, `NotCreator`, `NotCoordinator`, `UnknownDocument`, `NoHeads`, `KeyMismatch`,
-/// `WrongFederation`). Not covered (docs/decisions.md, "Refusals that depend on arrival order"): facts about the
-/// validity of governance ops *inside* the cited history that ops outside it can change (an equivocation
-/// excluding an admission, a rival nomination winning a contest).
-///
-/// Bounded like every stored envelope: it counts against `MAX_DOCUMENT_OPS` and goes through parking. A revoked
-/// member that keeps citing heads before its revocation can therefore add stored-but-unauthorised envelopes up to
-/// the document cap; per-author quotas ("writing after leaving", issue 14) are what will close that.
-pub(super) fn depends_on_arrival_order(denied: &WriteDenied) -> bool {
-    matches!(denied, WriteDenied::RevokedConcurrently)
 }

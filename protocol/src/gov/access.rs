@@ -148,14 +148,6 @@ impl Governance {
                 DocKind::TeamCharter { team } => {
                     if self.is_coordinator_at(&team, author, &at) {
                         Ok(())
-                    } else if self
-                        .coordinator_at(&team, &at)
-                        .is_some_and(|(holder, _)| holder == *author)
-                    {
-                        // The coordinator by the revocations in the cited history, its role taken away by one
-                        // the envelope does not cite: the same concurrency as for membership above (the engine
-                        // stores such an envelope as unauthorised instead of refusing it, see its module docs).
-                        Err(WriteDenied::RevokedConcurrently)
                     } else {
                         Err(WriteDenied::NotCoordinator)
                     }
