@@ -12,12 +12,13 @@
 //!
 //! Every op and envelope produced is then delivered to fresh engines in several orders (signing order, reversed,
 //! a partition, shuffles, one through `receive_batch`), with `revalidate` after governance ops as the node does.
-//! Each must reach the same governance digest, the same served envelope set (authorised, or stored as
-//! unauthorised after a revocation it does not cite, which every engine stores whatever the order), the same
+//! Each must reach the same governance digest, the same served envelope set (every stored envelope: authorised,
+//! or unauthorised but authorised by the governance history it cites, which every engine stores whatever the
+//! order), the same
 //! document heads, canonical JSON and equivocation evidence; an envelope refused at one engine is stored at none;
 //! every organisation's own engine, once it has everything, agrees; and an engine restored from the union of the
 //! stores (a restart), or from one engine's store, agrees too. Any difference fails: the divergence this
-//! simulation found (an envelope refused or stored depending on whether a concurrent revocation arrived first,
+//! simulation found (an envelope refused or stored depending on whether a revocation arrived first,
 //! [`a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurrent_revocation`]) is fixed in the
 //! engine; [`documents_converge_whatever_the_delivery_order_strictly`] also requires the same stored set, envelope
 //! for envelope, and nothing left waiting where the reference has nothing waiting.
@@ -740,9 +741,9 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
             );
         }
     }
-    // Refused outright in one order (for any reason), stored in none. An envelope refused only because of a
-    // revocation it does not cite is stored as unauthorised in every order (whether the revocation came before it
-    // or after), so what is refused outright is refused everywhere.
+    // Refused outright in one order (for any reason), stored in none. An envelope that the history it cites
+    // authorises is stored (as unauthorised, if ops outside that history refuse it) in every order, whether those
+    // ops came before it or after, so what is refused outright is refused everywhere.
     let stored: BTreeMap<EnvelopeId, usize> = observers
         .iter()
         .enumerate()
