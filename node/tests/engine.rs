@@ -1245,8 +1245,9 @@ fn the_store_is_the_sink_and_a_restart_from_it_restores_the_documents() {
 /// whatever order they arrived in, and any new envelope must change the digest. Pages are in id order.
 #[test]
 fn heads_digests_are_equal_exactly_when_the_served_envelopes_are() {
-    let f = federation();
-    let gov = &f.w.gov;
+    let mut f = federation();
+    let before = f.w.gov.clone();
+    let gov = &before;
     let doc = f.doc;
     let mut apc = engine(&f.w, f.apc);
     let mut acme = engine(&f.w, f.acme);
@@ -1283,6 +1284,32 @@ fn heads_digests_are_equal_exactly_when_the_served_envelopes_are() {
     assert_ne!(a.heads_digest(&doc), b.heads_digest(&doc));
     b.receive(gov, &peer(1), late.bytes()).unwrap();
     assert_eq!(a.heads_digest(&doc), b.heads_digest(&doc));
+
+    // Acme is revoked, concurrently with its envelopes (they cite older heads). `a` holds them, now unauthorised;
+    // `c` gets the revocation first: it stores them as unauthorised all the same (its history authorises them),
+    // and both serve them, so the digests stay equal exactly when the served sets are.
+    let acme_id = f.w.id(f.acme);
+    f.w.op(
+        0,
+        OpKind::RevokeRole {
+            role: RevocableRole::Member,
+            org: acme_id,
+        },
+    );
+    let w = &f.w;
+    a.revalidate(&w.gov);
+    let mut c = engine(w, f.outsider);
+    for env in envelopes.iter().chain([&late]) {
+        accepted(c.receive(&w.gov, &peer(1), env.bytes()));
+    }
+    assert_eq!(c.envelope_ids(&doc), a.envelope_ids(&doc));
+    assert_eq!(
+        c.envelope_ids(&doc).len(),
+        7,
+        "unauthorised envelopes are served"
+    );
+    assert_eq!(c.heads_digest(&doc), a.heads_digest(&doc));
+    assert_eq!(c.export(&doc).unwrap(), a.export(&doc).unwrap());
 
     // Paging: only documents held, ascending, `more` while some remain.
     let (all, more) = a.heads_digests_after(None, 10);
