@@ -66,7 +66,8 @@
 //!    the signature;
 //! 2. governance heads known (otherwise the envelope is **parked** until the governance ops arrive) and
 //!    [`Governance::authorize_header`](wsis_protocol::gov::Governance::authorize_header) (the key is the author's, the author may write this document at the cited
-//!    heads);
+//!    heads) — refused outright if not, unless the history the envelope cites authorises it (see *Stored but
+//!    unauthorised*);
 //! 3. deduplication by change hash, then every dependency outside the envelope already stored (otherwise
 //!    **parked**, and the missing change hashes are reported so the caller can fetch them);
 //! 4. stage 2: Automerge parses the changes ([`VerifiedHeader::parse_changes`](wsis_protocol::envelope::VerifiedHeader::parse_changes)) — only for an authorised author
@@ -79,6 +80,40 @@
 //!
 //! Steps 2 to 5 are one function, `judge` (in `receive`), which decides without changing anything; `receive` then
 //! parks or stores, and [`DocumentEngine::publish`] runs the same function on this node's own sealed envelopes.
+//!
+//! # Stored but unauthorised
+//!
+//! What is stored must not depend on arrival order, or neither do the documents: an honest peer may build on a
+//! change before it learns that the change's author was revoked, and its envelope (which may also carry its own,
+//! valid edits) can only be stored where the change it depends on is. So an envelope that the current governance
+//! state refuses at step 2 is judged again against a replica holding exactly the ops of the history it cites
+//! (`history`):
+//! - **authorised by its cited history** (refused here only because of ops outside that history: a revocation it
+//!   does not cite, or one that invalidates an op inside it, such as a JoinTeam concurrent with the author's
+//!   revocation): it goes on through the pipeline and is **stored as unauthorised**, not applied — exactly what a
+//!   node that received it before those ops holds once [`DocumentEngine::revalidate`] has run. It is not an error:
+//!   nobody is penalised and the node's memory of refused envelopes never holds it;
+//! - **refused by its cited history** too (a non-member's write, a team the author is not in there, a document it
+//!   did not create, a key that is not its inception key): refused outright, at every node, in every order; the
+//!   sender is at fault and penalised.
+//!
+//! That answer is a function of the envelope and its cited history alone, so it is the same everywhere. The reason
+//! codes are not: `may_write` reports the first failing rule, and whether membership fails first depends on which
+//! revocations have arrived (the simulation in `node/tests/doc_convergence.rs` found both). Rebuilding the history
+//! costs one insertion per op of it; it is done only for envelopes the current state refuses, once per (document,
+//! author, key, cited heads).
+//!
+//! Every stored envelope was authorised by its cited history, so every stored envelope is **served**
+//! ([`DocumentEngine::envelope_ids`], `envelope_heads`, `envelopes_missing_from`, and the heads digest anti-entropy
+//! compares): a node that never saw one can still resolve the envelopes built on its changes, and judges it itself.
+//!
+//! Such envelopes are bounded like every other: they count against the per-document op cap
+//! ([`MAX_DOCUMENT_OPS`](wsis_protocol::limits::MAX_DOCUMENT_OPS)) and wait in parking under its per-peer bounds. A
+//! revoked member that keeps citing heads from before its revocation can fill a document up to that cap with
+//! stored-but-unauthorised envelopes; per-author quotas (issue 14, "writing after leaving") are what will close it.
+//! Not covered: a fact outside the cited history that makes an op inside it *more* valid (a checkpoint protecting
+//! it from a revocation in the history) can still make an envelope stored at one node and refused at another
+//! (docs/decisions.md, "Refusals that depend on arrival order").
 //!
 //! Peer bytes are never given to `receive_sync_message`, `load_incremental` or `merge`.
 //!
@@ -120,11 +155,12 @@
 //!
 //! This file holds [`DocumentEngine`] itself; its methods live beside the concern they serve: `receive` (the
 //! pipeline above and the release of parked envelopes), `local` (edits and publishing), `restore` (restart and
-//! revalidation), `query` (reads and exports). `doc_state` is one document's state and the panic firewall,
+//! revalidation), `query` (reads and exports), `history` (authorisation by an envelope's cited history alone). `doc_state` is one document's state and the panic firewall,
 //! `parking` the bounded buffer, `sink` the storage seam, `outcome` and `error` what the engine reports.
 
 mod doc_state;
 mod error;
+mod history;
 mod local;
 mod outcome;
 mod parking;
@@ -146,6 +182,7 @@ pub use sink::{EnvelopeSink, MemorySink};
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 
 use self::doc_state::*;
+use self::history::HistoryAuthorisation;
 use self::parking::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -167,6 +204,8 @@ pub struct DocumentEngine<S: EnvelopeSink = MemorySink> {
     duplicates: u64,
     /// Inside `receive_batch` or `restore`: apply once per document at the end.
     defer: bool,
+    /// Authorisation by an envelope's cited history alone, for envelopes the current state refuses.
+    history: HistoryAuthorisation,
 }
 
 impl<S: EnvelopeSink> fmt::Debug for DocumentEngine<S> {
@@ -195,6 +234,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             signatures: 0,
             duplicates: 0,
             defer: false,
+            history: HistoryAuthorisation::default(),
         }
     }
 

@@ -12,16 +12,16 @@
 //!
 //! Every op and envelope produced is then delivered to fresh engines in several orders (signing order, reversed,
 //! a partition, shuffles, one through `receive_batch`), with `revalidate` after governance ops as the node does.
-//! Each must reach the same governance digest, the same served (accepted, authorised) envelope set, the same
+//! Each must reach the same governance digest, the same served envelope set (every stored envelope: authorised,
+//! or unauthorised but authorised by the governance history it cites, which every engine stores whatever the
+//! order), the same
 //! document heads, canonical JSON and equivocation evidence; an envelope refused at one engine is stored at none;
 //! every organisation's own engine, once it has everything, agrees; and an engine restored from the union of the
-//! stores (a restart), or from one engine's store, agrees too.
-//!
-//! One divergence is known and open (in the engine, not here): see
-//! [`a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurrent_revocation`]. Where it shows
-//! (an engine holds an envelope parked for a change that will never come), the comparison counts it and prints it
-//! instead of failing; `documents_converge_whatever_the_delivery_order_strictly` (ignored) fails on it. Every
-//! other difference fails, and engines with nothing waiting must agree exactly.
+//! stores (a restart), or from one engine's store, agrees too. Any difference fails: the divergence this
+//! simulation found (an envelope refused or stored depending on whether a revocation arrived first,
+//! [`a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurrent_revocation`]) is fixed in the
+//! engine; [`documents_converge_whatever_the_delivery_order_strictly`] also requires the same stored set, envelope
+//! for envelope, and nothing left waiting where the reference has nothing waiting.
 //!
 //! 1,000 seeds (`WSIS_SEEDS=1000 cargo test -p wsis-node --test doc_convergence -- --nocapture`) are run from
 //! time to time, not in CI; the last figures are in `docs/performance.md`.
@@ -37,14 +37,14 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 use wsis_node::engine::{
-    canonical_json, DocumentEngine, Equivocation, ExportError, MemorySink, Peer, ReceiveError,
-    Received,
+    canonical_json, DocumentEngine, EnvelopeStatus, Equivocation, ExportError, MemorySink, Peer,
+    PublishError, ReceiveError, Received,
 };
 use wsis_protocol::cbor::Encoder;
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope, SignedEnvelope};
 use wsis_protocol::fixture::World;
-use wsis_protocol::gov::Governance;
+use wsis_protocol::gov::{Governance, WriteDenied};
 use wsis_protocol::ids::{sha256, DocId, EnvelopeId, Hash32, OpId};
 use wsis_protocol::op::{Country, DocKind, MeetingKind, OpKind, RevocableRole, SignedOp, TeamCode};
 
@@ -610,11 +610,8 @@ fn view(e: &DocumentEngine, docs: &BTreeSet<DocId>) -> BTreeMap<DocId, DocView> 
         .collect()
 }
 
-/// Compares `e` with the reference `expected` (of engine `reference`) and panics on any difference, except the
-/// known divergence (see [`a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurrent_revocation`]):
-/// where one of the two engines holds an envelope parked for a change that will never come (it travels only in an
-/// envelope that engine refused, as the revocation was known when it arrived, while the other engine stored it
-/// before the revocation), the documents may differ. Those differences are returned; `strict` panics on them too.
+/// Compares `e` with the reference `expected` (of engine `reference`) and panics on any difference. `strict` also
+/// compares the stored sets, envelope for envelope (unauthorised envelopes that are not served included).
 fn compare(
     label: &str,
     e: &DocumentEngine,
@@ -622,10 +619,17 @@ fn compare(
     docs: &BTreeSet<DocId>,
     expected: &BTreeMap<DocId, DocView>,
     strict: bool,
-) -> Vec<String> {
+) {
     let got = view(e, docs);
-    let waiting = !e.missing_changes().is_empty() || !reference.missing_changes().is_empty();
-    let mut known = Vec::new();
+    if strict {
+        for d in docs {
+            assert_eq!(
+                e.stored_envelope_ids(d),
+                reference.stored_envelope_ids(d),
+                "{label}: document {d:?}: the stored envelopes differ"
+            );
+        }
+    }
     for d in docs {
         let (g, x) = (&got[d], &expected[d]);
         if g == x {
@@ -646,10 +650,8 @@ fn compare(
             e.missing_changes().len(),
             reference.missing_changes().len(),
         );
-        assert!(waiting && !strict, "{what}");
-        known.push(what);
+        panic!("{what}");
     }
-    known
 }
 
 #[derive(Debug, Default)]
@@ -659,8 +661,6 @@ struct Figures {
     refused: usize,
     unauthorised: usize,
     equivocations: usize,
-    /// Comparisons showing the known divergence.
-    known_divergences: usize,
 }
 
 fn run_seed(seed: u64, strict: bool) -> Figures {
@@ -725,42 +725,14 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
     }
     let reference = &observers[0];
     let expected = view(&reference.engine, &docs);
-    // Round 6 usually stores every envelope (nothing is withdrawn until all have arrived), so nothing waits there:
-    // every engine with nothing waiting must agree with it exactly, whatever the known divergence does.
-    let complete = &observers[6];
-    let expected_complete = view(&complete.engine, &docs);
-    let check = |label: &str, e: &DocumentEngine| -> Vec<String> {
-        let mut known = compare(label, e, &reference.engine, &docs, &expected, strict);
-        known.extend(compare(
-            &format!("{label} (against round 6)"),
-            e,
-            &complete.engine,
-            &docs,
-            &expected_complete,
-            strict,
-        ));
-        // Where the divergence shows, the engine stores less than round 6, never something else.
-        if complete.engine.missing_changes().is_empty() {
-            for d in &docs {
-                let extra: Vec<EnvelopeId> = e
-                    .envelope_ids(d)
-                    .into_iter()
-                    .filter(|id| !expected_complete[d].served.contains(id))
-                    .collect();
-                assert!(
-                    extra.is_empty(),
-                    "{label}: document {d:?} serves envelopes that round 6 does not: {extra:?}"
-                );
-            }
-        }
-        known
+    let check = |label: &str, e: &DocumentEngine| {
+        compare(label, e, &reference.engine, &docs, &expected, strict);
     };
     let gov_digest = reference.gov.digest();
-    let mut known = Vec::new();
     for (round, o) in observers.iter().enumerate() {
         let label = format!("seed {seed} round {round}");
         assert_eq!(o.gov.digest(), gov_digest, "{label}: governance differs");
-        known.extend(check(&label, &o.engine));
+        check(&label, &o.engine);
         // What is refused for its bytes, its signature or its author is refused in every order.
         for b in &sim.bad {
             assert!(
@@ -769,15 +741,15 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
             );
         }
     }
-    // Refused outright in one order (for any reason), served in none. Where an envelope arrived before the
-    // revocation that refuses it, it is stored as unauthorised; where it arrived after, it is refused: both leave
-    // it out.
-    let served: BTreeMap<EnvelopeId, usize> = observers
+    // Refused outright in one order (for any reason), stored in none. An envelope that the history it cites
+    // authorises is stored (as unauthorised, if ops outside that history refuse it) in every order, whether those
+    // ops came before it or after, so what is refused outright is refused everywhere.
+    let stored: BTreeMap<EnvelopeId, usize> = observers
         .iter()
         .enumerate()
         .flat_map(|(round, o)| {
             docs.iter()
-                .flat_map(|d| o.engine.envelope_ids(d))
+                .flat_map(|d| o.engine.stored_envelope_ids(d))
                 .map(move |id| (id, round))
         })
         .collect();
@@ -789,10 +761,10 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
             }
             if let Ok(env) = SignedEnvelope::from_bytes(b, sim.w.federation) {
                 assert!(
-                    !served.contains_key(&env.id()),
-                    "seed {seed}: {:?} is refused in round {round} ({outcome}) and served in round {}",
+                    !stored.contains_key(&env.id()),
+                    "seed {seed}: {:?} is refused in round {round} ({outcome}) and stored in round {}",
                     env.id(),
-                    served[&env.id()]
+                    stored[&env.id()]
                 );
             }
         }
@@ -812,11 +784,11 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
         l.engine.revalidate(&l.gov);
         let label = format!("seed {seed}: org {org}'s own node after a full sync");
         assert_eq!(l.gov.digest(), gov_digest, "{label}: governance differs");
-        known.extend(check(&label, &l.engine));
+        check(&label, &l.engine);
     }
 
-    // A restart. From one engine's store (in reverse): exactly that engine's documents, known divergence or not
-    // (the same stored envelopes and governance give the same documents). From the union of every store: the
+    // A restart. From one engine's store (in reverse): exactly that engine's documents (the same stored envelopes
+    // and governance give the same documents). From the union of every store: the
     // reference's.
     for (round, o) in observers.iter().enumerate() {
         let mut stored: Vec<&[u8]> = o.engine.sink().all().collect();
@@ -849,24 +821,34 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
     let report = restarted.restore(&reference.gov, &union);
     assert_eq!(report.rejected, 0, "seed {seed}: stored envelopes verify");
     let label = format!("seed {seed}: an engine restored from the union of the stores");
-    known.extend(check(&label, &restarted));
+    check(&label, &restarted);
 
     let f = Figures {
         envelopes: envs.len(),
         served: expected.values().map(|v| v.served.len()).sum(),
         refused: reference.refused.len(),
-        // Stored, then invalidated by a revocation that arrived later (in some order).
+        // Stored as unauthorised (a revocation they do not cite, arrived before or after them).
         unauthorised: observers
             .iter()
             .map(|o| {
                 docs.iter()
-                    .map(|d| o.engine.stored_envelope_ids(d).len() - o.engine.envelope_ids(d).len())
+                    .map(|d| {
+                        o.engine
+                            .stored_envelope_ids(d)
+                            .iter()
+                            .filter(|id| {
+                                matches!(
+                                    o.engine.envelope_status(d, id),
+                                    Some(EnvelopeStatus::Unauthorised(_))
+                                )
+                            })
+                            .count()
+                    })
                     .sum::<usize>()
             })
             .max()
             .unwrap_or(0),
         equivocations: expected.values().map(|v| v.equivocations.len()).sum(),
-        known_divergences: known.len(),
     };
     // A floor against a generator that stopped exercising the engine, not a target (a seed whose revocations
     // leave few writers is legitimate: seeds 371 and 390 serve 3 and 2 envelopes); `run_seeds` checks the
@@ -876,9 +858,6 @@ fn run_seed(seed: u64, strict: bool) -> Figures {
         "seed {seed}: the simulation is too weak to test much: {f:?}"
     );
     eprintln!("seed {seed}: {f:?}");
-    for k in &known {
-        eprintln!("seed {seed}: known divergence: {k}");
-    }
     f
 }
 
@@ -897,7 +876,6 @@ fn run_seeds(default: u64, strict: bool) {
     };
     let started = std::time::Instant::now();
     let mut failed = Vec::new();
-    let mut diverging = Vec::new();
     let mut total = Figures::default();
     for &seed in &seeds {
         match std::panic::catch_unwind(|| run_seed(seed, strict)) {
@@ -907,10 +885,6 @@ fn run_seeds(default: u64, strict: bool) {
                 total.refused += f.refused;
                 total.unauthorised += f.unauthorised;
                 total.equivocations += f.equivocations;
-                total.known_divergences += f.known_divergences;
-                if f.known_divergences > 0 {
-                    diverging.push(seed);
-                }
             }
             Err(_) => {
                 eprintln!(
@@ -921,10 +895,9 @@ fn run_seeds(default: u64, strict: bool) {
         }
     }
     eprintln!(
-        "{} seeds, {} failed, {} with the known divergence {diverging:?}, {:.1} s; over all seeds: {total:?}",
+        "{} seeds, {} failed, {:.1} s; over all seeds: {total:?}",
         seeds.len(),
         failed.len(),
-        diverging.len(),
         started.elapsed().as_secs_f64()
     );
     assert!(
@@ -946,21 +919,21 @@ fn documents_converge_whatever_the_delivery_order_with_revocations_and_bad_envel
     run_seeds(8, false);
 }
 
-/// The same simulation with the known divergence counted as a failure: run it with `--ignored` once the engine
-/// handles it.
+/// The same simulation, also requiring every engine to store exactly the same envelopes (unauthorised ones
+/// included), not only to serve the same ones and hold the same documents.
 #[test]
-#[ignore = "known divergence in the document engine, to fix there: see the test below"]
 fn documents_converge_whatever_the_delivery_order_strictly() {
     run_seeds(8, true);
 }
 
-/// The known divergence, minimised from seeds 7 and 13 of the simulation. Acme writes the C2 draft and is revoked
-/// concurrently (the revocation is not in the history its envelope cites). APC received Acme's envelope before
-/// the revocation and published one envelope with two changes: its own first edit, independent of Acme's, and a
-/// second on top of Acme's. Kenya, which had the revocation first, refuses Acme's envelope, so APC's waits there
-/// for Acme's change, forever: APC's own first edit, valid everywhere, is in APC's document and never in Kenya's.
+/// The divergence the simulation found, minimised from its seeds 7 and 13, now fixed in the engine. Acme writes
+/// the C2 draft and is revoked concurrently (the revocation is not in the history its envelope cites). APC
+/// received Acme's envelope before the revocation and published one envelope with two changes: its own first
+/// edit, independent of Acme's, and a second on top of Acme's. Kenya has the revocation first. It used to refuse
+/// Acme's envelope, so APC's waited there for Acme's change for ever and APC's own first edit, valid everywhere,
+/// was in APC's document and never in Kenya's. Kenya now stores Acme's envelope as unauthorised, as APC holds it
+/// after the revocation, serves it, and penalises nobody.
 #[test]
-#[ignore = "known divergence in the document engine, to fix there: see the doc comment"]
 fn a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurrent_revocation() {
     let mut w = World::wsis();
     let (apc, acme, kenya) = (
@@ -1006,17 +979,68 @@ fn a_change_is_lost_where_its_envelope_waits_for_a_change_refused_by_a_concurren
     a.revalidate(&after);
     assert_eq!(a.export(&doc).unwrap(), br#"{"apc":"broadband"}"#);
 
-    // Kenya has the revocation first. Today Acme's envelope is refused (`Denied(RevokedConcurrently)`) and APC's
-    // parks, waiting for Acme's change for ever. Keeping the refused envelope as unauthorised, as a late revocation
-    // does, makes this test and the strict simulation pass.
-    let _ = c.receive(&after, &Peer::new(b"acme"), from_acme.bytes());
-    let _ = c.receive(&after, &Peer::new(b"apc"), from_apc.bytes());
+    // Kenya has the revocation first. Acme's envelope is not refused (that would depend on the order): it is
+    // stored as unauthorised, as at APC, and nobody is to blame for it (no error, so no penalty and nothing in
+    // the node's memory of refused envelopes). APC's then has what it depends on.
+    let r = c.receive(&after, &Peer::new(b"acme"), from_acme.bytes());
+    assert!(matches!(r, Ok(Received::Accepted(_))), "{r:?}");
+    assert!(matches!(
+        c.envelope_status(&doc, &from_acme.id()),
+        Some(EnvelopeStatus::Unauthorised(
+            WriteDenied::RevokedConcurrently
+        ))
+    ));
+    let r = c.receive(&after, &Peer::new(b"apc"), from_apc.bytes());
+    assert!(matches!(r, Ok(Received::Accepted(_))), "{r:?}");
     c.revalidate(&after);
+    assert_eq!(c.parked_len(), 0);
 
-    // The same envelopes and governance: the same document.
-    assert_eq!(
-        c.export(&doc).unwrap_or_default(),
-        a.export(&doc).unwrap(),
-        "APC's own valid edit is missing at Kenya"
+    // The same envelopes and governance: the same document, the same stored and served envelopes and digest.
+    assert_eq!(c.export(&doc).unwrap(), a.export(&doc).unwrap());
+    assert_eq!(c.stored_envelope_ids(&doc), a.stored_envelope_ids(&doc));
+    assert_eq!(c.envelope_ids(&doc), a.envelope_ids(&doc));
+    assert_eq!(c.heads_digest(&doc), a.heads_digest(&doc));
+
+    // A fourth node that never saw Acme's envelope gets both from Kenya, which serves the unauthorised one too
+    // (the receiver judges it itself): APC's edit is not left waiting for a change nobody serves.
+    let mut d = engine_for(&w, kenya, [4; 16]);
+    let served: Vec<Vec<u8>> = c
+        .envelopes_missing_from(&doc, &[])
+        .into_iter()
+        .map(|e| e.bytes().to_vec())
+        .collect();
+    assert_eq!(served.len(), 2);
+    for r in d.receive_batch(&after, &Peer::new(b"kenya"), &served) {
+        assert!(matches!(r, Ok(Received::Accepted(_))), "{r:?}");
+    }
+    assert_eq!(d.parked_len(), 0);
+    assert_eq!(d.export(&doc).unwrap(), br#"{"apc":"broadband"}"#);
+    assert_eq!(d.heads_digest(&doc), a.heads_digest(&doc));
+
+    // What stays refused outright: a write its author may not make even at the heads it cites. The outsider
+    // below was never a member; that is the sender's fault whatever the order.
+    let outsider = w.add_org("Outsider", "civil-society", None);
+    let mut e = engine_for(&w, outsider, [5; 16]);
+    e.edit(&doc, |tx| tx.put(ROOT, "outsider", 1)).unwrap();
+    let refused = e.publish(&w.gov, &doc);
+    assert!(
+        matches!(
+            refused.as_ref().err().and_then(PublishError::refusal),
+            Some(ReceiveError::Denied(WriteDenied::NotMember))
+        ),
+        "{refused:?}"
+    );
+    // Nor is a write by Acme once it knows of its revocation: it cites heads that hold the revocation, so it is
+    // not a member by the history it cites (`NotMember`), the same refusal at every node (its own node refuses to
+    // publish it).
+    b.revalidate(&after);
+    b.edit(&doc, |tx| tx.put(ROOT, "acme", "again")).unwrap();
+    let refused = b.publish(&after, &doc);
+    assert!(
+        matches!(
+            refused.as_ref().err().and_then(PublishError::refusal),
+            Some(ReceiveError::Denied(WriteDenied::NotMember))
+        ),
+        "{refused:?}"
     );
 }

@@ -38,19 +38,17 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         v
     }
 
-    /// Ids of the stored envelopes of `doc` that are authorised now, sorted: what this node serves. Equivocating
-    /// envelopes are included (peers must see both sides to exclude both); unauthorised ones are not.
+    /// Ids of the stored envelopes of `doc` that this node serves, sorted: every stored envelope, authorised now or
+    /// not. Each was authorised by the governance history it cites, so every peer stores it too rather than
+    /// refusing it (module docs of [`super`], *Stored but unauthorised*), and a peer that never saw it needs it to
+    /// resolve the envelopes built on its changes; the receiver judges each itself. Equivocating envelopes are
+    /// included (peers must see both sides to exclude both). The same as
+    /// [`stored_envelope_ids`](Self::stored_envelope_ids).
     pub fn envelope_ids(&self, doc: &DocId) -> Vec<EnvelopeId> {
         let mut v: Vec<EnvelopeId> = self
             .docs
             .get(doc)
-            .map(|st| {
-                st.envelopes
-                    .iter()
-                    .filter(|s| s.authorised.is_ok())
-                    .map(|s| s.env.id())
-                    .collect()
-            })
+            .map(|st| st.envelopes.iter().map(|s| s.env.id()).collect())
             .unwrap_or_default();
         v.sort();
         v
@@ -75,9 +73,6 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         };
         let mut covered = vec![false; st.envelopes.len()];
         for (i, s) in st.envelopes.iter().enumerate() {
-            if s.authorised.is_err() {
-                continue;
-            }
             for c in s.env.changes() {
                 for d in c.deps() {
                     if let Some(e) = st.changes.get(d) {
@@ -94,7 +89,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             .envelopes
             .iter()
             .enumerate()
-            .filter(|(i, s)| s.authorised.is_ok() && !covered[*i])
+            .filter(|(i, _)| !covered[*i])
             .map(|(_, s)| s.env.id())
             .collect();
         v.sort();
@@ -181,7 +176,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         }
         let mut out = Vec::new();
         // Stored order is causal: an envelope is stored only after everything it depends on.
-        for s in st.envelopes.iter().filter(|s| s.authorised.is_ok()) {
+        for s in &st.envelopes {
             if s.env.changes().iter().any(|c| !have.contains(&c.hash())) {
                 have.extend(s.env.changes().iter().map(|c| c.hash()));
                 out.push(&s.env);

@@ -316,6 +316,14 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 return Ok(Verdict::wait_for_ops(env, missing));
             }
             Err(d) if restore => Err(d),
+            // Refused here, but authorised by the history it cites: had it arrived before the ops outside that
+            // history that refuse it (a revocation it does not cite, or one invalidating an op inside it), it
+            // would be stored, and `revalidate` would mark it unauthorised. So it is stored as unauthorised now:
+            // what is stored does not depend on arrival order (module docs, *Stored but unauthorised*). Not an
+            // error: nobody is penalised and it never enters the node's memory of refused envelopes.
+            Err(d) if self.history.authorised(gov, head) => Err(d),
+            // Not authorised even by the history it cites: refused at every node whatever the order, and the
+            // sender is at fault (a non-member's write, a team it is not in there, a document it did not create).
             Err(d) => return Err(ReceiveError::Denied(d)),
         };
         let st = self.state(&doc);
