@@ -31,7 +31,7 @@ pub(super) struct HistoryAuthorisation {
 impl HistoryAuthorisation {
     /// Is the envelope authorised by a governance replica holding exactly the ops in the history of the heads it
     /// cites (all of them known to `gov`)? Rebuilding that replica costs one insertion per op of the history
-    /// (signatures checked again); it is done only for an envelope `gov` refuses, once per key.
+    /// (`Governance::replica_of_history`; signatures are not checked again); it is done only for an envelope `gov` refuses, once per key.
     pub(super) fn authorised(&mut self, gov: &Governance, head: &VerifiedHeader) -> bool {
         let h = head.header();
         let mut heads = h.gov_heads.clone();
@@ -41,27 +41,13 @@ impl HistoryAuthorisation {
             return a;
         }
         self.rebuilt += 1;
-        let answer =
-            history_alone(gov, &h.gov_heads).is_some_and(|g| g.authorize_header(head).is_ok());
+        let answer = gov
+            .replica_of_history(&h.gov_heads)
+            .is_ok_and(|g| g.authorize_header(head).is_ok());
         if self.answers.len() >= MAX_ANSWERS {
             self.answers.clear();
         }
         self.answers.insert(key, answer);
         answer
     }
-}
-
-/// A replica of exactly the ops of `gov` in the history of `heads` (genesis included); `None` if the genesis does
-/// not load (cannot happen for a replica that loaded it).
-fn history_alone(gov: &Governance, heads: &[OpId]) -> Option<Governance> {
-    let genesis = gov.genesis();
-    let mut g = Governance::from_genesis_bytes(genesis.bytes(), &gov.federation_id()).ok()?;
-    // `ops` is topological, so every op is inserted after its parents; valid or invalid, each was accepted into
-    // `gov`'s DAG, and its validity is decided again here from this history alone.
-    for op in gov.ops().filter(|op| op.id() != genesis.id()) {
-        if gov.in_history_of(&op.id(), heads) {
-            let _ = g.insert_bytes(op.bytes());
-        }
-    }
-    Some(g)
 }

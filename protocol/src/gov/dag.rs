@@ -2,7 +2,7 @@
 //! of heads, what a peer with given heads lacks, the parents of an organisation's next op, and a topological order
 //! of a set of ops.
 
-use super::Governance;
+use super::{Governance, InsertError, VerifiedOp};
 use crate::ids::{IdMap, OpId, OrgId};
 use crate::limits::MAX_PARENTS;
 use crate::op::{OpKind, SignedOp};
@@ -117,6 +117,23 @@ impl Governance {
             .filter(|(i, _)| self.le_vc(*i as u32, &vc))
             .map(|(_, n)| &n.op)
             .collect()
+    }
+
+    /// A replica holding exactly the ops in the history of `heads` (the genesis included), as a node that had
+    /// received only those would hold it: each op's validity is decided again from that history alone. Unknown
+    /// heads are ignored. The ops were verified when this replica took them, so their signatures are not checked
+    /// again: the cost is one insertion per op of the history.
+    pub fn replica_of_history(&self, heads: &[OpId]) -> Result<Governance, InsertError> {
+        let genesis = self.genesis().clone();
+        let mut replica = Governance::new(VerifiedOp(genesis.clone()))?;
+        for op in self.history_of(heads) {
+            if op.id() != genesis.id() {
+                // In topological order, each after its parents: every op this DAG took, the replica takes
+                // (valid or not); a refusal would be a structural rule this DAG applied too, so it cannot occur.
+                let _ = replica.insert(VerifiedOp(op.clone()));
+            }
+        }
+        Ok(replica)
     }
 
     /// The highest sequence number of `org` in the DAG (0 if none): the next op it signs takes this plus one.

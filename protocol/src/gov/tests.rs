@@ -447,3 +447,35 @@ fn every_invalid_reason_has_a_stable_code_equal_to_its_json_name() {
         assert_eq!(why.digest_code() as usize, i + 1);
     }
 }
+
+/// The replica of a history is what a node that received only that history holds: for the history of every op of
+/// a varied governance (a revocation, rival nominations, an equivocation, a passed checkpoint among them), a
+/// replica built by receiving exactly those ops from their bytes, signatures checked, has the same digest and the
+/// same validity for each op.
+#[test]
+fn the_replica_of_a_history_is_what_a_node_that_received_only_it_holds() {
+    let w = varied_governance();
+    let g = &w.gov;
+    let mut cuts: Vec<OpId> = g.ops().map(|op| op.id()).step_by(7).collect();
+    cuts.push(g.heads()[0]);
+    for cut in cuts {
+        let heads = [cut];
+        let replica = g.replica_of_history(&heads).unwrap();
+        let mut received = Governance::new(w.log[0].clone().verify().unwrap()).unwrap();
+        for op in g.history_of(&heads) {
+            if op.id() != w.log[0].id() {
+                let _ = received.insert_bytes(op.bytes());
+            }
+        }
+        assert_eq!(replica.digest(), received.digest(), "history of {cut:?}");
+        assert_eq!(replica.len(), g.history_of(&heads).len());
+        for op in g.history_of(&heads) {
+            assert_eq!(replica.validity(&op.id()), received.validity(&op.id()));
+        }
+    }
+    // The whole DAG's history is the replica itself.
+    assert_eq!(
+        g.replica_of_history(&g.heads()).unwrap().digest(),
+        g.digest()
+    );
+}
