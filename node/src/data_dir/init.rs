@@ -42,6 +42,10 @@ pub enum InitError {
     CountryRequired,
     #[error("invalid organisation name: {reason}")]
     InvalidName { reason: &'static str },
+    /// The record the options make would be refused by every peer's decoder (the same check as for every op
+    /// this node signs: [`Inception::seal`]).
+    #[error("this organisation's inception record would be refused by every peer: {0}")]
+    Refused(#[source] wsis_protocol::op::OpError),
     #[error("cannot draw random bytes for the keys")]
     Random(#[source] rand::Error),
     #[error("cannot write {}", path.display())]
@@ -89,7 +93,8 @@ impl DataDir {
             key: org_key.public(),
             created_ms: now_ms(),
         }
-        .sign(&org_key);
+        .seal(&org_key)
+        .map_err(InitError::Refused)?;
         let api_token = hex::encode(token);
 
         let mut created = Created::default();
