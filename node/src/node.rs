@@ -61,16 +61,14 @@ use crate::net::{
     Announce, ChannelId, Multiaddr, NetConfig, NetError, NetEvent, Network, PeerId, RefuseReason,
     SyncRequest, SyncResponse, Validation,
 };
-use crate::store::{Store, StoreError, StoreOpenError};
+use crate::store::{ReplayError, Store, StoreError, StoreOpenError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex, Semaphore};
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::SignedEnvelope;
-use wsis_protocol::gov::{
-    topological_order, CheckError, Governance, InsertError, Inserted, Invalid,
-};
+use wsis_protocol::gov::{CheckError, Governance, InsertError, Inserted, Invalid};
 use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
 use wsis_protocol::op::{OpBody, OpError, OpKind, SignedOp};
 
@@ -715,31 +713,16 @@ impl Node {
 
 /// Rebuilds the replica from the store, in topological order (no parking), checking the genesis hash.
 fn replay_store(stored: Vec<SignedOp>, federation: FederationId) -> Result<Governance, StartError> {
-    let ordered = topological_order(stored);
-    let mut it = ordered.into_iter();
-    let genesis = it.next().ok_or(StartError::NoGenesis)?;
-    if FederationId(genesis.id().0) != federation {
-        return Err(StartError::WrongFederation {
-            found: FederationId(genesis.id().0),
+    let (gov, refused) = crate::store::replay_ops(stored, federation).map_err(|e| match e {
+        ReplayError::NoGenesis => StartError::NoGenesis,
+        ReplayError::WrongGenesis { found } => StartError::WrongFederation {
+            found,
             expected: federation,
-        });
-    }
-    let mut gov = Governance::new(
-        genesis
-            .verify()
-            .map_err(|e| StartError::BadGenesis(e.into()))?,
-    )
-    .map_err(StartError::BadGenesis)?;
-    for op in it {
-        // The store verified each op's signature on load; the replica checks it again through `verify`.
-        match op.verify() {
-            Ok(v) => {
-                if let Err(e) = gov.insert(v) {
-                    tracing::warn!(error = %e, "a stored op is refused by the replay");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "a stored op does not verify"),
-        }
+        },
+        ReplayError::BadGenesis(e) => StartError::BadGenesis(e),
+    })?;
+    for (op, why) in refused {
+        tracing::warn!(%op, error = %why, "a stored op is refused by the replay");
     }
     Ok(gov)
 }

@@ -45,6 +45,7 @@ mod check;
 mod error;
 mod quarantine;
 mod read;
+mod replay;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -61,6 +62,7 @@ use wsis_protocol::ids::{FederationId, OrgId};
 pub use check::{check_store, CheckReport, Checked, Finding};
 pub use error::{damaged_at_start, StoreError, StoreOpenError};
 pub use quarantine::{quarantine_store, quarantined_bytes, QuarantineOutcome, Quarantined};
+pub use replay::{replay_ops, ReplayError};
 pub use write::PendingWrite;
 
 use write::Request;

@@ -11,12 +11,13 @@
 //! It opens sled itself, read-only in effect (nothing is written; the schema version is not even created): it
 //! runs with the node stopped, and reports [`StoreOpenError::Locked`] if a node holds the database.
 
+use super::replay::ReplayError;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::SignedEnvelope;
-use wsis_protocol::gov::{topological_order, Governance};
+use wsis_protocol::gov::Governance;
 use wsis_protocol::ids::{EnvelopeId, FederationId, OrgId};
 use wsis_protocol::op::SignedOp;
 
@@ -195,45 +196,33 @@ fn replay(
         );
         return None;
     };
-    let mut it = topological_order(ops).into_iter();
-    let genesis = it.next()?;
-    if FederationId(genesis.id().0) != federation {
-        report.problems.push(format!(
-            "the genesis of {federation} is not stored (or fails validation, see above): a node cannot start \
-             without it; restore the data directory from a backup, or move it aside and join again"
-        ));
-        return None;
-    }
-    let mut gov = match genesis
-        .verify()
-        .map_err(Into::into)
-        .and_then(Governance::new)
-    {
-        Ok(gov) => gov,
-        Err(e) => {
+    match super::replay::replay_ops(ops, federation) {
+        Ok((gov, refused)) => {
+            for (id, why) in refused {
+                report.findings.push(Finding::new(
+                    TREE_OPS,
+                    &id.0,
+                    id.to_string(),
+                    format!("refused by the governance replay: {why}"),
+                ));
+            }
+            Some(gov)
+        }
+        Err(ReplayError::NoGenesis | ReplayError::WrongGenesis { .. }) => {
+            report.problems.push(format!(
+                "the genesis of {federation} is not stored (or fails validation, see above): a node cannot start \
+                 without it; restore the data directory from a backup, or move it aside and join again"
+            ));
+            None
+        }
+        Err(ReplayError::BadGenesis(e)) => {
             report.problems.push(format!(
                 "the stored genesis is not valid ({e}): a node cannot start without it; restore the data \
                  directory from a backup"
             ));
-            return None;
-        }
-    };
-    for op in it {
-        let id = op.id();
-        let refused = match op.verify() {
-            Ok(v) => gov.insert(v).err().map(|e| e.to_string()),
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = refused {
-            report.findings.push(Finding::new(
-                TREE_OPS,
-                &id.0,
-                id.to_string(),
-                format!("refused by the governance replay: {why}"),
-            ));
+            None
         }
     }
-    Some(gov)
 }
 
 /// Every envelope and index entry, verified as [`Store::load_envelopes`](super::Store::load_envelopes) verifies
