@@ -25,6 +25,7 @@ mod access;
 mod check;
 mod dag;
 mod eval;
+mod finality;
 mod outcome;
 mod query;
 mod verified;
@@ -70,12 +71,18 @@ pub struct FederationInfo {
 }
 
 /// Whole-set facts the concurrency rules need; re-derived after every change and iterated to a fixpoint.
+///
+/// None of them can invalidate an op inside a passed checkpoint that does not contain the fact (`eval.rs`,
+/// `protected`), and the checkpoints themselves are decided by history alone (`finality.rs`), before and
+/// independently of the fixpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Facts {
-    /// Nominations that lost a contest against a concurrent rival.
+    /// Nominations that lost a contest against a concurrent rival (ranked by what each nomination's own history
+    /// holds; a nomination finalised without its rival never loses to it).
     pub(crate) lost_nominations: BTreeSet<u32>,
     /// Every passed checkpoint motion: the vector clock of its heads, and the heads themselves (node indexes,
-    /// for exact ancestry where the clock is ambiguous: equivocating twins share an (author, seq)).
+    /// for exact ancestry where the clock is ambiguous: equivocating twins share an (author, seq)). A copy of
+    /// the history-only judgement's ([`finality::History`]), fixed during the fixpoint.
     pub(crate) checkpoints: Vec<(Box<[u32]>, Vec<OpId>)>,
 }
 
@@ -163,6 +170,10 @@ pub struct Governance {
     pub(crate) statics: Static,
     pub(crate) facts: Facts,
     pub(crate) index: Index,
+    /// The history-only judgement, which decides the passed checkpoints.
+    pub(crate) hist: finality::History,
+    /// True while the rules run for the history-only judgement.
+    pub(crate) history_only: bool,
     /// Full re-evaluations so far (for tests and metrics).
     pub(crate) recomputations: u64,
     /// True if the last re-evaluation hit the iteration cap before the facts were stable.
@@ -206,6 +217,8 @@ impl Governance {
             statics: Static::default(),
             facts: Facts::default(),
             index: Index::default(),
+            hist: finality::History::default(),
+            history_only: false,
             recomputations: 0,
             unsettled: false,
         };
@@ -456,6 +469,11 @@ impl Governance {
             // The whole set is re-evaluated once all released ops are attached.
             return Ok(false);
         }
+        if self.history_attach(idx) {
+            // A checkpoint passed: what it finalises is protected from now on.
+            *recompute = true;
+            return Ok(false);
+        }
         if self.collect_static(idx) {
             *recompute = true;
             return Ok(false);
@@ -622,11 +640,9 @@ impl Governance {
         let node = &self.nodes[idx as usize];
         match node.op.kind() {
             OpKind::RevokeRole { role, org } => {
-                // An equivocating revocation is excluded like any equivocating op (evidence is collected first).
-                if self
-                    .statics
-                    .equivocations
-                    .contains_key(&(node.org, node.seq))
+                // An equivocating revocation is excluded like any equivocating op (evidence is collected first),
+                // unless a checkpoint finalised it without its twin.
+                if self.excluded_as_equivocation(idx)
                     || eval::revocation_valid(self, node, role, org).is_err()
                 {
                     return None;
@@ -665,13 +681,19 @@ impl Governance {
                 self.statics.equivocations.insert((*org, *seq), ids);
             }
         }
+        // The checkpoints first, by history alone: they protect what they finalise from every fact below.
+        self.rebuild_history();
+        self.facts = Facts {
+            lost_nominations: BTreeSet::new(),
+            checkpoints: self.hist.checkpoints.clone(),
+        };
         // Evidence before revocations: an equivocating revocation must not count.
         let (evidence, others): (Vec<u32>, Vec<u32>) = (0..self.nodes.len() as u32)
             .partition(|&i| matches!(self.nodes[i as usize].op.kind(), OpKind::Evidence { .. }));
         for idx in evidence.into_iter().chain(others) {
             self.collect_static(idx);
         }
-        let mut facts = Facts::default();
+        let mut facts = self.facts.clone();
         self.unsettled = true;
         for _ in 0..MAX_FIXPOINT_ITERATIONS {
             self.facts = facts;

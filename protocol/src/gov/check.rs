@@ -46,7 +46,10 @@ impl Governance {
         let vc = self.place(signed)?;
         let linked = self.link(signed.clone(), vc);
         let idx = linked.idx;
-        let verdict = if linked.equivocates || self.static_entry(idx).is_some() {
+        let verdict = if linked.equivocates
+            || self.static_entry(idx).is_some()
+            || self.checkpoints_change_with(idx)
+        {
             self.evaluate_in_full_pass(idx)
         } else {
             let v = self.evaluate(idx);
@@ -114,6 +117,7 @@ impl Governance {
         let statics = self.statics.clone();
         let facts = self.facts.clone();
         let index = self.index.clone();
+        let hist = self.hist.clone();
         let validities: Vec<Validity> = self.nodes.iter().map(|n| n.validity).collect();
         let (recomputations, unsettled) = (self.recomputations, self.unsettled);
         self.recompute();
@@ -121,6 +125,7 @@ impl Governance {
         self.statics = statics;
         self.facts = facts;
         self.index = index;
+        self.hist = hist;
         for (node, validity) in self.nodes.iter_mut().zip(validities) {
             node.validity = validity;
         }

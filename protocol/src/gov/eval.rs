@@ -4,6 +4,12 @@
 //! heads (for change envelopes). A query never looks at an op outside the point's history except through the
 //! whole-set facts (revocations, lost nominations, passed checkpoints, equivocations), which is what makes the
 //! result independent of insertion order.
+//!
+//! Finality: no whole-set fact invalidates an op inside a passed checkpoint that does not contain the fact
+//! ([`Governance::protected`]); a contest between concurrent nominations is ranked by the ballots in each
+//! nomination's own history (voting on a recommendation closes, for the contest, at the nomination that acts on
+//! it); and the rules also run in a history-only mode (`finality.rs`), where no fact is read at all, to decide
+//! which checkpoints passed.
 
 use super::{Governance, Invalid, MotionEntry, Node, Validity};
 use crate::ids::{DocId, OpId, OrgId};
@@ -108,8 +114,9 @@ impl Governance {
         self.le_vc(a, at.vc)
     }
 
-    /// Is op `x` finalised by a passed checkpoint that does not contain `r`? Then `r` cannot invalidate it.
-    fn protected(&self, x: u32, r: u32) -> bool {
+    /// Is op `x` finalised by a passed checkpoint that does not contain `r`? Then `r` cannot invalidate it: the
+    /// one rule through which every whole-set fact (revocation, rival nomination, equivocating twin) is filtered.
+    pub(crate) fn protected(&self, x: u32, r: u32) -> bool {
         self.facts
             .checkpoints
             .iter()
@@ -129,6 +136,10 @@ impl Governance {
         if self.in_hist(r, at) {
             // Seen at this point, after or concurrently with the grant: revoke wins.
             return true;
+        }
+        if self.history_only {
+            // Judged by its history alone: a revocation not in it does not exist.
+            return false;
         }
         match at.op {
             // The revocation came after this op: the op stands.
@@ -198,19 +209,35 @@ impl Governance {
                     .is_some_and(|rs| rs.iter().any(|&r| self.in_hist(r, at) && !self.le(r, n)));
                 (!ended).then_some((org, n))
             })
-            // Normally at most one remains (rivals lose through the facts). While the facts are still being
-            // iterated, pick by OpId alone: ballot counts seen mid-pass would depend on insertion order.
-            .min_by_key(|&(_, n)| self.nodes[n as usize].op.id())
+            // Normally at most one remains (rivals lose through the facts); rivals both in the history are decided
+            // here by the contest order, which depends on their own histories only (the same in every pass).
+            .min_by_key(|&(_, n)| self.nomination_rank(n))
     }
 
-    /// Contest order of nominations: more yes-ballots on the cited recommendation first, then the lower OpId.
+    /// Contest order of nominations: more yes-ballots on the cited recommendation *in the nomination's own
+    /// history* first, then the lower OpId. Ballots cast after the nomination acted on the recommendation (not
+    /// in its history) never change the order: the recommendation's voting is closed for the contest.
     pub(crate) fn nomination_rank(&self, n: u32) -> (std::cmp::Reverse<usize>, OpId) {
-        let op = &self.nodes[n as usize].op;
-        let yes = match op.kind() {
-            OpKind::Nominate { recommendation, .. } => self.yes_total(recommendation),
+        let node = &self.nodes[n as usize];
+        let yes = match node.op.kind() {
+            OpKind::Nominate { recommendation, .. } => self
+                .index
+                .motions
+                .get(recommendation)
+                .map_or(0, |m| self.yes_voters(m, Some(&node.vc)).len()),
             _ => 0,
         };
-        (std::cmp::Reverse(yes), op.id())
+        (std::cmp::Reverse(yes), node.op.id())
+    }
+
+    /// The distinct organisations with a valid yes-ballot on a motion (in the history `vc`, if given). An
+    /// equivocating voter whose twins both stand counts once.
+    pub(crate) fn yes_voters(&self, m: &MotionEntry, vc: Option<&[u32]>) -> BTreeSet<OrgId> {
+        m.ballots
+            .iter()
+            .filter(|(_, y, i)| *y && vc.is_none_or(|vc| self.le_vc(*i, vc)))
+            .map(|(o, _, _)| *o)
+            .collect()
     }
 
     /// Is `org` the coordinator of `team` at `at`, with no revocation concurrent with it, and still a member?
@@ -302,24 +329,11 @@ impl Governance {
         if !self.in_hist(m.idx, at) {
             return false;
         }
-        let yes = m
-            .ballots
-            .iter()
-            .filter(|(_, y, i)| *y && self.in_hist(*i, at))
-            .count();
-        yes * 2 > m.electorate.len()
-    }
-
-    /// All valid yes-ballots on a motion.
-    pub(crate) fn yes_total(&self, motion: &OpId) -> usize {
-        self.index
-            .motions
-            .get(motion)
-            .map_or(0, |m| m.ballots.iter().filter(|(_, y, _)| *y).count())
+        self.yes_voters(m, Some(at.vc)).len() * 2 > m.electorate.len()
     }
 
     pub(crate) fn motion_passed(&self, m: &MotionEntry) -> bool {
-        m.ballots.iter().filter(|(_, y, _)| *y).count() * 2 > m.electorate.len()
+        self.yes_voters(m, None).len() * 2 > m.electorate.len()
     }
 
     fn team_known(&self, team: &TeamCode) -> Validity {
@@ -392,7 +406,7 @@ impl Governance {
     }
 
     /// Is this op one of an equivocating pair, and not protected by a checkpoint that holds it but not its twin?
-    fn excluded_as_equivocation(&self, idx: u32) -> bool {
+    pub(crate) fn excluded_as_equivocation(&self, idx: u32) -> bool {
         let n = &self.nodes[idx as usize];
         let Some(twins) = self.statics.equivocations.get(&(n.org, n.seq)) else {
             return false;
@@ -720,49 +734,29 @@ impl Governance {
         )
     }
 
-    /// Derives the whole-set facts from the current indexes.
+    /// Derives the whole-set facts from the current indexes (the checkpoints are the history-only judgement's).
     pub(crate) fn derive_facts(&self) -> super::Facts {
         let mut lost = BTreeSet::new();
         for noms in self.index.nominations.values() {
             for &a in noms {
                 for &b in noms {
-                    // Rivals: concurrent nominations for one slot. The lower-ranked one loses.
+                    // Rivals: concurrent nominations for one slot. A nomination finalised without its rival wins;
+                    // otherwise the lower-ranked one loses.
                     if a != b
                         && !self.le(a, b)
                         && !self.le(b, a)
-                        && self.nomination_rank(b) < self.nomination_rank(a)
+                        && !self.protected(a, b)
+                        && (self.protected(b, a)
+                            || self.nomination_rank(b) < self.nomination_rank(a))
                     {
                         lost.insert(a);
                     }
                 }
             }
         }
-        let mut checkpoints: Vec<(Box<[u32]>, Vec<OpId>)> = self
-            .index
-            .motions
-            .values()
-            .filter(|m| self.motion_passed(m))
-            .filter_map(|m| match self.nodes[m.idx as usize].op.kind() {
-                OpKind::Motion {
-                    motion: MotionKind::Checkpoint { heads },
-                    ..
-                } => Some((
-                    self.merged_vc(heads.iter().filter_map(|h| self.by_id.get(h).copied())),
-                    heads.clone(),
-                )),
-                _ => None,
-            })
-            .collect();
-        // Trailing zeros depend on how many organisations this replica has seen; drop them so facts compare equal.
-        for (c, _) in &mut checkpoints {
-            let len = c.iter().rposition(|&s| s != 0).map_or(0, |p| p + 1);
-            *c = c[..len].into();
-        }
-        checkpoints.sort();
-        checkpoints.dedup();
         super::Facts {
             lost_nominations: lost,
-            checkpoints,
+            checkpoints: self.hist.checkpoints.clone(),
         }
     }
 }

@@ -265,12 +265,10 @@ impl Governance {
     }
 
     fn yes_at(&self, motion: &OpId, at: &At<'_>) -> usize {
-        self.index.motions.get(motion).map_or(0, |m| {
-            m.ballots
-                .iter()
-                .filter(|(_, y, i)| *y && self.le_vc(*i, at.vc))
-                .count()
-        })
+        self.index
+            .motions
+            .get(motion)
+            .map_or(0, |m| self.yes_voters(m, Some(at.vc)).len())
     }
 
     /// A deterministic order for lists: the author's timestamp (informational, but part of the signed op, so
@@ -381,16 +379,30 @@ impl Governance {
         let OpKind::Motion { meeting, motion } = op.kind() else {
             return None;
         };
-        let yes = m.ballots.iter().filter(|(_, y, _)| *y).count();
+        // Distinct voters: an equivocating voter's twins count once.
+        let yes = self.yes_voters(m, None);
+        let no: BTreeSet<OrgId> = m
+            .ballots
+            .iter()
+            .filter(|(o, y, _)| !*y && !yes.contains(o))
+            .map(|(o, _, _)| *o)
+            .collect();
+        let passed = match motion {
+            // A checkpoint's passing is the history-only judgement's, the one finality rests on.
+            MotionKind::Checkpoint { .. } => {
+                self.passed_checkpoint_motions().binary_search(id).is_ok()
+            }
+            _ => self.motion_passed(m),
+        };
         Some(MotionInfo {
             id: *id,
             meeting: *meeting,
             proposer: op.author(),
             summary: self.describe_motion(motion),
             electorate: m.electorate.len(),
-            yes,
-            no: m.ballots.len() - yes,
-            passed: self.motion_passed(m),
+            yes: yes.len(),
+            no: no.len(),
+            passed,
         })
     }
 
@@ -471,20 +483,13 @@ impl Governance {
         Some((first.1, first.2.clone(), rivals))
     }
 
-    /// Passed checkpoint motions with their heads, ordered by (timestamp, OpId).
+    /// Passed checkpoint motions with their heads, ordered by (timestamp, OpId). Passing is decided by history
+    /// alone (`finality.rs`): once passed, a checkpoint stays passed whatever arrives later.
     pub fn passed_checkpoints(&self) -> Vec<(OpId, Vec<OpId>)> {
         let mut v: Vec<(u32, OpId, Vec<OpId>)> = self
-            .index
-            .motions
+            .passed_checkpoint_motions()
             .iter()
-            .filter(|(_, m)| self.motion_passed(m))
-            .filter_map(|(id, m)| match self.nodes[m.idx as usize].op.kind() {
-                OpKind::Motion {
-                    motion: MotionKind::Checkpoint { heads },
-                    ..
-                } => Some((m.idx, *id, heads.clone())),
-                _ => None,
-            })
+            .filter_map(|id| Some((*self.by_id.get(id)?, *id, self.checkpoint_heads(id)?)))
             .collect();
         v.sort_by_key(|(i, _, _)| self.display_order(*i));
         v.into_iter().map(|(_, id, h)| (id, h)).collect()
