@@ -70,7 +70,7 @@ use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::envelope::SignedEnvelope;
 use wsis_protocol::gov::{CheckError, Governance, InsertError, Inserted, Invalid};
 use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
-use wsis_protocol::op::{OpBody, OpError, OpKind, SignedOp};
+use wsis_protocol::op::{MotionKind, OpBody, OpError, OpKind, SignedOp};
 
 /// Ops in one `Ops` response frame at most (the frame limit bounds bytes too).
 const MAX_OPS_PER_RESPONSE: usize = 2_000;
@@ -516,12 +516,23 @@ impl Node {
         refuse_invalid: bool,
     ) -> Result<SignedOp, SubmitError> {
         let mut gov = self.inner.gov.lock().await;
+        let parents = gov.parents_after(gov.last_op(&self.inner.org));
+        let mut kind = kind;
+        if let OpKind::Motion {
+            motion: MotionKind::Checkpoint { heads },
+            ..
+        } = &mut kind
+        {
+            // A checkpoint finalises its own causal history: it names exactly its parents (at most MAX_PARENTS,
+            // however many heads there are), so every head it names is in its history by construction.
+            *heads = parents.clone();
+        }
         let op = OpBody {
             federation: Some(gov.federation_id()),
             author: self.inner.org,
             key: self.inner.org_key.public(),
             seq: gov.last_seq(&self.inner.org) + 1,
-            parents: gov.parents_after(gov.last_op(&self.inner.org)),
+            parents,
             timestamp_ms: now_ms(),
             kind,
         }

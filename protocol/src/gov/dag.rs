@@ -20,8 +20,25 @@ impl Governance {
     /// Parents for an organisation's next op: the current heads, at most [`MAX_PARENTS`], always including one
     /// whose history holds `own`, its previous op (the chain rule), or `own` itself when no head's history
     /// holds it (it has not entered this replica). Sorted.
+    ///
+    /// Past the limit, valid heads by members come first (then by OpId): heads that anyone inflates — invalid
+    /// ops, equivocating twins — are the ones left for a later op to merge, so they cost their author, not the
+    /// federation (a checkpoint names exactly its parents).
     pub fn parents_after(&self, own: Option<OpId>) -> Vec<OpId> {
-        let heads = self.heads();
+        let mut heads = self.heads();
+        if heads.len() > MAX_PARENTS {
+            let vc = self.top_vc();
+            let at = super::eval::At { vc: &vc, op: None };
+            heads.sort_by_cached_key(|h| {
+                let sound = self.by_id.get(h).is_some_and(|&i| {
+                    let n = &self.nodes[i as usize];
+                    n.validity.is_ok()
+                        && self.is_member_at(&n.op.author(), &at)
+                        && !self.statics.equivocations.contains_key(&(n.org, n.seq))
+                });
+                (!sound, *h)
+            });
+        }
         let mut chosen: Vec<OpId> = Vec::new();
         if let Some(own) = own {
             let head = heads
