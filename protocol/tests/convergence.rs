@@ -3,9 +3,13 @@
 //! A seeded simulation grows a random federation: ≥ 6 organisations, each with its own replica, acting on what
 //! they have seen and gossiping with each other; honest actions mixed with forged signatures, ops signed under a
 //! foreign key, equivocations, back-dated timestamps, an outsider that was never admitted, and a secretariat
-//! member that revokes concurrently. Every op is then delivered to fresh replicas in many random orders and
+//! member that revokes concurrently — and attacks on finality: back-dated ops (rival nominations, revocations
+//! that remove a member after its work was attested, ballots) signed on heads the author saw long ago, and late
+//! ballots on motions already acted on. Every op is then delivered to fresh replicas in many random orders and
 //! partitions, and every replica must reach the same state digest, the same set of applied ops, and agree with a
-//! from-scratch re-evaluation.
+//! from-scratch re-evaluation; nothing a passed checkpoint finalised changes validity while the ops arrive (in
+//! two delivery orders), and the replica of each passed checkpoint's own history (what the offline verifier
+//! replays) gives every finalised op the validity every node gives it.
 //!
 //! A failure prints its seed; `WSIS_SEED=<seed> cargo test -p wsis-protocol --test convergence` replays exactly
 //! that seed. `WSIS_SEEDS=<n>` runs seeds `0..n` (the default keeps CI fast), every one even after a failure, and
@@ -36,6 +40,10 @@ struct Sim {
     produced: Vec<Vec<u8>>,
     teams: Vec<TeamCode>,
     last_own: Vec<Option<SignedOp>>,
+    /// Heads each organisation's view had at earlier steps: what a back-dated op is signed on.
+    past_heads: Vec<Vec<Vec<OpId>>>,
+    /// Whether [`Sim::act`] may back-date ops (not while the federation is being set up).
+    backdating: bool,
 }
 
 const SECRETARIAT: usize = 2;
@@ -83,6 +91,8 @@ impl Sim {
             produced: vec![g.bytes().to_vec()],
             teams,
             last_own: vec![None; n_orgs],
+            past_heads: vec![Vec::new(); n_orgs],
+            backdating: true,
         }
     }
 
@@ -94,9 +104,42 @@ impl Sim {
         v.choose(&mut self.rng).cloned()
     }
 
-    /// Sign with the org's current heads, insert into its own view, record.
+    /// Sign with the org's current heads, insert into its own view, record. Now and then (never for a checkpoint,
+    /// which names its parents) the op is back-dated: signed on heads the view had some steps ago, plus the
+    /// author's own last op (the chain rule allows no earlier).
     fn act(&mut self, o: usize, kind: OpKind) {
-        let heads = self.views[o].heads();
+        let mut heads = self.views[o].heads();
+        let checkpoint = matches!(
+            &kind,
+            OpKind::Motion {
+                motion: MotionKind::Checkpoint { .. },
+                ..
+            }
+        );
+        let backdatable = matches!(
+            &kind,
+            OpKind::Nominate { .. } | OpKind::RevokeRole { .. } | OpKind::Ballot { .. }
+        );
+        if self.backdating
+            && backdatable
+            && !self.past_heads[o].is_empty()
+            && self.rng.gen_bool(0.4)
+        {
+            let i = self.rng.gen_range(0..self.past_heads[o].len());
+            heads = self.past_heads[o][i].clone();
+            let view = &self.views[o];
+            if let Some(own) = view.last_op(&self.orgs[o].id()) {
+                if !view.in_history_of(&own, &heads) {
+                    heads.push(own);
+                }
+            }
+        } else if checkpoint {
+            heads = self.views[o].parents_after(self.views[o].last_op(&self.orgs[o].id()));
+        }
+        if self.past_heads[o].len() >= 40 {
+            self.past_heads[o].remove(0);
+        }
+        self.past_heads[o].push(self.views[o].heads());
         let ts = match self.rng.gen_range(0..10) {
             0 => 0,                 // back-dated to the epoch
             1 => 7_000_000_000_000, // far future
@@ -107,6 +150,114 @@ impl Sim {
         let _ = self.views[o].insert(op.clone().verify().unwrap());
         self.produced.push(op.bytes().to_vec());
         self.last_own[o] = Some(op);
+    }
+
+    /// Every view learns everything (through the first secretariat organisation).
+    fn gossip_all(&mut self) {
+        for i in 1..self.orgs.len() {
+            self.gossip(i, 0);
+        }
+        for i in 1..self.orgs.len() {
+            self.gossip(0, i);
+        }
+    }
+
+    /// The honest start every run shares, so that coordinators exist and checkpoints can pass (finality is
+    /// exercised): everyone incepts, the first secretariat organisation admits all but the outsider, and two
+    /// teams get a coordinator through a recommendation meeting in which every member votes yes.
+    fn bootstrap(&mut self) {
+        self.backdating = false;
+        let n = self.orgs.len();
+        let members: Vec<usize> = (SECRETARIAT..n - 1).collect();
+        for &o in &members {
+            let rec = self.orgs[o].inception.clone();
+            self.act(o, OpKind::OrgInception(rec));
+        }
+        self.gossip_all();
+        for &o in &members {
+            let org = self.orgs[o].id();
+            self.act(0, OpKind::Admit { org });
+        }
+        for (k, team) in self.teams.clone().into_iter().take(2).enumerate() {
+            self.gossip_all();
+            self.act(
+                0,
+                OpKind::Convene {
+                    meeting: MeetingKind::Recommendation,
+                    year: 2026,
+                    title: "R".into(),
+                },
+            );
+            let meeting = self.last_own[0].as_ref().unwrap().id();
+            self.gossip_all();
+            for &o in &members {
+                self.act(o, OpKind::Attend { meeting });
+            }
+            self.gossip_all();
+            let org = self.orgs[members[k]].id();
+            self.act(
+                0,
+                OpKind::Motion {
+                    meeting,
+                    motion: MotionKind::Recommend {
+                        team: team.clone(),
+                        org,
+                    },
+                },
+            );
+            let motion = self.last_own[0].as_ref().unwrap().id();
+            self.gossip_all();
+            for &o in &members {
+                self.act(o, OpKind::Ballot { motion, yes: true });
+            }
+            self.gossip_all();
+            self.act(
+                0,
+                OpKind::Nominate {
+                    team,
+                    org,
+                    recommendation: motion,
+                },
+            );
+        }
+        self.gossip_all();
+        self.backdating = true;
+        self.checkpoint_round();
+    }
+
+    /// Everyone syncs, the first secretariat organisation convenes a coordinators' meeting and tables a checkpoint
+    /// (naming its parents), and the coordinators vote yes: finality mid-run, for later attacks to test.
+    fn checkpoint_round(&mut self) {
+        let backdating = std::mem::replace(&mut self.backdating, false);
+        self.gossip_all();
+        self.act(
+            0,
+            OpKind::Convene {
+                meeting: MeetingKind::Coordinators,
+                year: 2026,
+                title: "C".into(),
+            },
+        );
+        let meeting = self.last_own[0].as_ref().unwrap().id();
+        self.gossip_all();
+        let heads = self.views[0].parents_after(self.views[0].last_op(&self.orgs[0].id()));
+        self.act(
+            0,
+            OpKind::Motion {
+                meeting,
+                motion: MotionKind::Checkpoint { heads },
+            },
+        );
+        let motion = self.last_own[0].as_ref().unwrap().id();
+        self.gossip_all();
+        let electorate = self.views[0].electorate(&motion).unwrap_or_default();
+        for o in 0..self.orgs.len() {
+            if electorate.contains(&self.orgs[o].id()) {
+                self.act(o, OpKind::Ballot { motion, yes: true });
+            }
+        }
+        self.gossip_all();
+        self.backdating = backdating;
     }
 
     fn gossip(&mut self, from: usize, to: usize) {
@@ -139,12 +290,18 @@ impl Sim {
         let known_orgs: Vec<_> = view.orgs().into_iter().map(|i| i.id).collect();
         let meetings: Vec<_> = view.meetings();
         let motions: Vec<_> = view.motions();
-        let view_heads = view.heads();
         let passed: Vec<(OpId, MotionKind)> = motions
             .iter()
             .filter(|m| m.passed)
             .filter_map(|m| view.motion_kind(&m.id).cloned().map(|k| (m.id, k)))
             .collect();
+        let me = self.orgs[o].id();
+        let eligible: Vec<_> = motions
+            .iter()
+            .filter(|m| view.electorate(&m.id).is_some_and(|e| e.contains(&me)))
+            .cloned()
+            .collect();
+        let checkpoint_heads = view.parents_after(view.last_op(&self.orgs[o].id()));
         let team = self.pick(&self.teams.clone()).unwrap();
         let year = 2026;
         let kind = if o < SECRETARIAT {
@@ -184,8 +341,9 @@ impl Sim {
                                 role: ChairRole::Chair,
                                 org: self.pick(&known_orgs).unwrap(),
                             },
+                            // A checkpoint names its parents, as a node proposes it.
                             1 => MotionKind::Checkpoint {
-                                heads: view_heads.clone(),
+                                heads: checkpoint_heads.clone(),
                             },
                             _ => MotionKind::Elect {
                                 role: ChairRole::CoChair,
@@ -228,7 +386,13 @@ impl Sim {
                     Some(m) => OpKind::Attend { meeting: m.id },
                     None => OpKind::JoinTeam { team },
                 },
-                5..=7 => match self.pick(&motions) {
+                // Mostly motions this organisation may vote on (so checkpoints pass and finality is exercised),
+                // sometimes any motion (ballots from outside the electorate).
+                5..=7 => match if self.rng.gen_bool(0.7) && !eligible.is_empty() {
+                    self.pick(&eligible)
+                } else {
+                    self.pick(&motions)
+                } {
                     Some(m) => OpKind::Ballot {
                         motion: m.id,
                         yes: self.rng.gen_bool(0.85),
@@ -334,12 +498,75 @@ fn deliver(genesis: &[u8], ops: &[Vec<u8>]) -> Governance {
     g
 }
 
+/// Delivers `ops` in order and checks, after every third insertion, that no op a passed checkpoint finalised has
+/// changed validity since it was first seen finalised. Returns how many ops were seen finalised.
+fn assert_finality_holds(seed: u64, genesis: &[u8], ops: &[Vec<u8>], what: &str) -> usize {
+    let fed = wsis_protocol::ids::FederationId(wsis_protocol::ids::sha256(genesis));
+    let mut g = Governance::from_genesis_bytes(genesis, &fed).unwrap();
+    let mut seen: std::collections::HashMap<OpId, Result<(), wsis_protocol::gov::Invalid>> =
+        Default::default();
+    for (i, b) in ops.iter().enumerate() {
+        let _ = g.insert_bytes(b);
+        // Every third insertion and the last (every one makes the run quadratic for little more).
+        if i % 3 != 0 && i + 1 != ops.len() {
+            continue;
+        }
+        let ids: Vec<OpId> = g.ops().map(|op| op.id()).collect();
+        for id in ids {
+            if !g.is_finalised(&id) {
+                continue;
+            }
+            let v = g.validity(&id).unwrap();
+            let first = *seen.entry(id).or_insert(v);
+            assert_eq!(
+                v, first,
+                "seed {seed} ({what}): finalised op {id} changed validity; replay with WSIS_SEED={seed}"
+            );
+        }
+    }
+    seen.len()
+}
+
+/// What the offline verifier replays for each passed checkpoint — its motion, its ballots and their history —
+/// gives every op the checkpoint finalised the validity the full replica gives it.
+fn assert_verifier_agrees(seed: u64, reference: &Governance) {
+    for (motion, heads) in reference.passed_checkpoints() {
+        let mut closing: Vec<OpId> = reference
+            .ops()
+            .filter(|op| matches!(op.kind(), OpKind::Ballot { motion: m, .. } if *m == motion))
+            .map(|op| op.id())
+            .collect();
+        closing.push(motion);
+        let replica = reference.replica_of_history(&closing).unwrap();
+        for op in reference.history_of(&heads) {
+            assert_eq!(
+                replica.validity(&op.id()),
+                reference.validity(&op.id()),
+                "seed {seed}: the history of checkpoint {motion} judges {} otherwise; replay with WSIS_SEED={seed}",
+                op.id()
+            );
+        }
+    }
+}
+
 fn run_seed(seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let n_orgs = rng.gen_range(6..=9);
     let mut sim = Sim::new(seed, n_orgs);
+    sim.bootstrap();
+    assert_eq!(
+        sim.views[0].summary().coordinators.len(),
+        2,
+        "seed {seed}: the set-up gives two coordinators"
+    );
     let mut steps = 0;
+    let mut rounds = 0;
     while sim.produced.len() < 220 && steps < 5000 {
+        // Two more checkpoints mid-run, so later back-dated ops and late ballots meet finalised history.
+        if sim.produced.len() >= 120 + 50 * rounds && rounds < 2 {
+            sim.checkpoint_round();
+            rounds += 1;
+        }
         sim.step();
         steps += 1;
     }
@@ -373,6 +600,16 @@ fn run_seed(seed: u64) {
     assert!(
         reference.invalid_ops().len() > 10,
         "seed {seed}: too few invalid ops to test the rules"
+    );
+
+    let finalised = assert_finality_holds(seed, &genesis, &ops, "signing order");
+    let mut reversed = ops.clone();
+    reversed.reverse();
+    assert_finality_holds(seed, &genesis, &reversed, "reverse order");
+    assert_verifier_agrees(seed, &reference);
+    eprintln!(
+        "seed {seed}: {} passed checkpoints, {finalised} ops finalised",
+        reference.passed_checkpoints().len()
     );
 
     let mut from_scratch = deliver(&genesis, &ops);
