@@ -159,7 +159,7 @@ impl Governance {
                 _ => None,
             })
             .collect();
-        passed.sort_by(|a, b| a.0.cmp(&b.0));
+        passed.sort_by_key(|p| p.0);
         self.hist.motions = passed.iter().map(|p| p.0).collect();
         let mut checkpoints: Vec<(Box<[u32]>, Vec<OpId>)> =
             passed.into_iter().map(|(_, c, h)| (c, h)).collect();
