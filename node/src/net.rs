@@ -69,7 +69,10 @@ pub use behaviour::{
     heads_topic, kad_protocol, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL_VERSION,
 };
 pub use codec::{frame_error, FrameError, SyncCodec, Wire};
-pub use config::{NetConfig, MAX_BANNED_PEERS, MAX_GOSSIP_TRANSMIT_BYTES, MAX_TRACKED_PEERS};
+pub use config::{
+    NetConfig, ServeBudget, MAX_BANNED_PEERS, MAX_GOSSIP_TRANSMIT_BYTES,
+    MAX_PENDING_INBOUND_PER_PEER, MAX_TRACKED_PEERS,
+};
 pub use error::{NetError, RequestError};
 pub use event::{ChannelId, NetEvent, Validation};
 pub use handle::{Network, PendingResponse};
@@ -78,6 +81,7 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use stats::{NetStats, PeerStats};
 pub use wire::{
     Announce, Batch, EncodeError, RefuseReason, SyncRequest, SyncResponse, MAX_ANNOUNCE_BYTES,
-    MAX_ANNOUNCE_DOCS, MAX_PUSH_OPS, MAX_REASON_BYTES, MAX_REQUEST_FRAME_BYTES, MAX_REQUEST_IDS,
-    MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_HEADS, MAX_RESPONSE_ITEMS, SYNC_PROTOCOL,
+    MAX_ANNOUNCE_DOCS, MAX_PAGE_BYTES, MAX_PUSH_OPS, MAX_REASON_BYTES, MAX_REQUEST_FRAME_BYTES,
+    MAX_REQUEST_IDS, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_HEADS, MAX_RESPONSE_ITEMS,
+    SYNC_PROTOCOL,
 };
