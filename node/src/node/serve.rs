@@ -246,3 +246,172 @@ pub(super) fn response_bytes(response: &SyncResponse) -> usize {
         _ => 16,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Test inputs are built here; a failure is a test failure.
+mod tests {
+    use super::budget::{MAX_RESERVE, MIN_RESERVE};
+    use super::*;
+    use crate::engine::{DocumentEngine, MemorySink};
+    use automerge::transaction::Transactable;
+    use rand::{Rng, SeedableRng};
+    use wsis_protocol::fixture::World;
+    use wsis_protocol::op::DocKind;
+
+    /// Text that Automerge's column compression cannot shrink much.
+    fn noise(rng: &mut rand::rngs::StdRng, len: usize) -> String {
+        (0..len)
+            .map(|_| rng.sample(rand::distributions::Alphanumeric) as char)
+            .collect()
+    }
+
+    /// A federation where APC writes two documents of team C2: one of `n` envelopes of about `each` bytes, and one
+    /// of a single envelope of about `lone` bytes.
+    fn documents(n: usize, each: usize, lone: usize) -> (World, DocumentEngine, DocId, DocId) {
+        let mut w = World::wsis();
+        let apc = w.add_org("APC", "civil-society", None);
+        w.admit(apc);
+        w.op(apc, OpKind::JoinTeam { team: w.team("C2") });
+        let mut docs = Vec::new();
+        for year in [2026, 2027] {
+            let kind = DocKind::OutputDraft {
+                team: w.team("C2"),
+                year,
+            };
+            docs.push(DocId(w.op(apc, OpKind::CreateDoc { kind }).id().0));
+        }
+        let mut e = DocumentEngine::new(
+            w.federation,
+            w.id(apc),
+            w.secret_of(apc),
+            MemorySink::default(),
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        for i in 0..n {
+            let text = noise(&mut rng, each);
+            e.edit(&docs[0], |tx| {
+                tx.put(automerge::ROOT, format!("k{i}"), text)
+            })
+            .unwrap();
+            e.publish(&w.gov, &docs[0]).unwrap();
+        }
+        // Two changes of half the size each in one burst: one envelope larger than a page.
+        for half in 0..2 {
+            let text = noise(&mut rng, lone / 2);
+            e.edit(&docs[1], |tx| {
+                tx.put(automerge::ROOT, format!("h{half}"), text)
+            })
+            .unwrap();
+        }
+        e.publish(&w.gov, &docs[1]).unwrap();
+        (w, e, docs[0], docs[1])
+    }
+
+    #[test]
+    fn issue14_case_5_a_response_never_exceeds_the_page_bound_and_an_empty_have_costs_a_page() {
+        let (_w, e, doc, big) = documents(24, 100_000, 1_500_000);
+        assert_eq!(e.envelope_ids(&doc).len(), 24);
+
+        // `GetEnvelopes { have: [] }` with the largest reservation: one page, `more`, and only the envelopes in
+        // it (plus the one that did not fit) looked at.
+        let mut missing = e.missing_envelopes(&doc, &[]);
+        let page = envelopes_response(&mut missing, MAX_RESERVE);
+        let SyncResponse::Envelopes { envelopes, more } = &page else {
+            panic!("{page:?}");
+        };
+        assert!(*more, "a 2.4 MB document does not fit one page");
+        assert!(!envelopes.is_empty() && envelopes.len() < 24);
+        let encoded = page.encode().unwrap().len();
+        assert!(encoded <= MAX_PAGE_BYTES, "{encoded} bytes in a page");
+        assert!(
+            response_bytes(&page) >= encoded,
+            "the budget charges at least what is sent"
+        );
+        assert_eq!(
+            missing.visited(),
+            envelopes.len() + 1,
+            "the rest of the document is not walked"
+        );
+        assert_eq!(missing.walked(), 0, "an empty have names no history");
+
+        // The requester follows `more` with what it now has: the next page starts after it.
+        let have: Vec<_> = envelopes
+            .iter()
+            .map(|b| wsis_protocol::ids::EnvelopeId::of_bytes(b))
+            .collect();
+        let mut pages = 1;
+        let mut received = have.clone();
+        loop {
+            let mut missing = e.missing_envelopes(&doc, &received);
+            let SyncResponse::Envelopes { envelopes, more } =
+                envelopes_response(&mut missing, MAX_RESERVE)
+            else {
+                panic!("not a page");
+            };
+            assert!(envelopes.iter().map(|b| b.len() + 9).sum::<usize>() <= MAX_PAGE_BYTES);
+            received.extend(
+                envelopes
+                    .iter()
+                    .map(|b| wsis_protocol::ids::EnvelopeId::of_bytes(b)),
+            );
+            pages += 1;
+            if !more {
+                break;
+            }
+        }
+        received.sort();
+        assert_eq!(
+            received,
+            e.envelope_ids(&doc),
+            "paging delivers every envelope once"
+        );
+        assert!(pages >= 3);
+
+        // An envelope larger than a page goes alone when the reservation holds it, and not at all (busy)
+        // when it does not: a reservation is never exceeded.
+        let mut missing = e.missing_envelopes(&big, &[]);
+        let alone = envelopes_response(&mut missing, MAX_RESERVE);
+        assert!(
+            matches!(&alone, SyncResponse::Envelopes { envelopes, more: false } if envelopes.len() == 1)
+        );
+        assert!(alone.encode().unwrap().len() > MAX_PAGE_BYTES);
+        let mut missing = e.missing_envelopes(&big, &[]);
+        assert_eq!(
+            envelopes_response(&mut missing, MIN_RESERVE),
+            SyncResponse::Refused {
+                reason: RefuseReason::Busy
+            }
+        );
+
+        // A small reservation makes a small page.
+        let mut missing = e.missing_envelopes(&doc, &[]);
+        let small = envelopes_response(&mut missing, MIN_RESERVE);
+        assert!(small.encode().unwrap().len() <= MIN_RESERVE);
+    }
+
+    #[test]
+    fn issue14_case_5_gov_since_with_empty_heads_pages_from_the_genesis() {
+        let mut w = World::wsis();
+        for i in 0..40 {
+            let org = w.add_org(&format!("Org {i}"), "civil-society", None);
+            w.admit(org);
+        }
+        let all = w.gov.ops().count();
+        // A reservation that holds a few ops only: the first page, from the genesis, and `more`.
+        let first_len = w.gov.ops().next().unwrap().bytes().len();
+        let SyncResponse::Ops { ops, more } =
+            ops_response(w.gov.ops_missing_iter(&[]), first_len + 100)
+        else {
+            panic!("not ops");
+        };
+        assert!(more && ops.len() < all);
+        assert_eq!(ops[0], w.gov.genesis().bytes().to_vec());
+        // The whole DAG comes back only with room for it, and not beyond the page bound.
+        let SyncResponse::Ops { ops, more } =
+            ops_response(w.gov.ops_missing_iter(&[]), MAX_RESERVE)
+        else {
+            panic!("not ops");
+        };
+        assert_eq!((ops.len(), more), (all, false));
+    }
+}
