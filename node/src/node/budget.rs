@@ -2,7 +2,7 @@
 //! ([`Budgets`]), with the rates and bursts of [`ServeBudget`] (a field of the network config).
 //!
 //! Before a request is answered it takes one request token and reserves response bytes: at least
-//! [`MIN_RESERVE`] (the largest answer that is not a page: a genesis op with its framing), at most
+//! [`MIN_RESERVE`] (a full page, larger than any answer that is not a page), at most
 //! [`MAX_RESERVE`] (the largest envelope alone with its framing), or what the bucket holds in between. The page is
 //! filled within the reservation and the unused part goes back. A reservation is never exceeded, so the bytes one
 //! peer is served over `t` seconds are at most `byte_burst + bytes_per_sec × t`, however many requests it sends
@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 
 use wsis_protocol::limits::{MAX_ENVELOPE_BYTES, MAX_OP_BYTES};
 
+use crate::net::MAX_PAGE_BYTES;
+
 use crate::net::{PeerId, ServeBudget, MAX_TRACKED_PEERS};
 
-/// The smallest reservation a request is answered with: a genesis (the largest op) and its framing; a heads
-/// list, a digest page or an acknowledgement is smaller.
-pub const MIN_RESERVE: usize = MAX_OP_BYTES + 4096;
+/// The smallest reservation a request is answered with: a full page and its framing, so any envelope up to a
+/// page is served whole (a larger one waits for a larger reservation); a genesis (the largest op), a heads list,
+/// a digest page or an acknowledgement is smaller.
+pub const MIN_RESERVE: usize = MAX_PAGE_BYTES + 4096;
+const _: () = assert!(MIN_RESERVE > MAX_OP_BYTES);
 /// The largest reservation: one envelope of the largest size alone in a page, with its framing.
 pub const MAX_RESERVE: usize = MAX_ENVELOPE_BYTES + 4096;
 /// The longest a request waits for its peer's budget before it is refused as busy.
