@@ -32,6 +32,21 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time of the test process so far (user + system), in seconds, assuming the usual 100 clock ticks per
+/// second; 0 where `/proc` does not say.
+fn cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name (which is in parentheses and may hold spaces).
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// Requests of each kind the attacker sends, and how many it keeps in flight at once (as many as the victim
 /// keeps pending for one peer: more are refused at once and would not reach the budget).
 const REQUESTS_PER_KIND: usize = 96;
@@ -99,6 +114,7 @@ async fn issue14_case_5_a_member_flooding_sync_requests_gets_its_budget_and_an_h
 
     let victim_peer = victim.peer_id();
     let rss_before = peak_rss_kib();
+    let cpu_before = cpu_secs();
     let attack_start = Instant::now();
     let requests: Vec<SyncRequest> = (0..REQUESTS_PER_KIND)
         .flat_map(|_| {
@@ -148,6 +164,7 @@ async fn issue14_case_5_a_member_flooding_sync_requests_gets_its_budget_and_an_h
     let attack_secs = attack_start.elapsed().as_secs_f64();
     let since_t0 = t0.elapsed().as_secs_f64();
     let rss_after = peak_rss_kib();
+    let cpu = cpu_secs() - cpu_before;
     let served = victim.served_to(&attacker.peer_id());
     let net = victim.network().stats().await.unwrap();
     let wire_out = net
@@ -161,7 +178,8 @@ async fn issue14_case_5_a_member_flooding_sync_requests_gets_its_budget_and_an_h
         "issue14 case 5: {} requests of 3 kinds in {attack_secs:.2} s: {answered} answered, {busy} busy, {failed} failed (first: {first_error:?}); \
          attacker received {:.1} MiB; victim charged {:.1} MiB to it ({} requests answered, {} delayed, {} refused), \
          sent it {:.1} MiB on the wire; budget bound {:.1} MiB; without paging and budget the GetEnvelopes alone \
-         would have pulled {:.1} MiB; document {:.1} MiB; peak RSS of the test process (three nodes) {} -> {} KiB",
+         would have pulled {:.1} MiB; document {:.1} MiB; peak RSS of the test process (three nodes) {} -> {} KiB; \
+         CPU time of the test process during the attack {cpu:.2} s",
         requests.len(),
         received as f64 / 1048576.0,
         served.bytes as f64 / 1048576.0,
