@@ -10,7 +10,8 @@
 //! What the layer does enforce on its own: frame limits before allocation ([`codec`]), strict decoding
 //! ([`wire`]), that a response answers the request it was sent for, count caps on every list, bounded queues
 //! everywhere (when the application falls behind, inbound requests are refused with
-//! [`RefuseReason::Busy`] and announcements ignored, rather than buffered without end), and a per-peer penalty
+//! [`RefuseReason::Busy`] and announcements ignored, rather than buffered without end; one peer may have at most
+//! [`MAX_PENDING_INBOUND_PER_PEER`] requests waiting, over at most 8 streams per connection), and a per-peer penalty
 //! score: a malformed frame, a malformed or rejected announcement, or [`Network::penalise`] each add one point,
 //! points decay (half-life [`penalty::PENALTY_HALF_LIFE`]), and a peer whose score reaches
 //! [`NetConfig::penalty_threshold`] is disconnected and refused until its ban expires ([`penalty::BAN_DURATION`],

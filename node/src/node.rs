@@ -41,7 +41,8 @@
 //! # Where the code is
 //!
 //! This file holds [`Node`] (start, local ops and edits, announcements, the event loop, shutdown); `sync` is the
-//! pull client, `serve` answers peers' requests and enforces access control, `store_sink` is the engine's sink
+//! pull client, `serve` answers peers' requests and enforces access control within each peer's `budget` (a token
+//! bucket of requests and response bytes), `store_sink` is the engine's sink
 //! ([`StoreSink`]), `parked_ops` bounds each peer's parked governance ops.
 
 mod budget;
@@ -74,7 +75,7 @@ use wsis_protocol::gov::{CheckError, Governance, InsertError, Inserted, Invalid}
 use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
 use wsis_protocol::op::{OpBody, OpError, OpKind, SignedOp};
 
-/// Ops in one `Ops` response frame at most (the frame limit bounds bytes too).
+/// Ops in one `Ops` response page at most (the page bound, `MAX_PAGE_BYTES`, bounds their bytes).
 const MAX_OPS_PER_RESPONSE: usize = 2_000;
 /// Ids in one `GetOps` request at most (the request frame is 64 KiB).
 const MAX_IDS_PER_REQUEST: usize = 1_000;

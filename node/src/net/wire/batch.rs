@@ -63,11 +63,6 @@ impl Batch {
         self
     }
 
-    /// The response's size so far, as encoded (at most; the item heads are counted at their largest).
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
     /// Adds an item if it fits; otherwise gives it back (the batch is full, or the item is larger than any
     /// response may carry — check [`Batch::is_empty`] to tell these apart).
     pub fn try_push(&mut self, item: Vec<u8>) -> Result<(), Vec<u8>> {
