@@ -390,6 +390,29 @@ mod tests {
     }
 
     #[test]
+    fn issue14_case_5_a_doc_digests_page_is_bounded_by_the_envelopes_it_digests() {
+        let (_w, e, doc, big) = documents(12, 1_000, 1_000);
+        let all = e.heads_digests_page(None, MAX_RESPONSE_ITEMS, usize::MAX);
+        assert_eq!((all.0.len(), all.1), (2, false));
+        // A budget of 5 envelopes: the first document goes in whatever its size, the next would pass the bound.
+        let (page, more) = e.heads_digests_page(None, MAX_RESPONSE_ITEMS, 5);
+        assert_eq!(page.len(), 1);
+        assert!(more);
+        // The requester goes on after the last document it got.
+        let (rest, more) = e.heads_digests_page(Some(&page[0].0), MAX_RESPONSE_ITEMS, 5);
+        assert_eq!((rest.len(), more), (1, false));
+        let mut got: Vec<DocId> = page.iter().chain(&rest).map(|(d, _)| *d).collect();
+        got.sort();
+        let mut want = vec![doc, big];
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(
+            e.heads_digest(&doc),
+            all.0.iter().find(|(d, _)| *d == doc).unwrap().1
+        );
+    }
+
+    #[test]
     fn issue14_case_5_gov_since_with_empty_heads_pages_from_the_genesis() {
         let mut w = World::wsis();
         for i in 0..40 {
