@@ -178,6 +178,7 @@ pub use outcome::{
     Revalidation,
 };
 pub use parking::ParkingLimits;
+pub use query::MissingEnvelopes;
 pub use sink::{EnvelopeSink, MemorySink};
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 

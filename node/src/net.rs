@@ -10,7 +10,8 @@
 //! What the layer does enforce on its own: frame limits before allocation ([`codec`]), strict decoding
 //! ([`wire`]), that a response answers the request it was sent for, count caps on every list, bounded queues
 //! everywhere (when the application falls behind, inbound requests are refused with
-//! [`RefuseReason::Busy`] and announcements ignored, rather than buffered without end), and a per-peer penalty
+//! [`RefuseReason::Busy`] and announcements ignored, rather than buffered without end; one peer may have at most
+//! [`MAX_PENDING_INBOUND_PER_PEER`] requests waiting, over at most 8 streams per connection), and a per-peer penalty
 //! score: a malformed frame, a malformed or rejected announcement, or [`Network::penalise`] each add one point,
 //! points decay (half-life [`penalty::PENALTY_HALF_LIFE`]), and a peer whose score reaches
 //! [`NetConfig::penalty_threshold`] is disconnected and refused until its ban expires ([`penalty::BAN_DURATION`],
@@ -69,7 +70,10 @@ pub use behaviour::{
     heads_topic, kad_protocol, Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL_VERSION,
 };
 pub use codec::{frame_error, FrameError, SyncCodec, Wire};
-pub use config::{NetConfig, MAX_BANNED_PEERS, MAX_GOSSIP_TRANSMIT_BYTES, MAX_TRACKED_PEERS};
+pub use config::{
+    NetConfig, ServeBudget, MAX_BANNED_PEERS, MAX_GOSSIP_TRANSMIT_BYTES,
+    MAX_PENDING_INBOUND_PER_PEER, MAX_TRACKED_PEERS,
+};
 pub use error::{NetError, RequestError};
 pub use event::{ChannelId, NetEvent, Validation};
 pub use handle::{Network, PendingResponse};
@@ -78,6 +82,7 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use stats::{NetStats, PeerStats};
 pub use wire::{
     Announce, Batch, EncodeError, RefuseReason, SyncRequest, SyncResponse, MAX_ANNOUNCE_BYTES,
-    MAX_ANNOUNCE_DOCS, MAX_PUSH_OPS, MAX_REASON_BYTES, MAX_REQUEST_FRAME_BYTES, MAX_REQUEST_IDS,
-    MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_HEADS, MAX_RESPONSE_ITEMS, SYNC_PROTOCOL,
+    MAX_ANNOUNCE_DOCS, MAX_PAGE_BYTES, MAX_PUSH_OPS, MAX_REASON_BYTES, MAX_REQUEST_FRAME_BYTES,
+    MAX_REQUEST_IDS, MAX_RESPONSE_FRAME_BYTES, MAX_RESPONSE_HEADS, MAX_RESPONSE_ITEMS,
+    SYNC_PROTOCOL,
 };

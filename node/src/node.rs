@@ -41,9 +41,12 @@
 //! # Where the code is
 //!
 //! This file holds [`Node`] (start, local ops and edits, announcements, the event loop, shutdown); `sync` is the
-//! pull client, `serve` answers peers' requests and enforces access control, `store_sink` is the engine's sink
+//! pull client, `serve` answers peers' requests and enforces access control within each peer's `budget` (a token
+//! bucket of requests and response bytes), `store_sink` is the engine's sink
 //! ([`StoreSink`]), `parked_ops` bounds each peer's parked governance ops.
 
+mod budget;
+pub use budget::Served;
 mod parked_ops;
 mod refused;
 mod serve;
@@ -72,10 +75,8 @@ use wsis_protocol::gov::{CheckError, Governance, InsertError, Inserted, Invalid}
 use wsis_protocol::ids::{DocId, FederationId, OpId, OrgId};
 use wsis_protocol::op::{MotionKind, OpBody, OpError, OpKind, SignedOp};
 
-/// Ops in one `Ops` response frame at most (the frame limit bounds bytes too).
+/// Ops in one `Ops` response page at most (the page bound, `MAX_PAGE_BYTES`, bounds their bytes).
 const MAX_OPS_PER_RESPONSE: usize = 2_000;
-/// Bytes of ops in one response frame at most (below the 16 MiB frame limit, with room for framing).
-const MAX_OPS_BYTES_PER_RESPONSE: usize = 8 * 1024 * 1024;
 /// Ids in one `GetOps` request at most (the request frame is 64 KiB).
 const MAX_IDS_PER_REQUEST: usize = 1_000;
 /// Op ids a `GovSince` names (heads and nearest ancestors, `Governance::have_summary`): 4 KiB of the 64 KiB
@@ -244,6 +245,8 @@ struct Inner {
     /// Ops and envelopes refused from peers: skipped, not penalised again, when a later sync brings them again.
     refused_ops: std::sync::Mutex<refused::RefusedIds<OpId>>,
     refused_envelopes: std::sync::Mutex<refused::RefusedIds<wsis_protocol::ids::EnvelopeId>>,
+    /// What each peer may still cost this node in requests and response bytes (see `budget`).
+    budgets: std::sync::Mutex<budget::Budgets>,
 }
 
 /// A running node. Cheap to clone.
@@ -363,6 +366,7 @@ impl Node {
         net_config.mdns = mdns;
         // Until the event loop runs, peers' requests are answered "no genesis" at once (see `fetch_genesis`).
         net_config.serve_from_start = false;
+        let serve_budget = net_config.serve_budget;
         let (net, events) = Network::new(net_config)?;
 
         let gov = if stored.is_empty() {
@@ -417,6 +421,7 @@ impl Node {
                 parked_by: Default::default(),
                 refused_ops: Default::default(),
                 refused_envelopes: Default::default(),
+                budgets: std::sync::Mutex::new(budget::Budgets::new(serve_budget)),
             }),
         };
         node.ensure_identity().await.map_err(|e| match e {

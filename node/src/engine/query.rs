@@ -115,19 +115,36 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         after: Option<&DocId>,
         max: usize,
     ) -> (Vec<(DocId, [u8; 32])>, bool) {
+        self.heads_digests_page(after, max, usize::MAX)
+    }
+
+    /// [`heads_digests_after`](Self::heads_digests_after) bounded by work too: a digest costs a walk of its
+    /// document's envelopes, so the page ends (flag set) once the documents in it hold `max_envelopes` stored
+    /// envelopes, after at least one document. A responder answers `DocDigests` with this, so one request costs
+    /// a bounded walk however large the documents are.
+    pub fn heads_digests_page(
+        &self,
+        after: Option<&DocId>,
+        max: usize,
+        max_envelopes: usize,
+    ) -> (Vec<(DocId, [u8; 32])>, bool) {
         let mut ids: Vec<&DocId> = self
             .docs
             .keys()
             .filter(|d| after.is_none_or(|a| *d > a))
             .collect();
         ids.sort();
-        let more = ids.len() > max;
-        let digests = ids
-            .into_iter()
-            .take(max)
-            .map(|d| (*d, self.heads_digest(d)))
-            .collect();
-        (digests, more)
+        let mut digests = Vec::new();
+        let mut work = 0usize;
+        for d in &ids {
+            let cost = self.docs.get(*d).map_or(0, |st| st.envelopes.len());
+            if digests.len() >= max || (!digests.is_empty() && work + cost > max_envelopes) {
+                return (digests, true);
+            }
+            work += cost;
+            digests.push((**d, self.heads_digest(d)));
+        }
+        (digests, false)
     }
 
     /// A stored envelope.
@@ -146,16 +163,36 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 
     /// The served envelopes a peer lacks, given envelope ids it has (typically its heads): everything whose changes
     /// are not all in the causal history of the changes of `theirs`, in causal order, without carrying a change
-    /// twice. Ids unknown here are ignored.
+    /// twice. Ids unknown here are ignored. All of them: a responder uses
+    /// [`missing_envelopes`](Self::missing_envelopes) and stops when its page is full.
     pub fn envelopes_missing_from(
         &self,
         doc: &DocId,
         theirs: &[EnvelopeId],
     ) -> Vec<&SignedEnvelope> {
+        self.missing_envelopes(doc, theirs).collect()
+    }
+
+    /// [`envelopes_missing_from`](Self::envelopes_missing_from) one envelope at a time, with what it cost so far
+    /// ([`MissingEnvelopes::visited`], [`MissingEnvelopes::walked`]). The history of `theirs` is walked at once
+    /// (what the request names); the stored envelopes are looked at only as the caller pulls, so a page of an
+    /// empty `theirs` costs a page, not the document.
+    pub fn missing_envelopes<'a>(
+        &'a self,
+        doc: &DocId,
+        theirs: &[EnvelopeId],
+    ) -> MissingEnvelopes<'a> {
         let Some(st) = self.docs.get(doc) else {
-            return Vec::new();
+            return MissingEnvelopes {
+                st: None,
+                have: HashSet::new(),
+                next: 0,
+                visited: 0,
+                walked: 0,
+            };
         };
         let mut have: HashSet<ChangeHash> = HashSet::new();
+        let mut walked = 0;
         let mut stack: Vec<ChangeHash> = theirs
             .iter()
             .filter_map(|id| st.by_id.get(id))
@@ -169,20 +206,19 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             .collect();
         while let Some(h) = stack.pop() {
             if have.insert(h) {
+                walked += 1;
                 if let Some(c) = st.change(&h) {
                     stack.extend(c.deps().iter().copied());
                 }
             }
         }
-        let mut out = Vec::new();
-        // Stored order is causal: an envelope is stored only after everything it depends on.
-        for s in &st.envelopes {
-            if s.env.changes().iter().any(|c| !have.contains(&c.hash())) {
-                have.extend(s.env.changes().iter().map(|c| c.hash()));
-                out.push(&s.env);
-            }
+        MissingEnvelopes {
+            st: Some(st),
+            have,
+            next: 0,
+            visited: 0,
+            walked,
         }
-        out
     }
 
     /// The canonical JSON export of the materialised document ([`canonical_json`]), unpublished local changes
@@ -337,5 +373,48 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Signatures this engine made (one per published envelope).
     pub fn signatures_made(&self) -> u64 {
         self.signatures
+    }
+}
+
+/// The envelopes a peer lacks, one at a time ([`DocumentEngine::missing_envelopes`]), in causal order.
+pub struct MissingEnvelopes<'a> {
+    st: Option<&'a DocState>,
+    have: HashSet<ChangeHash>,
+    next: usize,
+    visited: usize,
+    walked: usize,
+}
+
+impl MissingEnvelopes<'_> {
+    /// Stored envelopes looked at so far (those yielded and those skipped as already held by the peer).
+    pub fn visited(&self) -> usize {
+        self.visited
+    }
+
+    /// Changes walked in the history of the envelopes the peer named.
+    pub fn walked(&self) -> usize {
+        self.walked
+    }
+}
+
+impl<'a> Iterator for MissingEnvelopes<'a> {
+    type Item = &'a SignedEnvelope;
+
+    fn next(&mut self) -> Option<&'a SignedEnvelope> {
+        let st = self.st?;
+        // Stored order is causal: an envelope is stored only after everything it depends on.
+        while let Some(s) = st.envelopes.get(self.next) {
+            self.next += 1;
+            self.visited += 1;
+            if s.env
+                .changes()
+                .iter()
+                .any(|c| !self.have.contains(&c.hash()))
+            {
+                self.have.extend(s.env.changes().iter().map(|c| c.hash()));
+                return Some(&s.env);
+            }
+        }
+        None
     }
 }

@@ -16,8 +16,12 @@ pub const MAX_TRACKED_PEERS: usize = 4096;
 pub const MAX_BANNED_PEERS: usize = 4096;
 /// Established connections to one peer.
 pub(super) const MAX_CONNECTIONS_PER_PEER: u32 = 2;
-/// Concurrent sync streams on one connection.
-pub(super) const MAX_STREAMS_PER_CONNECTION: usize = 32;
+/// Concurrent sync streams on one connection. Few: each inbound one can hold a response page in memory, and an
+/// honest node runs one sync at a time with a peer.
+pub(super) const MAX_STREAMS_PER_CONNECTION: usize = 8;
+/// Inbound requests of one peer waiting for the application's answer (over all its connections); past this
+/// they are refused as busy at once, before the application sees them.
+pub const MAX_PENDING_INBOUND_PER_PEER: usize = 8;
 /// How long shutdown waits for connections to close before dropping them.
 pub(super) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -67,6 +71,39 @@ pub struct NetConfig {
     /// requester waiting for the request to time out (a newcomer asking around for the genesis) would wait for
     /// nothing.
     pub serve_from_start: bool,
+    /// What one peer may cost this node in requests answered and response bytes (see [`ServeBudget`]).
+    pub serve_budget: ServeBudget,
+}
+
+/// The token-bucket budget of one peer's requests (applied by the node when it answers them): a request takes a
+/// request token and reserves response bytes, so what a peer is served over `t` seconds is at most
+/// `byte_burst + bytes_per_sec × t` bytes in at most `request_burst + requests_per_sec × t` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeBudget {
+    /// Requests answered per second, sustained.
+    pub requests_per_sec: u32,
+    /// Requests answered at once after a quiet spell.
+    pub request_burst: u32,
+    /// Response bytes per second, sustained.
+    pub bytes_per_sec: u64,
+    /// Response bytes at once after a quiet spell (at least one envelope of the largest size, so any envelope
+    /// can be served).
+    pub byte_burst: u64,
+}
+
+impl Default for ServeBudget {
+    /// 50 requests/s (burst 200) and 4 MiB/s (burst 24 MiB): an honest sync is one request at a time per peer,
+    /// so these only show when a node pulls a whole large federation from one peer (it then takes about a
+    /// second per 4 MiB beyond the burst, and its other peers serve it too).
+    fn default() -> Self {
+        Self {
+            requests_per_sec: 50,
+            request_burst: 200,
+            bytes_per_sec: 4 * 1024 * 1024,
+            byte_burst: 24 * 1024 * 1024,
+        }
+    }
 }
 
 impl NetConfig {
@@ -92,6 +129,7 @@ impl NetConfig {
             max_pending_inbound: 1024,
             max_pending_outbound: 1024,
             serve_from_start: true,
+            serve_budget: ServeBudget::default(),
         }
     }
 
@@ -128,6 +166,7 @@ impl std::fmt::Debug for NetConfig {
             .field("max_pending_inbound", &self.max_pending_inbound)
             .field("max_pending_outbound", &self.max_pending_outbound)
             .field("serve_from_start", &self.serve_from_start)
+            .field("serve_budget", &self.serve_budget)
             .finish()
     }
 }

@@ -23,6 +23,11 @@ pub const SYNC_PROTOCOL: &str = "/wsis/sync/1";
 pub const MAX_REQUEST_FRAME_BYTES: usize = 64 * 1024;
 /// The largest response frame (payload after the length prefix).
 pub const MAX_RESPONSE_FRAME_BYTES: usize = 16 * 1024 * 1024;
+/// A responder's page: the ops or envelopes of one `Ops` or `Envelopes` answer take at most this many bytes,
+/// except one item larger than this, which goes alone (an envelope may be up to
+/// [`MAX_ENVELOPE_BYTES`](wsis_protocol::limits::MAX_ENVELOPE_BYTES)). A requester follows `more` with its new
+/// heads. Not a decoding limit: a peer's larger answer (up to the frame limit) is still read.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// The largest encoded gossip announcement.
 pub const MAX_ANNOUNCE_BYTES: usize = 48 * 1024;
 /// Ids in one request list (`GovSince.heads`, `GetOps.ids`, `GetEnvelopes.have`): 1024 × 34 bytes fits a frame.

@@ -232,6 +232,10 @@ impl Node {
                         break;
                     }
                 }
+                // Over our budget at the peer: pulling every document instead would only spend more of it.
+                SyncResponse::Refused {
+                    reason: RefuseReason::Busy,
+                } => return Ok(Vec::new()),
                 other => {
                     tracing::debug!(%peer, response = other.kind_name(), "no document digests; pulling every document");
                     return Ok(ours);

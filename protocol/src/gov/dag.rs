@@ -84,6 +84,16 @@ impl Governance {
     /// The ops that are not in the history of `their_heads`, in topological order: what a peer with those heads
     /// lacks. Heads this replica does not know are ignored (the peer will send those).
     pub fn ops_missing_from(&self, their_heads: &[OpId]) -> Vec<&SignedOp> {
+        self.ops_missing_iter(their_heads).collect()
+    }
+
+    /// [`ops_missing_from`](Self::ops_missing_from) one op at a time, for a responder that stops when its page is
+    /// full: the cost is the heads' clocks plus the ops looked at, never a list of the whole DAG (an empty
+    /// `their_heads` yields the DAG from the genesis on, and a page of it costs a page).
+    pub fn ops_missing_iter<'a>(
+        &'a self,
+        their_heads: &[OpId],
+    ) -> impl Iterator<Item = &'a SignedOp> + 'a {
         let vc = self.merged_vc(
             their_heads
                 .iter()
@@ -93,7 +103,7 @@ impl Governance {
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(i, n)| {
+            .filter(move |(i, n)| {
                 !self.le_vc(*i as u32, &vc)
                     || self
                         .by_author_seq
@@ -101,7 +111,6 @@ impl Governance {
                         .is_some_and(|t| t.len() > 1)
             })
             .map(|(_, n)| &n.op)
-            .collect()
     }
 
     /// Exact ancestry, by walking parents from `from` (pruned by the clocks). Only needed where the clock is

@@ -10,6 +10,7 @@ use libp2p::PeerId;
 
 use super::Task;
 use crate::net::codec::{frame_error, Wire};
+use crate::net::config::MAX_PENDING_INBOUND_PER_PEER;
 use crate::net::error::RequestError;
 use crate::net::event::{ChannelId, NetEvent};
 use crate::net::wire::{Announce, RefuseReason, SyncRequest, SyncResponse};
@@ -45,6 +46,18 @@ impl Task {
                 tracing::debug!(%peer, request = msg.kind_name(), %request_id, "sync request received");
                 if !self.serving {
                     self.answer_no_genesis(peer, channel);
+                    return;
+                }
+                // One peer may not hold more than its share of the application's attention: each pending answer
+                // can hold a response page, and one peer's flood must leave room for the others.
+                let of_peer = self
+                    .pending_inbound
+                    .values()
+                    .filter(|(p, _)| *p == peer)
+                    .count();
+                if of_peer >= MAX_PENDING_INBOUND_PER_PEER {
+                    tracing::debug!(%peer, of_peer, "peer has too many requests pending; refusing as busy");
+                    self.send_busy(peer, channel);
                     return;
                 }
                 if self.pending_inbound.len() >= self.config.max_pending_inbound {
@@ -167,6 +180,14 @@ impl Task {
         channel: request_response::ResponseChannel<Wire<SyncResponse>>,
     ) {
         tracing::warn!(%peer, "application behind; refusing request as busy");
+        self.send_busy(peer, channel);
+    }
+
+    fn send_busy(
+        &mut self,
+        peer: PeerId,
+        channel: request_response::ResponseChannel<Wire<SyncResponse>>,
+    ) {
         let busy = SyncResponse::Refused {
             reason: RefuseReason::Busy,
         };

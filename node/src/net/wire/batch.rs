@@ -23,6 +23,10 @@ pub struct Batch {
     items: Vec<Vec<u8>>,
     bytes: usize,
     max_item: usize,
+    /// The response size once it holds two items or more.
+    page: usize,
+    /// The response size with one item.
+    lone: usize,
 }
 
 /// Room for the message envelope around the items (map heads, kind, `more`, the array head).
@@ -35,6 +39,8 @@ impl Batch {
             items: Vec::new(),
             bytes: BATCH_OVERHEAD,
             max_item: MAX_OP_BYTES,
+            page: MAX_RESPONSE_FRAME_BYTES,
+            lone: MAX_RESPONSE_FRAME_BYTES,
         }
     }
 
@@ -44,7 +50,17 @@ impl Batch {
             items: Vec::new(),
             bytes: BATCH_OVERHEAD,
             max_item: MAX_ENVELOPE_BYTES,
+            page: MAX_RESPONSE_FRAME_BYTES,
+            lone: MAX_RESPONSE_FRAME_BYTES,
         }
+    }
+
+    /// A page of at most `page` bytes in all, or of one item alone in at most `lone` bytes (a responder's page
+    /// bound and what its peer's budget reserved; both capped by the frame limit).
+    pub fn limited(mut self, page: usize, lone: usize) -> Self {
+        self.lone = lone.min(MAX_RESPONSE_FRAME_BYTES);
+        self.page = page.min(self.lone);
+        self
     }
 
     /// Adds an item if it fits; otherwise gives it back (the batch is full, or the item is larger than any
@@ -52,9 +68,14 @@ impl Batch {
     pub fn try_push(&mut self, item: Vec<u8>) -> Result<(), Vec<u8>> {
         // A byte string's head is at most 9 bytes.
         let cost = item.len() + 9;
+        let limit = if self.items.is_empty() {
+            self.lone
+        } else {
+            self.page
+        };
         if item.len() > self.max_item
             || self.items.len() >= MAX_RESPONSE_ITEMS
-            || self.bytes + cost > MAX_RESPONSE_FRAME_BYTES
+            || self.bytes + cost > limit
         {
             return Err(item);
         }
