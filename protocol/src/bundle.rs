@@ -48,7 +48,7 @@ pub mod sshsig;
 mod verify;
 
 pub use assemble::{assemble, plan, AssembleError, Bundle, Plan};
-pub use closing::{Attested, AttestedBy, ClosingError, ReplayError};
+pub use closing::{Attested, AttestedBy, ClosingError, ClosingPoint, ReplayError};
 pub use documents::DocumentError;
 pub use layout::{
     automerge_path, check_path, json_path, PathError, ALLOWED_SIGNERS, GENESIS, MANIFEST, OPS,
