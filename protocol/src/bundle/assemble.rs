@@ -129,9 +129,9 @@ impl Plan {
 /// Checkpoint motion tabled in a coordinators' meeting convened for the year that this replica knows (concurrent
 /// ones: the lower OpId); the closing point adds every valid ballot on it this replica holds, never a subset.
 /// Everything is then judged on a replica of the closing point's history alone, by the checks the verifier runs
-/// ([`closing`]): what is attested is what the checkpoint's own history attests, and the closing point must
-/// agree with it. `caller` must be the Chair there, and every valid submission for the year in `gov` must be in
-/// the checkpoint's history (so that nothing submitted can be left out).
+/// (`bundle/closing.rs`, [`ClosingError`]): what is attested is what the checkpoint's own history attests, and
+/// the closing point must agree with it. `caller` must be the Chair there, and every valid submission for the
+/// year in `gov` must be in the checkpoint's history (so that nothing submitted can be left out).
 pub fn plan(gov: &Governance, year: u16, caller: &OrgId) -> Result<Plan, AssembleError> {
     let candidates: Vec<OpId> = gov
         .passed_checkpoints()
