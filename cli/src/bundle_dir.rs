@@ -248,11 +248,14 @@ pub fn verify_dir(dir: &Path, federation: &str) -> Result<serde_json::Value, Fai
     let verified = wsis_protocol::bundle::verify(&files, &fed)
         .map_err(|e| Failure::Failed(format!("invalid bundle: {e}")))?;
     let submitted = verified.view.summary.outputs_submitted;
+    let c = &verified.closing;
     Ok(serde_json::json!({
         "bundle": dir.display().to_string(),
         "federation": verified.manifest.header.federation.to_string(),
         "year": verified.year,
         "closing_checkpoint": verified.manifest.header.closing_checkpoint.to_string(),
+        "closing_ballots": c.ballots.len(),
+        "closing_tally": closing_tally(c),
         "chair": verified.manifest.header.chair.to_string(),
         "manifest_sha256": verified.manifest_hash.to_string(),
         "files": verified.manifest.files.len(),
@@ -262,6 +265,15 @@ pub fn verify_dir(dir: &Path, federation: &str) -> Result<serde_json::Value, Fai
         "teams": verified.view.summary.teams,
         "national_reports": verified.view.summary.national_reports,
     }))
+}
+
+/// The closing checkpoint's tally in words: what `wsis verify` and `wsis stocktake assemble` say of the closing
+/// point (the verifier counted every ballot on the checkpoint the bundle holds).
+pub fn closing_tally(c: &wsis_protocol::bundle::ClosingPoint) -> String {
+    format!(
+        "{} yes, {} no of {} coordinators",
+        c.yes, c.no, c.electorate
+    )
 }
 
 /// `wsis report render`: verifies, then renders.

@@ -10,11 +10,12 @@
 //! reads and writes the directory; this crate does no I/O). Its layout is fixed (`docs/protocol.md` §14):
 //!
 //! - `gov/genesis` and `gov/ops`: every governance op of the *closing point*'s history (the closing point is the
-//!   passed Checkpoint motion that closes the year, with its valid ballots), the op log framed by length
+//!   passed Checkpoint motion that closes the year, with every valid ballot on it), the op log framed by length
 //!   ([`encode_ops`]);
-//! - `docs/<id>.automerge` and `docs/<id>.json`: every document state that history *attests* (the year's
-//!   submissions and approved meeting records), as Automerge bytes and as canonical JSON ([`Attested`]);
-//! - `view/stocktake.json`: the stocktaking view recomputed from all of the above;
+//! - `docs/<id>.automerge` and `docs/<id>.json`: every document state the *checkpoint's own history* attests (the
+//!   year's submissions and approved meeting records; never what only a ballot brought in), as Automerge bytes at
+//!   the frontier of its attested heads and as canonical JSON ([`Attested`]);
+//! - `view/stocktake.json`: the stocktaking view recomputed from the checkpoint's history and the documents;
 //! - `manifest.json`, `manifest.json.sig`, `allowed_signers`, `SHA256SUMS`, `VERIFY.txt`: the seal ([`seal`]) —
 //!   a canonical manifest listing every file with its hash and size, the Chair's OpenSSH [`sshsig`] signature over
 //!   it, and what `sha256sum -c` and `ssh-keygen -Y verify` need to check files and signature with stock tools.
@@ -33,8 +34,12 @@
 //! and names the pinned federation; the signature over it is the manifest's chair key's; the files are exactly the
 //! manifest's, with its hashes, and `SHA256SUMS` and `VERIFY.txt` are what the manifest implies; the genesis hashes
 //! to the pinned id; every op verifies and replays with nothing beyond the closing point; the checkpoint passed and
-//! the manifest's chair held the chair at it with that key; the documents are exactly the attested ones, each
-//! matching every attestation and its JSON; the recomputed view is byte-identical. A Chair's key alone therefore
+//! the manifest's chair held the chair at it with that key; no later checkpoint of the year is in the bundle and
+//! the closing point attests exactly what the checkpoint's own history attests ([`ClosingError`]); the documents
+//! are exactly the attested ones, each matching every attestation and its JSON; the recomputed view is
+//! byte-identical. What the verifier cannot see is what a bundle leaves out: a Chair who closes with an earlier
+//! checkpoint whose ballots saw nothing later makes a bundle that verifies (the coordinators' adoption of the
+//! closing checkpoint must bind it, `docs/protocol.md` §14.1). A Chair's key alone therefore
 //! cannot make a false bundle pass: re-sealing edited content yields a valid signature over files that fail the
 //! later checks. [`crate::report::render`] then turns a verified bundle into the report people read.
 
@@ -48,7 +53,7 @@ pub mod sshsig;
 mod verify;
 
 pub use assemble::{assemble, plan, AssembleError, Bundle, Plan};
-pub use closing::{Attested, AttestedBy, ClosingError, ReplayError};
+pub use closing::{Attested, AttestedBy, ClosingError, ClosingPoint, ReplayError};
 pub use documents::DocumentError;
 pub use layout::{
     automerge_path, check_path, json_path, PathError, ALLOWED_SIGNERS, GENESIS, MANIFEST, OPS,

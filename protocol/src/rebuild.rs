@@ -2,6 +2,11 @@
 //! and the Chair's bundle, `node/src/engine/query.rs`) and the offline verifier (`bundle/documents.rs`) get a
 //! document at attested heads, so the Chair's tool and the verifier cannot disagree on a document state.
 //!
+//! Requested heads are first reduced to their [`frontier`]: several attestations of one document (two contested
+//! submissions, a submission and an approved record) may name a change and one of its ancestors, and the document
+//! they jointly describe is the one at the changes no other requested change descends from. The Chair's node and
+//! the verifier reduce through this same function.
+//!
 //! Not `Automerge::fork_at`: automerge 0.7.4 panics in it (`ChangeCollector::from_build_meta`: `MissingOps`) on
 //! some histories of concurrently edited documents — a 12-node testnet hit it when the Chair assembled the bundle,
 //! and the verifier, which called it too, would have refused a good bundle (regressions:
@@ -24,26 +29,28 @@ pub enum RebuildError {
     Refused,
 }
 
-/// A fresh document built from exactly the changes `heads` name (themselves and their ancestors), looked up with
-/// `change`. `heads` may hold a change and one of its ancestors (the union of several attestations of one
-/// document, `bundle::Plan::documents`): the result's heads are then the requested heads no other requested head
-/// descends from, which is checked.
-///
-/// Pure and panic-free: Automerge runs behind a panic firewall, and a cycle or a missing change in what `change`
-/// returns is an error.
-pub fn document_at<'a>(
+/// The history of some heads: every change they name and its ancestors, each after its dependencies, and which
+/// requested heads are ancestors of other requested heads.
+struct History<'a> {
+    changes: Vec<&'a Change>,
+    /// The requested heads that are not an ancestor of another requested head: sorted, without duplicates.
+    frontier: Vec<Hash32>,
+}
+
+/// Post-order depth-first walk: a change is emitted after its dependencies. `seen` marks a change when it is first
+/// expanded, so each is emitted once; a dependency already seen has been emitted (only a cycle, which hashes make
+/// impossible, could leave it above on the stack — then Automerge refuses). A requested head that some walked
+/// change depends on is an ancestor of another requested head, so it is not on the frontier.
+fn walk<'a>(
     change: impl Fn(&ChangeHash) -> Option<&'a Change>,
     heads: &[Hash32],
-) -> Result<Automerge, RebuildError> {
-    let hs: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(h.0)).collect();
-    // Post-order depth-first walk: a change is emitted after its dependencies. `seen` marks a change when it is
-    // first expanded, so each is emitted once; a dependency already seen has been emitted, or sits above on the
-    // stack (only a cycle, which hashes make impossible, could leave it unemitted — then Automerge refuses).
+) -> Result<History<'a>, RebuildError> {
     let mut seen: HashSet<ChangeHash> = HashSet::new();
     let mut deps: HashSet<ChangeHash> = HashSet::new();
     let mut missing: Vec<Hash32> = Vec::new();
-    let mut stack: Vec<(ChangeHash, bool)> = hs.iter().map(|h| (*h, false)).collect();
-    let mut changes: Vec<Change> = Vec::new();
+    let mut stack: Vec<(ChangeHash, bool)> =
+        heads.iter().map(|h| (ChangeHash(h.0), false)).collect();
+    let mut changes: Vec<&'a Change> = Vec::new();
     while let Some((h, expanded)) = stack.pop() {
         let Some(c) = change(&h) else {
             if seen.insert(h) {
@@ -52,7 +59,7 @@ pub fn document_at<'a>(
             continue;
         };
         if expanded {
-            changes.push(c.clone());
+            changes.push(c);
             continue;
         }
         if !seen.insert(h) {
@@ -69,17 +76,47 @@ pub fn document_at<'a>(
     if !missing.is_empty() {
         return Err(RebuildError::UnknownChanges(missing));
     }
+    let mut frontier: Vec<Hash32> = heads
+        .iter()
+        .filter(|h| !deps.contains(&ChangeHash(h.0)))
+        .copied()
+        .collect();
+    frontier.sort();
+    frontier.dedup();
+    Ok(History { changes, frontier })
+}
+
+/// The frontier of `heads`: the requested heads that no other requested head descends from, sorted and without
+/// duplicates (the heads of [`document_at`]'s result). Ancestry is read from the changes `change` returns; a
+/// requested head or an ancestor it does not know is an error.
+pub fn frontier<'a>(
+    change: impl Fn(&ChangeHash) -> Option<&'a Change>,
+    heads: &[Hash32],
+) -> Result<Vec<Hash32>, RebuildError> {
+    Ok(walk(change, heads)?.frontier)
+}
+
+/// A fresh document built from exactly the changes `heads` name (themselves and their ancestors), looked up with
+/// `change`. `heads` may hold a change and one of its ancestors (the union of several attestations of one
+/// document, `bundle::Plan::documents`): the document is built at their [`frontier`], and its heads are checked to
+/// be exactly that frontier.
+///
+/// Pure and panic-free: Automerge runs behind a panic firewall, and a cycle or a missing change in what `change`
+/// returns is an error.
+pub fn document_at<'a>(
+    change: impl Fn(&ChangeHash) -> Option<&'a Change>,
+    heads: &[Hash32],
+) -> Result<Automerge, RebuildError> {
+    let history = walk(change, heads)?;
+    let changes: Vec<Change> = history.changes.into_iter().cloned().collect();
     let mut doc = Automerge::new();
     let applied = catch_unwind(AssertUnwindSafe(|| doc.apply_changes(changes)));
     if !matches!(applied, Ok(Ok(()))) {
         return Err(RebuildError::Refused);
     }
-    let mut want: Vec<ChangeHash> = hs.into_iter().filter(|h| !deps.contains(h)).collect();
-    want.sort();
-    want.dedup();
-    let mut got = doc.get_heads();
+    let mut got: Vec<Hash32> = doc.get_heads().iter().map(|h| Hash32(h.0)).collect();
     got.sort();
-    if got != want {
+    if got != history.frontier {
         return Err(RebuildError::Refused);
     }
     Ok(doc)

@@ -153,8 +153,14 @@ fn build(b: &VerifiedBundle) -> Vec<Block> {
         .as_ref()
         .map_or_else(|| "(no Chair)".to_string(), |c| c.org.name.clone());
     out.push(Block::Para(format!(
-        "Federation {} ({}). Prepared by the Chair, {chair}, from the stocktaking bundle closed by checkpoint {} (manifest SHA-256 {}). Everything below was recomputed from the signed governance record and the attested documents by the offline verifier.",
-        v.federation_name, v.federation, b.manifest.header.closing_checkpoint, b.manifest_hash
+        "Federation {} ({}). Prepared by the Chair, {chair}, from the stocktaking bundle closed by checkpoint {} ({} yes and {} no of {} coordinators) (manifest SHA-256 {}). Everything below was recomputed from the signed governance record and the attested documents by the offline verifier.",
+        v.federation_name,
+        v.federation,
+        b.manifest.header.closing_checkpoint,
+        b.closing.yes,
+        b.closing.no,
+        b.closing.electorate,
+        b.manifest_hash
     )));
     if let Some(c) = v.chair.as_ref().filter(|c| !c.contested_with.is_empty()) {
         let msg = format!(

@@ -6,13 +6,13 @@
 mod bundle_fixture;
 
 use automerge::{Automerge, Change, ChangeHash};
-use bundle_fixture::{build, YEAR};
+use bundle_fixture::{contested_year, YEAR};
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use wsis_protocol::bundle::{self, verify, AssembleError, DocumentError};
 use wsis_protocol::export::{canonical_json, content_hash_of};
 use wsis_protocol::ids::{DocId, Hash32};
-use wsis_protocol::op::{Attestation, DocKind, MotionKind, OpKind, RevocableRole};
+use wsis_protocol::op::Attestation;
 use wsis_protocol::rebuild::{document_at, RebuildError};
 use wsis_protocol::view::Status;
 
@@ -110,62 +110,6 @@ fn attest(d: &Automerge) -> Attestation {
         heads: to32(&d.get_heads()),
         content_hash: content_hash_of(d).unwrap(),
     }
-}
-
-/// The bundle fixture's year, plus a C3 output draft submitted twice, concurrently, across a change of
-/// coordinator — the one way governance lets two submissions of one document both stand: the secretariat revokes
-/// UNESCO as C3's coordinator and the University of Nairobi is nominated and submits `second`, while UNESCO,
-/// not having seen the revocation, submits `first`; a passed checkpoint over UNESCO's submission (and not the
-/// revocation) finalises it. Neither supersedes the other, so both are attested (contested). A closing checkpoint
-/// covers all of it. Returns the year and the draft.
-fn contested_year(attestations: [Attestation; 2]) -> (bundle_fixture::Year, DocId) {
-    let mut y = build(1, false);
-    // UNESCO is the fixture's second secretariat organisation; the University, a C3 member, is added after the
-    // Communications Authority of Kenya.
-    let (unesco, uni) = (1, y.kenya_ca + 1);
-    let c3 = y.w.team("C3");
-    let [first, second] = attestations;
-    let submit = |doc, attestation| OpKind::SubmitOutput {
-        team: c3.clone(),
-        year: YEAR,
-        doc,
-        attestation,
-    };
-    let draft = y.w.op(
-        unesco,
-        OpKind::CreateDoc {
-            kind: DocKind::OutputDraft {
-                team: y.w.team("C3"),
-                year: YEAR,
-            },
-        },
-    );
-    let doc = DocId(draft.id().0);
-    let before_handover = y.w.gov.heads();
-    y.w.op(
-        0,
-        OpKind::RevokeRole {
-            role: RevocableRole::Coordinator(y.w.team("C3")),
-            org: y.w.id(unesco),
-        },
-    );
-    y.w.recommend_and_nominate("C3", uni, &[y.undesa, y.apc, y.kenya]);
-    let by_uni = y.w.op(uni, submit(doc, second));
-    let by_unesco = y.w.op_at(unesco, &before_handover, submit(doc, first));
-    let cm = y.coordinators_meeting.clone();
-    y.w.pass_motion(
-        &cm,
-        MotionKind::Checkpoint {
-            heads: vec![by_unesco.id()],
-        },
-        &[0, y.undesa],
-    );
-    for s in [&by_uni, &by_unesco] {
-        assert_eq!(y.w.gov.validity(&s.id()), Some(Ok(())));
-    }
-    let heads = y.w.gov.heads();
-    y.w.pass_motion(&cm, MotionKind::Checkpoint { heads }, &[0, y.undesa]);
-    (y, doc)
 }
 
 /// What the Chair's node supplies: every planned document at its planned heads, the draft rebuilt from its changes

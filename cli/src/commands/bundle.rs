@@ -18,6 +18,9 @@ pub(super) fn view(client: Client, year: u16, json: bool) -> Result<(), Failure>
     Ok(())
 }
 
+/// `wsis stocktake assemble`: the node plans and signs the bundle; it is verified here, against the federation
+/// the node names, before it is written, and the closing point the node chose is said (the latest passed
+/// checkpoint of the year the node knows, with every ballot on it).
 pub(super) fn assemble(client: Client, year: u16, out: &Path, json: bool) -> Result<(), Failure> {
     let bundle: BundleFiles = client.post("/v1/stocktake/assemble", &AssembleRequest { year })?;
     let mut files = std::collections::BTreeMap::new();
@@ -27,6 +30,18 @@ pub(super) fn assemble(client: Client, year: u16, out: &Path, json: bool) -> Res
             .map_err(|e| Failure::Failed(format!("the node sent {path} badly encoded: {e}")))?;
         files.insert(path, bytes);
     }
+    let federation: wsis_protocol::ids::FederationId = bundle.federation.parse().map_err(|_| {
+        Failure::Failed(format!(
+            "the node named federation {:?}, not a federation id",
+            bundle.federation
+        ))
+    })?;
+    let verified = wsis_protocol::bundle::verify(&files, &federation).map_err(|e| {
+        Failure::Failed(format!(
+            "the node's bundle does not verify, nothing written: {e}"
+        ))
+    })?;
+    let closing = &verified.closing;
     crate::bundle_dir::write(out, &files).map_err(|e| Failure::Failed(e.to_string()))?;
     if json {
         return print_json(&json!({
@@ -34,12 +49,22 @@ pub(super) fn assemble(client: Client, year: u16, out: &Path, json: bool) -> Res
             "files": files.len(),
             "federation": bundle.federation,
             "year": year,
+            "closing_checkpoint": closing.checkpoint.to_string(),
+            "closing_meeting": closing.meeting.to_string(),
+            "closing_ballots": closing.ballots.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+            "closing_tally": crate::bundle_dir::closing_tally(closing),
         }));
     }
     println!(
         "wrote the {year} stocktaking bundle ({} files) to {}",
         files.len(),
         out.display()
+    );
+    println!(
+        "closed by checkpoint {} (the latest passed for {year} this node knows), with all {} ballot(s) on it: {}",
+        closing.checkpoint,
+        closing.ballots.len(),
+        crate::bundle_dir::closing_tally(closing)
     );
     println!(
         "check it offline: wsis verify {} --federation {}",

@@ -2,7 +2,10 @@
 //! the year and which document states must be supplied; [`assemble`] checks the supplied documents, writes every
 //! file and seals the bundle.
 
-use super::closing::{closing, replay, Attested, ClosingError, ReplayError};
+use super::closing::{
+    closes_year, closing, closing_ballots, replay, Attested, ClosingError, ClosingPoint,
+    ReplayError,
+};
 use super::documents::{check_document, group, view_hashes, DocumentError};
 use super::layout::{automerge_path, json_path, GENESIS, MANIFEST, OPS, VERIFY_TXT, VIEW};
 use super::manifest::{seal, verify_text, ManifestHeader, SealError};
@@ -11,7 +14,7 @@ use crate::crypto::{PublicKey, SecretKey};
 use crate::gov::Governance;
 use crate::ids::Hash32;
 use crate::ids::{sha256, DocId, OpId, OrgId};
-use crate::op::{MeetingKind, OpKind, SignedOp};
+use crate::op::SignedOp;
 use crate::view::StocktakeView;
 use std::collections::BTreeMap;
 
@@ -21,7 +24,7 @@ use std::collections::BTreeMap;
 pub enum AssembleError {
     #[error("no checkpoint tabled in a coordinators' meeting for {0} has passed")]
     NoPassedCheckpoint(u16),
-    #[error("submissions for {year} are not covered by the closing checkpoint {checkpoint}, pass a new checkpoint first: {ops:?}")]
+    #[error("submissions for {year} are not in the history of the closing checkpoint {checkpoint}, pass a new checkpoint first: {ops:?}")]
     UncoveredSubmissions {
         year: u16,
         checkpoint: OpId,
@@ -55,10 +58,13 @@ pub struct Plan {
     year: u16,
     closing_checkpoint: OpId,
     closing_heads: Vec<OpId>,
+    closing_point: ClosingPoint,
+    not_chosen: Vec<OpId>,
     chair: OrgId,
     chair_key: PublicKey,
     ops: Vec<SignedOp>,
     replica: Governance,
+    finalised: Governance,
     attested: Vec<Attested>,
 }
 
@@ -77,6 +83,17 @@ impl Plan {
         &self.closing_heads
     }
 
+    /// The closing point with its tally, as the verifier will count it.
+    pub fn closing_point(&self) -> &ClosingPoint {
+        &self.closing_point
+    }
+
+    /// The other passed checkpoints of the year in the Chair's replica, which were not chosen (earlier than the
+    /// closing one, or concurrent with it and of a higher id).
+    pub fn not_chosen(&self) -> &[OpId] {
+        &self.not_chosen
+    }
+
     pub fn chair(&self) -> OrgId {
         self.chair
     }
@@ -92,7 +109,10 @@ impl Plan {
     }
 
     /// The documents to supply to [`assemble`], each as Automerge `save()` bytes at these heads (the union of the
-    /// heads attested for it; one attestation in the usual case).
+    /// heads attested for it; one attestation in the usual case). The union may hold a change and one of its
+    /// ancestors (contested submissions of one document): the document is saved at its
+    /// [frontier](crate::rebuild::frontier), which [`crate::rebuild::document_at`] builds at and the verifier
+    /// requires.
     pub fn documents(&self) -> BTreeMap<DocId, Vec<Hash32>> {
         let mut m: BTreeMap<DocId, Vec<Hash32>> = BTreeMap::new();
         for a in &self.attested {
@@ -106,21 +126,18 @@ impl Plan {
 }
 
 /// Decides what closes `year` in `gov` and what the bundle holds. The closing checkpoint is the latest passed
-/// Checkpoint motion tabled in a coordinators' meeting convened for the year (concurrent ones: the lower OpId); the
-/// closing point adds its valid ballots. Everything is then judged on a replica of the closing point's history
-/// alone, as the verifier will. `caller` must be the Chair there, and every valid submission for the year in `gov`
-/// must be in that history (so that nothing submitted can be left out).
+/// Checkpoint motion tabled in a coordinators' meeting convened for the year that this replica knows (concurrent
+/// ones: the lower OpId); the closing point adds every valid ballot on it this replica holds, never a subset.
+/// Everything is then judged on a replica of the closing point's history alone, by the checks the verifier runs
+/// (`bundle/closing.rs`, [`ClosingError`]): what is attested is what the checkpoint's own history attests, and
+/// the closing point must agree with it. `caller` must be the Chair there, and every valid submission for the
+/// year in `gov` must be in the checkpoint's history (so that nothing submitted can be left out).
 pub fn plan(gov: &Governance, year: u16, caller: &OrgId) -> Result<Plan, AssembleError> {
     let candidates: Vec<OpId> = gov
         .passed_checkpoints()
         .into_iter()
         .map(|(id, _)| id)
-        .filter(|id| match gov.get(id).map(|op| op.kind()) {
-            Some(OpKind::Motion { meeting, .. }) => gov
-                .meeting(meeting)
-                .is_some_and(|m| m.kind == MeetingKind::Coordinators && m.year == year),
-            _ => false,
-        })
+        .filter(|id| closes_year(gov, year, id))
         .collect();
     let latest = candidates
         .iter()
@@ -132,14 +149,10 @@ pub fn plan(gov: &Governance, year: u16, caller: &OrgId) -> Result<Plan, Assembl
         .min()
         .copied()
         .ok_or(AssembleError::NoPassedCheckpoint(year))?;
-    let mut closing_heads = vec![latest];
-    for op in gov.ops() {
-        if matches!(op.kind(), OpKind::Ballot { motion, .. } if *motion == latest)
-            && gov.validity(&op.id()) == Some(Ok(()))
-        {
-            closing_heads.push(op.id());
-        }
-    }
+    let mut not_chosen: Vec<OpId> = candidates.into_iter().filter(|c| *c != latest).collect();
+    not_chosen.sort();
+    let mut closing_heads = closing_ballots(gov, &latest);
+    closing_heads.push(latest);
     closing_heads.sort();
     let genesis_id = gov.genesis().id();
     let history: Vec<SignedOp> = gov
@@ -160,10 +173,11 @@ pub fn plan(gov: &Governance, year: u16, caller: &OrgId) -> Result<Plan, Assembl
         error: Box::new(error),
     })?;
     let replica = replay(base, ops.clone())?;
+    let c = closing(&replica, year, &latest)?;
     let uncovered: Vec<OpId> = gov
         .submissions()
         .into_iter()
-        .filter(|s| s.year == year && !replica.contains(&s.op))
+        .filter(|s| s.year == year && !c.finalised.contains(&s.op))
         .map(|s| s.op)
         .collect();
     if !uncovered.is_empty() {
@@ -173,7 +187,6 @@ pub fn plan(gov: &Governance, year: u16, caller: &OrgId) -> Result<Plan, Assembl
             ops: uncovered,
         });
     }
-    let c = closing(&replica, year, &latest)?;
     if c.chair != *caller {
         return Err(AssembleError::NotChair {
             caller: *caller,
@@ -189,10 +202,13 @@ pub fn plan(gov: &Governance, year: u16, caller: &OrgId) -> Result<Plan, Assembl
         year,
         closing_checkpoint: latest,
         closing_heads,
+        closing_point: c.point,
+        not_chosen,
         chair: c.chair,
         chair_key,
         ops,
         replica,
+        finalised: c.finalised,
         attested: c.attested,
     })
 }
@@ -249,7 +265,7 @@ pub fn assemble(
     }
     content.insert(GENESIS.into(), plan.replica.genesis().bytes().to_vec());
     content.insert(OPS.into(), encode_ops(&plan.ops));
-    let view = StocktakeView::compute(&plan.replica, plan.year, &view_hashes(&plan.attested));
+    let view = StocktakeView::compute(&plan.finalised, plan.year, &view_hashes(&plan.attested));
     content.insert(VIEW.into(), view.to_canonical_json());
     content.insert(VERIFY_TXT.into(), verify_text(&header).into_bytes());
     Ok(seal(&header, content, chair)?)

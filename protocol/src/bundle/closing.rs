@@ -1,9 +1,17 @@
 //! The closing point and what it attests.
 //!
 //! A year is closed by a passed Checkpoint motion tabled in a coordinators' meeting convened for the year; the
-//! closing point is that motion and its valid ballots. Both the Chair (who plans the bundle) and the verifier
-//! (who checks it) rebuild a replica of the closing point's history alone and ask it the same questions here:
-//! did the checkpoint pass, who held the chair, which document states does the history attest.
+//! closing point is that motion and every valid ballot on it. Both the Chair (who plans the bundle) and the
+//! verifier (who checks it) rebuild a replica of the closing point's history alone and ask it the same questions
+//! here: did the checkpoint pass, who held the chair, which document states does the history attest.
+//!
+//! What is attested is what the *checkpoint's own history* attests, judged on a replica of that history alone
+//! ([`Closing::finalised`]), never ops that only a ballot brought in: a ballot cites whatever its voter had seen,
+//! which may be a revision submitted after the checkpoint was tabled, or a submission that a revocation concurrent
+//! with it makes invalid on every node holding both (the checkpoint does not finalise what it does not contain).
+//! The closing point's history must agree: an attestation it holds that the checkpoint's history does not (or the
+//! reverse), or a passed checkpoint of the year later than the closing one, means this checkpoint does not close
+//! the year — the Chair's tool refuses to assemble and the verifier refuses the bundle, for the same reason.
 
 use crate::gov::{verify_all, Governance, InsertError, Inserted, VerifiedOp};
 use crate::ids::Hash32;
@@ -37,6 +45,34 @@ pub enum ClosingError {
     NoProcedure(u16),
     #[error("attestation heads of {0} are not hex")]
     BadRecordHeads(OpId),
+    #[error("the history of checkpoint {motion} cannot be replayed on its own: {error}")]
+    History {
+        motion: OpId,
+        error: Box<InsertError>,
+    },
+    #[error("checkpoint {later}, passed for {year} and later than the closing checkpoint {motion}, is in the closing point's history: the later checkpoint closes the year")]
+    LaterCheckpoint {
+        motion: OpId,
+        later: OpId,
+        year: u16,
+    },
+    #[error("{by} is attested by the closing point's ballots' history but not by checkpoint {motion}'s own history: it was brought in after the checkpoint (pass a new checkpoint that covers it)")]
+    BeyondCheckpoint { motion: OpId, by: AttestedBy },
+    #[error("{by} is attested by checkpoint {motion}'s history but not once its ballots' history is added: the closing point contradicts its checkpoint")]
+    UndoneAtClose { motion: OpId, by: AttestedBy },
+}
+
+/// The closing point: the checkpoint and every valid ballot on it, with the tally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosingPoint {
+    pub checkpoint: OpId,
+    /// The coordinators' meeting the checkpoint was tabled in.
+    pub meeting: OpId,
+    /// Every valid ballot on the checkpoint, sorted.
+    pub ballots: Vec<OpId>,
+    pub yes: usize,
+    pub no: usize,
+    pub electorate: usize,
 }
 
 /// Who attests a document.
@@ -70,7 +106,38 @@ pub struct Attested {
 #[derive(Debug)]
 pub(super) struct Closing {
     pub(super) chair: OrgId,
+    pub(super) point: ClosingPoint,
+    /// A replica of the checkpoint's own history: what the checkpoint finalises. The attestations and the view
+    /// come from it.
+    pub(super) finalised: Governance,
     pub(super) attested: Vec<Attested>,
+}
+
+/// Every valid ballot on `motion` in `gov`, sorted: the closing point's ballots. The Chair's tool takes all it
+/// knows (never a subset, which could hide a ballot that brings in a later revision); the verifier counts all the
+/// bundle holds.
+pub(super) fn closing_ballots(gov: &Governance, motion: &OpId) -> Vec<OpId> {
+    let mut v: Vec<OpId> = gov
+        .ops()
+        .filter(|op| matches!(op.kind(), OpKind::Ballot { motion: m, .. } if m == motion))
+        .map(|op| op.id())
+        .filter(|id| gov.validity(id) == Some(Ok(())))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Is `motion` a Checkpoint motion tabled in a coordinators' meeting convened for `year`?
+pub(super) fn closes_year(gov: &Governance, year: u16, motion: &OpId) -> bool {
+    match gov.get(motion).map(|op| op.kind()) {
+        Some(OpKind::Motion {
+            meeting,
+            motion: MotionKind::Checkpoint { .. },
+        }) => gov
+            .meeting(meeting)
+            .is_some_and(|m| m.kind == MeetingKind::Coordinators && m.year == year),
+        _ => false,
+    }
 }
 
 pub(super) fn closing(gov: &Governance, year: u16, motion: &OpId) -> Result<Closing, ClosingError> {
@@ -114,12 +181,51 @@ pub(super) fn closing(gov: &Governance, year: u16, motion: &OpId) -> Result<Clos
             });
         }
     }
-    if gov.procedure(year).is_none() {
+    if let Some(later) = gov.passed_checkpoints().into_iter().find_map(|(id, _)| {
+        (id != *motion && closes_year(gov, year, &id) && gov.is_ancestor(motion, &id) == Some(true))
+            .then_some(id)
+    }) {
+        return Err(ClosingError::LaterCheckpoint {
+            motion: *motion,
+            later,
+            year,
+        });
+    }
+    let finalised = gov
+        .replica_of_history(&[*motion])
+        .map_err(|error| ClosingError::History {
+            motion: *motion,
+            error: Box::new(error),
+        })?;
+    if finalised.procedure(year).is_none() {
         return Err(ClosingError::NoProcedure(year));
+    }
+    let attested = attestations(&finalised, year)?;
+    let at_close = attestations(gov, year)?;
+    if let Some(a) = at_close.iter().find(|a| !attested.contains(a)) {
+        return Err(ClosingError::BeyondCheckpoint {
+            motion: *motion,
+            by: a.by,
+        });
+    }
+    if let Some(a) = attested.iter().find(|a| !at_close.contains(a)) {
+        return Err(ClosingError::UndoneAtClose {
+            motion: *motion,
+            by: a.by,
+        });
     }
     Ok(Closing {
         chair,
-        attested: attestations(gov, year)?,
+        point: ClosingPoint {
+            checkpoint: *motion,
+            meeting,
+            ballots: closing_ballots(gov, motion),
+            yes: info.yes,
+            no: info.no,
+            electorate: info.electorate,
+        },
+        finalised,
+        attested,
     })
 }
 

@@ -10,7 +10,7 @@ use crate::ids::{sha256, DocId};
 use crate::limits::{
     MAX_DOCUMENT_CHANGES, MAX_DOCUMENT_INFLATED_BYTES, MAX_DOCUMENT_OPS, MAX_DOCUMENT_REFS,
 };
-use crate::rebuild::{document_at, RebuildError};
+use crate::rebuild::{document_at, frontier, RebuildError};
 use automerge::{Automerge, Change, ChangeHash};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,6 +38,13 @@ pub enum DocumentError {
     Rebuild(RebuildError),
     #[error("the document goes beyond the attested heads (head {0:?} is not attested)")]
     ExtraHeads(Hash32),
+    #[error(
+        "the document's heads {found:?} are not the frontier of its attested heads {expected:?}"
+    )]
+    NotAtFrontier {
+        expected: Vec<Hash32>,
+        found: Vec<Hash32>,
+    },
     #[error("{by} attests content hash {attested}, the document at its heads exports to {found}")]
     ContentHash {
         by: AttestedBy,
@@ -72,8 +79,10 @@ pub(super) fn check_cost(bytes: &[u8]) -> Result<(), DocumentError> {
 /// Loads a document (behind a panic firewall), checks its heads against the attestations and every attested
 /// content hash; returns the canonical JSON of the whole document.
 ///
-/// The document at an attestation's heads, when they are not the whole document's, is rebuilt from the
-/// document's own changes by [`document_at`], the function the Chair's node saved it with — never
+/// The document must be exactly at the [`frontier`] of the union of its attested heads (two contested submissions
+/// of one document may name a change and one of its ancestors): the Chair's node saved it at that union with
+/// [`document_at`], which builds at the same frontier. The document at an attestation's heads, when they are not
+/// the whole document's, is rebuilt from the document's own changes by [`document_at`] too — never
 /// `Automerge::fork_at`, which panics on some concurrently edited histories (see [`crate::rebuild`]).
 pub(super) fn check_document(
     bytes: &[u8],
@@ -110,11 +119,17 @@ pub(super) fn check_document(
     if let Some(extra) = heads.iter().find(|h| !all.contains(h)) {
         return Err(DocumentError::ExtraHeads(*extra));
     }
+    let all: Vec<Hash32> = all.into_iter().collect();
+    let expected = frontier(|h| changes.get(h), &all).map_err(DocumentError::Rebuild)?;
+    if expected != heads {
+        return Err(DocumentError::NotAtFrontier {
+            expected,
+            found: heads,
+        });
+    }
     let whole = guarded(|| canonical_json(&doc).ok()).ok_or(DocumentError::Load)?;
     for a in attested {
-        let mut at: Vec<Hash32> = a.heads.clone();
-        at.sort();
-        at.dedup();
+        let at = frontier(|h| changes.get(h), &a.heads).map_err(DocumentError::Rebuild)?;
         let json = if at == heads {
             whole.clone()
         } else {

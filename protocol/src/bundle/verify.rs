@@ -2,7 +2,7 @@
 //! pinned, and nothing else (no network, no node, no trust in the Chair beyond the signature it checks).
 
 use super::closing::{
-    closing, insert_all, threads, Attested, AttestedBy, ClosingError, ReplayError,
+    closing, insert_all, threads, Attested, AttestedBy, ClosingError, ClosingPoint, ReplayError,
 };
 use super::documents::{check_document, group, view_hashes, DocumentError};
 use super::layout::{
@@ -71,6 +71,8 @@ pub enum Problem {
     BeyondClosingPoint(OpId),
     #[error("the manifest's closing checkpoint {0} is not in the bundle")]
     UnknownCheckpoint(OpId),
+    #[error("ballot {ballot} on the closing checkpoint cites ops the bundle does not hold ({missing:?}): a closing point holds every ballot on its checkpoint in its history, and their history")]
+    IncompleteClosingPoint { ballot: OpId, missing: Vec<OpId> },
     #[error("{0}")]
     Closing(ClosingError),
     #[error("the manifest names {manifest} as chair, the chair at the checkpoint was {chair}")]
@@ -109,8 +111,13 @@ fn fail<T>(file: &str, problem: Problem) -> Result<T, VerifyError> {
 pub struct VerifiedBundle {
     pub manifest: Manifest,
     pub manifest_hash: Hash32,
-    /// The replica of the closing point's history.
+    /// The replica of the closing point's history (the checkpoint, its ballots and what they cite).
     pub replica: Governance,
+    /// The replica of the closing checkpoint's own history: what it finalises, and what the bundle attests and
+    /// its view shows.
+    pub finalised: Governance,
+    /// The closing point: the checkpoint, every ballot on it in the bundle, the tally.
+    pub closing: ClosingPoint,
     pub year: u16,
     pub view: StocktakeView,
     pub attested: Vec<Attested>,
@@ -122,10 +129,13 @@ pub struct VerifiedBundle {
 /// returned, naming its file): sizes and paths; the manifest parses and names the pinned federation; the Chair's
 /// signature over it with the key in it; the files are exactly the manifest's, with its hashes and sizes;
 /// `SHA256SUMS`; no file outside the layout; `VERIFY.txt`; the genesis hashes to the pinned id; every op decodes,
-/// verifies strictly and replays, in order, and nothing lies beyond the closing point; the checkpoint passed by
-/// more than half of the coordinators and the manifest's chair held the Chair at it with that key; the bundled
-/// documents are exactly the attested ones and each matches its attestations and its `.json`; the recomputed view
-/// is byte-identical.
+/// verifies strictly and replays, in order (a ballot on the checkpoint with missing parents names the incomplete
+/// closing point), and nothing lies beyond the closing point (the checkpoint and every valid ballot on it); the
+/// checkpoint passed by more than half of the coordinators and the manifest's chair held the Chair at it with
+/// that key; no later passed checkpoint of the year is in the bundle, and what the checkpoint's own history
+/// attests is exactly what the whole closing point attests (nothing brought in by a ballot); the bundled
+/// documents are exactly the attested ones and each matches its attestations and its `.json`; the view recomputed
+/// from the checkpoint's history is byte-identical.
 pub fn verify(
     files: &BTreeMap<String, Vec<u8>>,
     federation: &FederationId,
@@ -247,8 +257,24 @@ pub fn verify(
         file: OPS.into(),
         problem,
     })?;
-    let replica = insert_all(base, ops).or_else(|e| fail(OPS, Problem::Replay(e)))?;
     let cp = h.closing_checkpoint;
+    // A ballot on the checkpoint whose parents are missing: the bundle left out part of the closing point (another
+    // ballot it cites, or what that voter had seen). Named as such rather than as a bare replay failure.
+    let ballots_on_cp: BTreeSet<OpId> = ops
+        .iter()
+        .filter(|op| matches!(op.op().kind(), OpKind::Ballot { motion, .. } if *motion == cp))
+        .map(|op| op.op().id())
+        .collect();
+    let replica = insert_all(base, ops).or_else(|e| match e {
+        ReplayError::MissingParents { op, missing } if ballots_on_cp.contains(&op) => fail(
+            OPS,
+            Problem::IncompleteClosingPoint {
+                ballot: op,
+                missing,
+            },
+        ),
+        e => fail(OPS, Problem::Replay(e)),
+    })?;
     if !replica.contains(&cp) {
         return fail(MANIFEST, Problem::UnknownCheckpoint(cp));
     }
@@ -304,7 +330,7 @@ pub fn verify(
         documents.insert(*doc, value);
     }
     // The view.
-    let view = StocktakeView::compute(&replica, h.year, &view_hashes(&c.attested));
+    let view = StocktakeView::compute(&c.finalised, h.year, &view_hashes(&c.attested));
     let ours = view.to_canonical_json();
     let theirs = get(VIEW)?;
     if *theirs != ours {
@@ -320,6 +346,8 @@ pub fn verify(
         year: h.year,
         manifest,
         replica,
+        finalised: c.finalised,
+        closing: c.point,
         view,
         attested: c.attested,
         documents,

@@ -16,7 +16,8 @@ use wsis_protocol::fixture::World;
 use wsis_protocol::ids::Hash32;
 use wsis_protocol::ids::{DocId, OpId};
 use wsis_protocol::op::{
-    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpKind, Procedure, SignedOp,
+    Attestation, ChairRole, Country, DocKind, MeetingKind, MotionKind, OpKind, Procedure,
+    RevocableRole, SignedOp,
 };
 
 pub const YEAR: u16 = 2026;
@@ -372,6 +373,62 @@ impl Year {
             .collect();
         bundle::assemble(&plan, self.chair_key(), &docs).unwrap()
     }
+}
+
+/// The bundle fixture's year, plus a C3 output draft submitted twice, concurrently, across a change of
+/// coordinator — the one way governance lets two submissions of one document both stand: the secretariat revokes
+/// UNESCO as C3's coordinator and the University of Nairobi is nominated and submits `second`, while UNESCO,
+/// not having seen the revocation, submits `first`; a passed checkpoint over UNESCO's submission (and not the
+/// revocation) finalises it. Neither supersedes the other, so both are attested (contested). A closing checkpoint
+/// covers all of it. Returns the year and the draft.
+pub fn contested_year(attestations: [Attestation; 2]) -> (Year, DocId) {
+    let mut y = build(1, false);
+    // UNESCO is the fixture's second secretariat organisation; the University, a C3 member, is added after the
+    // Communications Authority of Kenya.
+    let (unesco, uni) = (1, y.kenya_ca + 1);
+    let c3 = y.w.team("C3");
+    let [first, second] = attestations;
+    let submit = |doc, attestation| OpKind::SubmitOutput {
+        team: c3.clone(),
+        year: YEAR,
+        doc,
+        attestation,
+    };
+    let draft = y.w.op(
+        unesco,
+        OpKind::CreateDoc {
+            kind: DocKind::OutputDraft {
+                team: y.w.team("C3"),
+                year: YEAR,
+            },
+        },
+    );
+    let doc = DocId(draft.id().0);
+    let before_handover = y.w.gov.heads();
+    y.w.op(
+        0,
+        OpKind::RevokeRole {
+            role: RevocableRole::Coordinator(y.w.team("C3")),
+            org: y.w.id(unesco),
+        },
+    );
+    y.w.recommend_and_nominate("C3", uni, &[y.undesa, y.apc, y.kenya]);
+    let by_uni = y.w.op(uni, submit(doc, second));
+    let by_unesco = y.w.op_at(unesco, &before_handover, submit(doc, first));
+    let cm = y.coordinators_meeting.clone();
+    y.w.pass_motion(
+        &cm,
+        MotionKind::Checkpoint {
+            heads: vec![by_unesco.id()],
+        },
+        &[0, y.undesa],
+    );
+    for s in [&by_uni, &by_unesco] {
+        assert_eq!(y.w.gov.validity(&s.id()), Some(Ok(())));
+    }
+    let heads = y.w.gov.heads();
+    y.w.pass_motion(&cm, MotionKind::Checkpoint { heads }, &[0, y.undesa]);
+    (y, doc)
 }
 
 /// Re-seals edited content with `key` and the manifest header edited by `edit`: what an attacker holding that key
