@@ -148,6 +148,16 @@ fn receive_all(e: &mut DocumentEngine, gov: &Governance, envs: &[&SignedEnvelope
     );
 }
 
+/// `from`'s engine after a restart: a fresh engine restored from its store, in reverse order, at `gov`.
+fn restarted(w: &World, org: usize, gov: &Governance, from: &DocumentEngine) -> DocumentEngine {
+    let mut stored: Vec<Vec<u8>> = from.sink().all().map(<[u8]>::to_vec).collect();
+    stored.reverse();
+    let mut e = engine(w, org);
+    let r = e.restore(gov, &stored);
+    assert_eq!((r.accepted, r.parked, r.rejected), (stored.len(), 0, 0));
+    e
+}
+
 fn export(e: &DocumentEngine, doc: &DocId) -> String {
     String::from_utf8(e.export(doc).unwrap()).unwrap()
 }
@@ -294,7 +304,9 @@ fn a_revocation_after_attestation_keeps_the_attested_text_and_the_chair_assemble
             ))
         );
     }
-    assert_same(&[&before, &chair], &doc);
+    // A restart keeps what finality kept.
+    let again = restarted(&s.y.w, s.y.kenya, &s.g_all, &before);
+    assert_same(&[&before, &chair, &again], &doc);
 
     // The Chair's tool, as `node/src/chair.rs` runs it.
     let plan = bundle::plan(&s.g_all, YEAR, &s.y.w.id(s.y.undesa)).unwrap();
@@ -516,5 +528,6 @@ fn an_edit_another_member_built_on_before_the_leave_stays_and_one_nobody_built_o
             Some(EnvelopeStatus::Unauthorised(WriteDenied::LeftTeam))
         );
     }
-    assert_same(&[&held, &told, &told_forward], &doc);
+    let again = restarted(&y.w, y.kenya, &g_left, &held);
+    assert_same(&[&held, &told, &told_forward, &again], &doc);
 }
