@@ -46,7 +46,8 @@
 //!
 //! A change is **valid** — in the materialised document — iff
 //! 1. at least one stored envelope that carries it is authorised by the governance state
-//!    ([`Governance::authorize_envelope`](wsis_protocol::gov::Governance::authorize_envelope)),
+//!    ([`Governance::authorize_envelope`](wsis_protocol::gov::Governance::authorize_envelope)), or is kept in
+//!    the document although the state refuses it (see *Finalised content*),
 //! 2. no other change carried by an authorised envelope has the same (actor, seq) (Automerge equivocation:
 //!    both are excluded; catalogue 12),
 //! 3. Automerge did not refuse it (see *Panic firewall*), and
@@ -107,10 +108,18 @@
 //! ([`DocumentEngine::envelope_ids`], `envelope_heads`, `envelopes_missing_from`, and the heads digest anti-entropy
 //! compares): a node that never saw one can still resolve the envelopes built on its changes, and judges it itself.
 //!
-//! Such envelopes are bounded like every other: they count against the per-document op cap
+//! **Finalised content.** A stored envelope the state refuses stays in the document (its `authorised` is `Ok`) when every change it
+//! carries is in the causal history of the heads a valid, finalised attestation of the document names
+//! ([`Governance::finalised_attested_heads`](wsis_protocol::gov::Governance::finalised_attested_heads)): a
+//! removal cannot erase what a passed checkpoint attested. One refused only because its author left the team
+//! (`WriteDenied::LeftTeam`) stays when another author's envelope that the state authorises built on all of its
+//! changes. Both are decided in `history` after every stored envelope and on every [`DocumentEngine::revalidate`],
+//! from the stored envelopes and the state only, so in every order alike (docs/protocol.md §9.6).
+//!
+//! Stored-but-unauthorised envelopes are bounded like every other: they count against the per-document op cap
 //! ([`MAX_DOCUMENT_OPS`](wsis_protocol::limits::MAX_DOCUMENT_OPS)) and wait in parking under its per-peer bounds. A
 //! revoked member that keeps citing heads from before its revocation can fill a document up to that cap with
-//! stored-but-unauthorised envelopes; per-author quotas (issue 14, "writing after leaving") are what will close it.
+//! stored-but-unauthorised envelopes; per-author quotas (issue 14) are what will close it.
 //! Not covered: a fact outside the cited history that makes an op inside it *more* valid (a checkpoint protecting
 //! it from a revocation in the history) can still make an envelope stored at one node and refused at another
 //! (docs/decisions.md, "Refusals that depend on arrival order").

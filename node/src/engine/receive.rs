@@ -248,6 +248,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         let defer = self.defer;
         let st = self.state(&doc);
         let authorised_now = authorised.is_ok();
+        let valid_before = st.valid.len();
         let (fresh, need_full) = st.index(env, authorised, pre);
         let mut applied = 0;
         let mut rebuilt = false;
@@ -267,6 +268,15 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                     applied = st.valid.len().saturating_sub(before);
                 }
             }
+        }
+        // What is stored may put envelopes the state refuses into the document (finalised content, an edit
+        // adopted before its author left: `history`), whether or not this one is authorised.
+        if self.reinstate_beyond_state(gov, &doc) {
+            rebuilt = true;
+            applied = self
+                .docs
+                .get(&doc)
+                .map_or(applied, |st| st.valid.len().saturating_sub(valid_before));
         }
         Ok(Step::Accepted {
             doc,

@@ -1,6 +1,7 @@
 //! Restoring the engine from the store after a restart, and revalidating every stored envelope when governance
 //! changes (a late revocation, an admission).
 
+use super::history::Standing;
 use super::outcome::*;
 use super::parking::*;
 use super::receive::*;
@@ -89,17 +90,39 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 continue;
             };
             let mut changed = false;
-            for s in &mut st.envelopes {
-                let key = (
-                    doc,
-                    s.env.header().author,
-                    s.env.header().key,
-                    s.env.header().gov_heads.clone(),
-                );
-                let now = cache
-                    .entry(key)
-                    .or_insert_with(|| gov.authorize_envelope(&s.env))
-                    .clone();
+            let mut now: Vec<Result<(), WriteDenied>> = st
+                .envelopes
+                .iter()
+                .map(|s| {
+                    let key = (
+                        doc,
+                        s.env.header().author,
+                        s.env.header().key,
+                        s.env.header().gov_heads.clone(),
+                    );
+                    cache
+                        .entry(key)
+                        .or_insert_with(|| gov.authorize_envelope(&s.env))
+                        .clone()
+                })
+                .collect();
+            // Refused by the state but in the document all the same (finalised content, adopted edits): decided
+            // afresh from the new state (`history`).
+            let standing: Vec<Standing> = now
+                .iter()
+                .map(|r| match r {
+                    Ok(()) => Standing::Authorised,
+                    Err(d) => Standing::Refused(d.clone()),
+                })
+                .collect();
+            for s in &st.envelopes {
+                self.history.reinstated.remove(&s.env.id());
+            }
+            for i in self.history.beyond_state(gov, st, &standing) {
+                now[i] = Ok(());
+                self.history.reinstated.insert(st.envelopes[i].env.id());
+            }
+            for (s, now) in st.envelopes.iter_mut().zip(now) {
                 if now != s.authorised {
                     match (&s.authorised, &now) {
                         (Ok(()), Err(_)) => report.invalidated += 1,

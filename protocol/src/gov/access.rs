@@ -1,10 +1,11 @@
-//! Documents and who may write them: the documents a replica knows, what each is for, and the authorisation
-//! step of the change-envelope pipeline (may this author write this document at the governance heads it cites?).
+//! Documents and who may write them: the documents a replica knows, what each is for, the authorisation
+//! step of the change-envelope pipeline (may this author write this document at the governance heads it cites?),
+//! and the document states finality makes permanent (the heads named by finalised attestations).
 
 use super::eval::{At, DocScope};
 use super::Governance;
-use crate::ids::{DocId, OpId, OrgId};
-use crate::op::{DocKind, MeetingKind};
+use crate::ids::{DocId, Hash32, OpId, OrgId};
+use crate::op::{DocKind, MeetingKind, OpKind, TeamCode};
 
 /// Why an author may not write a document at the cited heads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +23,8 @@ pub enum WriteDenied {
     RevokedConcurrently,
     #[error("the author is not a member of the team")]
     NotTeamMember,
+    #[error("the author left the team in a LeaveTeam the envelope does not cite")]
+    LeftTeam,
     #[error("the author did not attend the meeting")]
     NotAttendee,
     #[error("only the organisation that created the document writes it")]
@@ -114,10 +117,10 @@ impl Governance {
                 convener,
             } => match kind {
                 MeetingKind::Team(team) => {
-                    if self.team_member_at(&team, author, &at) || convener == *author {
+                    if convener == *author {
                         Ok(())
                     } else {
-                        Err(WriteDenied::NotTeamMember)
+                        self.team_writer_at(&team, author, &at)
                     }
                 }
                 MeetingKind::Recommendation | MeetingKind::Coordinators => {
@@ -131,13 +134,7 @@ impl Governance {
                 }
             },
             DocScope::Created { kind, creator } => match kind {
-                DocKind::OutputDraft { team, .. } => {
-                    if self.team_member_at(&team, author, &at) {
-                        Ok(())
-                    } else {
-                        Err(WriteDenied::NotTeamMember)
-                    }
-                }
+                DocKind::OutputDraft { team, .. } => self.team_writer_at(&team, author, &at),
                 DocKind::NationalReport { .. } => {
                     if creator == *author {
                         Ok(())
@@ -154,6 +151,79 @@ impl Governance {
                 }
             },
         }
+    }
+
+    /// Team membership for an envelope citing `at`: a member by the Join and Leave ops in the cited history
+    /// (`NotTeamMember`), and no known valid LeaveTeam of the author for the team with a higher seq than the Join
+    /// that decides it there (`LeftTeam`). A leave the envelope does not cite counts, as a Member revocation it
+    /// does not cite counts (§9.6 of docs/protocol.md): an organisation that left cannot go on writing by citing
+    /// heads from before it left. One author's Join and Leave ops are ordered by seq (the chain rule), so "after
+    /// the decisive Join" needs no clock.
+    fn team_writer_at(&self, team: &TeamCode, org: &OrgId, at: &At<'_>) -> Result<(), WriteDenied> {
+        if !self.team_member_at(team, org, at) {
+            return Err(WriteDenied::NotTeamMember);
+        }
+        let events = self
+            .index
+            .team_events
+            .get(&(team.clone(), *org))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let seq = |i: u32| self.nodes[i as usize].seq;
+        let decisive = events
+            .iter()
+            .filter(|(i, _)| self.le_vc(*i, at.vc))
+            .map(|&(i, _)| seq(i))
+            .max()
+            .unwrap_or(0);
+        let left_later = events.iter().any(|&(i, join)| {
+            !join && seq(i) > decisive && self.nodes[i as usize].validity.is_ok()
+        });
+        if left_later {
+            Err(WriteDenied::LeftTeam)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The document heads named by every valid, finalised attestation of `doc` (deduplicated, sorted): each
+    /// SubmitOutput and SubmitNationalReport of it (superseded or not) and each ApproveRecord of its meeting, that
+    /// is valid now and in the history of a passed checkpoint ([`Governance::is_finalised`]).
+    ///
+    /// The content these heads name is final: the node keeps every change in their causal history valid whatever
+    /// later governance says about its author (a revocation, a leave), so the attested state can always be
+    /// rebuilt and assembled (issue 11, defect 5; docs/protocol.md §9.6). A function of the valid ops and the
+    /// passed checkpoints only, so the same on every replica with the same ops, in every delivery order.
+    pub fn finalised_attested_heads(&self, doc: &DocId) -> Vec<Hash32> {
+        let final_valid = |i: u32| self.nodes[i as usize].validity.is_ok() && self.finalised(i);
+        let mut heads: Vec<Hash32> = Vec::new();
+        for &i in &self.index.submissions {
+            if let OpKind::SubmitOutput {
+                doc: d,
+                attestation,
+                ..
+            }
+            | OpKind::SubmitNationalReport {
+                doc: d,
+                attestation,
+                ..
+            } = self.nodes[i as usize].op.kind()
+            {
+                if d == doc && final_valid(i) {
+                    heads.extend(attestation.heads.iter().copied());
+                }
+            }
+        }
+        for &i in self.index.approvals.get(&OpId(doc.0)).into_iter().flatten() {
+            if let OpKind::ApproveRecord { record, .. } = self.nodes[i as usize].op.kind() {
+                if final_valid(i) {
+                    heads.extend(record.heads.iter().copied());
+                }
+            }
+        }
+        heads.sort();
+        heads.dedup();
+        heads
     }
 
     /// The authorisation step of the acceptance pipeline, on an envelope whose header and signature are verified
