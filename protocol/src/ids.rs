@@ -180,6 +180,22 @@ impl serde::Serialize for Hash32 {
     }
 }
 
+/// The hasher of every map keyed by ids: SipHash-1-3 with a random key per map (std's `RandomState`).
+///
+/// Ids are SHA-256 outputs, but a peer chooses many of the ids a replica hashes without hashing anything: the
+/// parents an op cites, the ops an envelope cites, what a request names. With an unkeyed hasher (the fold this
+/// replaced was invertible) a peer could compute ids that all land in one bucket, and every insertion then walked
+/// all of them: 3,000 ops parked under colliding parent ids took 94 s with the governance lock held (issue 11,
+/// defect 6). A key the peer does not know makes colliding ids as hard to find as guessing the key.
+///
+/// The key differs from map to map and from run to run, so iteration order is arbitrary: no output may depend on
+/// it (every query sorts, every digest hashes sorted data; `protocol/tests/convergence.rs` compares replicas fed in
+/// different orders, each with its own keys).
+pub type IdBuildHasher = std::collections::hash_map::RandomState;
+
+/// A `HashMap` keyed by ids (or tuples containing them), with [`IdBuildHasher`].
+pub type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,19 +306,3 @@ mod tests {
         assert_eq!(a.to_string()[..60], b.to_string()[..60]);
     }
 }
-
-/// The hasher of every map keyed by ids: SipHash-1-3 with a random key per map (std's `RandomState`).
-///
-/// Ids are SHA-256 outputs, but a peer chooses many of the ids a replica hashes without hashing anything: the
-/// parents an op cites, the ops an envelope cites, what a request names. With an unkeyed hasher (the fold this
-/// replaced was invertible) a peer could compute ids that all land in one bucket, and every insertion then walked
-/// all of them: 3,000 ops parked under colliding parent ids took 94 s with the governance lock held (issue 11,
-/// defect 6). A key the peer does not know makes colliding ids as hard to find as guessing the key.
-///
-/// The key differs from map to map and from run to run, so iteration order is arbitrary: no output may depend on
-/// it (every query sorts, every digest hashes sorted data; `protocol/tests/convergence.rs` compares replicas fed in
-/// different orders, each with its own keys).
-pub type IdBuildHasher = std::collections::hash_map::RandomState;
-
-/// A `HashMap` keyed by ids (or tuples containing them), with [`IdBuildHasher`].
-pub type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
