@@ -604,8 +604,10 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_organisation_bound() {
     let mut f = federation();
     let (attacker, honest) = (peer(66), peer(1));
     // Quotas are per organisation: the peers are bound to theirs (Acme floods, APC is honest).
-    bind(&mut f, f.acme, &attacker);
-    bind(&mut f, f.apc, &honest);
+    let acme = f.acme;
+    bind(&mut f.w, acme, &attacker);
+    let apc = f.apc;
+    bind(&mut f.w, apc, &honest);
     let mut b = engine(&f.w, f.kenya);
     let flood = orphans(&f, f.acme, 300);
     let mut parked = 0;
@@ -664,8 +666,8 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_organisation_bound() {
 }
 
 /// `org` binds `p` (a `BindNode` op in the fixture's replica).
-fn bind(f: &mut Fed, org: usize, p: &Peer) {
-    f.w.op(
+fn bind(w: &mut World, org: usize, p: &Peer) {
+    w.op(
         org,
         OpKind::BindNode {
             peer_id: p.as_bytes().to_vec(),
@@ -683,10 +685,12 @@ fn case_8b_one_organisation_with_many_peer_ids_cannot_fill_the_parking_pool() {
     let mut f = federation();
     let peers: Vec<Peer> = (100..116).map(peer).collect();
     for p in &peers {
-        bind(&mut f, f.acme, p);
+        let acme = f.acme;
+        bind(&mut f.w, acme, p);
     }
     let honest = peer(1);
-    bind(&mut f, f.apc, &honest);
+    let apc = f.apc;
+    bind(&mut f.w, apc, &honest);
     let bound = peers
         .iter()
         .filter(|p| f.w.gov.bound_orgs(p.as_bytes()) == vec![f.w.id(f.acme)])
