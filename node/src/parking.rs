@@ -84,6 +84,13 @@ pub(crate) struct Entry<O, P, W, V> {
     pub(crate) value: V,
 }
 
+/// Entries that left by expiry, with their keys, oldest first.
+pub(crate) type Expired<O, P, K, W, V> = Vec<(K, Entry<O, P, W, V>)>;
+
+/// What [`Parking::park`] did: parked (or already parked) or refused, with what expired first either way.
+pub(crate) type ParkResult<O, P, K, W, V> =
+    Result<Expired<O, P, K, W, V>, (Refusal, Expired<O, P, K, W, V>)>;
+
 /// Entries of type `V` keyed by `K`, charged to owners `O`, sent by peers `P`, waiting for keys `W`; bounded by
 /// [`Bounds`].
 #[derive(Debug)]
@@ -145,7 +152,7 @@ where
     }
 
     /// Drops the entries parked longer than the ttl before `now`, oldest first, and returns them.
-    pub(crate) fn expire(&mut self, now: Instant) -> Vec<(K, Entry<O, P, W, V>)> {
+    pub(crate) fn expire(&mut self, now: Instant) -> Expired<O, P, K, W, V> {
         let mut gone = Vec::new();
         while let Some((_, key)) = self.arrivals.first_key_value() {
             let expired = self
@@ -183,7 +190,7 @@ where
         value: V,
         now: Instant,
         expires: bool,
-    ) -> Result<Vec<(K, Entry<O, P, W, V>)>, (Refusal, Vec<(K, Entry<O, P, W, V>)>)> {
+    ) -> ParkResult<O, P, K, W, V> {
         let expired = self.expire(now);
         if self.entries.contains_key(&key) {
             return Ok(expired);
