@@ -126,11 +126,13 @@
 //!
 //! Peer bytes are never given to `receive_sync_message`, `load_incremental` or `merge`.
 //!
-//! Parked envelopes are held in a buffer bounded per peer ([`ParkingLimits`]: 256 envelopes or 16 MiB by default)
-//! and in total; past the peer's bound a new envelope is **refused** ([`ReceiveError::ParkingFull`]) and the
-//! caller should penalise the peer; with the whole buffer full it is refused too ([`ReceiveError::ParkingBusy`]),
-//! but that is not the peer's fault ([`ReceiveError::penalises`]). Nothing already parked is evicted, so a flooding
-//! peer cannot push out what honest peers sent; governance ops parked at the node follow the same rule (one
+//! Parked envelopes are held in a buffer bounded per organisation ([`ParkingLimits`]: 256 envelopes or 16 MiB by
+//! default, charged to the organisation the sending peer is bound to, so its peer ids share it) and in total; past
+//! the organisation's bound a new envelope is **refused** ([`ReceiveError::ParkingFull`]) and the caller should
+//! penalise the peer; past the quota that unbound peers share, or with the whole buffer full, it is refused too
+//! ([`ReceiveError::ParkingBusy`]), but that is not the peer's fault ([`ReceiveError::penalises`]). Nothing already
+//! parked is evicted for a newcomer, so a flooding peer cannot push out what honest peers sent, and a parked
+//! envelope leaves after [`ParkingLimits::ttl`]; governance ops parked at the node follow the same rule (one
 //! structure for both, `crate::parking`). [`DocumentEngine::forget_peer`] drops what a peer parked.
 //!
 //! # Panic firewall

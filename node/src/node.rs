@@ -90,12 +90,6 @@ const MAX_CONCURRENT_SYNCS: usize = 8;
 const MAX_PARKED_PER_PUSH: usize = 8;
 /// Peers remembered as introduced at most (past it, identities are pushed again, which is harmless).
 const MAX_INTRODUCED_PEERS: usize = 4_096;
-/// Governance ops one peer may have waiting for missing parents here; past it, its newcomers are refused (evicted
-/// from the replica at once) and it is penalised (catalogue case 8; the rule is [`crate::parking`]'s). Honest
-/// peers send parents first, so they park only during a partial sync.
-const MAX_PARKED_OPS_PER_PEER: usize = 256;
-/// Peers whose parked ops are tracked at once (past it, a new peer's orphans are refused, without a penalty).
-const MAX_PARKING_PEERS: usize = 4_096;
 /// Peers asked per anti-entropy round at most (chosen at random among the connected ones).
 const ANTI_ENTROPY_FANOUT: usize = 4;
 /// How often connected peers are asked for what this node lacks, whatever the gossip said.

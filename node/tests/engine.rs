@@ -600,11 +600,16 @@ fn orphans(f: &Fed, org: usize, n: usize) -> Vec<SignedEnvelope> {
 }
 
 #[test]
-fn case_8_an_orphan_flood_is_refused_past_the_per_peer_bound() {
-    let f = federation();
+fn case_8_an_orphan_flood_is_refused_past_the_per_organisation_bound() {
+    let mut f = federation();
+    let (attacker, honest) = (peer(66), peer(1));
+    // Quotas are per organisation: the peers are bound to theirs (Acme floods, APC is honest).
+    let acme = f.acme;
+    bind(&mut f.w, acme, &attacker);
+    let apc = f.apc;
+    bind(&mut f.w, apc, &honest);
     let mut b = engine(&f.w, f.kenya);
     let flood = orphans(&f, f.acme, 300);
-    let (attacker, honest) = (peer(66), peer(1));
     let mut parked = 0;
     let mut refused = 0;
     for env in &flood {
@@ -634,7 +639,7 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_peer_bound() {
 
     // The byte bound applies as well.
     let mut small = engine(&f.w, f.kenya).with_parking_limits(ParkingLimits {
-        per_peer_bytes: 3 * flood[0].bytes().len(),
+        per_org_bytes: 3 * flood[0].bytes().len(),
         ..ParkingLimits::default()
     });
     let outcomes: Vec<bool> = flood[..4]
@@ -658,6 +663,68 @@ fn case_8_an_orphan_flood_is_refused_past_the_per_peer_bound() {
     assert!(matches!(e, ReceiveError::ParkingBusy) && !e.penalises());
     assert_eq!(full.parked_by(&honest).0, 1);
     assert_eq!(full.rejected_count(Reject::ParkingFull), 1);
+}
+
+/// `org` binds `p` (a `BindNode` op in the fixture's replica).
+fn bind(w: &mut World, org: usize, p: &Peer) {
+    w.op(
+        org,
+        OpKind::BindNode {
+            peer_id: p.as_bytes().to_vec(),
+        },
+    );
+}
+
+/// Catalogue (issue 14, defect 6): one organisation with sixteen peer ids, each flooding 256 envelopes that can
+/// never be released, used to fill all 4,096 slots; then an honest envelope was refused and its sender blamed.
+/// Now its peer ids share its one quota (and only `MAX_BINDINGS_PER_ORG` of them are bound: the rest share the
+/// quota of unattributed peers), so the pool keeps room, the honest envelope parks, and no refusal of a shared or
+/// full quota blames anyone.
+#[test]
+fn case_8b_one_organisation_with_many_peer_ids_cannot_fill_the_parking_pool() {
+    let mut f = federation();
+    let peers: Vec<Peer> = (100..116).map(peer).collect();
+    for p in &peers {
+        let acme = f.acme;
+        bind(&mut f.w, acme, p);
+    }
+    let honest = peer(1);
+    let apc = f.apc;
+    bind(&mut f.w, apc, &honest);
+    let bound = peers
+        .iter()
+        .filter(|p| f.w.gov.bound_orgs(p.as_bytes()) == vec![f.w.id(f.acme)])
+        .count();
+    assert_eq!(bound, wsis_protocol::limits::MAX_BINDINGS_PER_ORG);
+    let mut b = engine(&f.w, f.kenya);
+    let flood = orphans(&f, f.acme, 16 * 256);
+    let (mut parked, mut blamed, mut unblamed) = (0, 0, 0);
+    for (i, env) in flood.iter().enumerate() {
+        match b.receive(&f.w.gov, &peers[i / 256], env.bytes()) {
+            Ok(Received::Parked(_)) => parked += 1,
+            Err(e @ ReceiveError::ParkingFull { .. }) => {
+                assert!(e.penalises());
+                blamed += 1
+            }
+            Err(e @ ReceiveError::ParkingBusy) => {
+                assert!(!e.penalises());
+                unblamed += 1
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    println!("16 peer ids × 256 orphans: {parked} parked, {blamed} refused past Acme's quota, {unblamed} past the shared one");
+    // Acme's quota, and the shared quota of the peers it could not bind.
+    assert_eq!(parked, 2 * 256);
+    assert_eq!(b.parked_for(&f.w.id(f.acme)).0, 256);
+    assert_eq!(blamed, 8 * 256 - 256);
+    assert_eq!(unblamed, 8 * 256 - 256);
+    let mine = orphans(&f, f.apc, 1);
+    assert!(matches!(
+        b.receive(&f.w.gov, &honest, mine[0].bytes()),
+        Ok(Received::Parked(_))
+    ));
+    assert_eq!(b.parked_by(&honest).0, 1);
 }
 
 #[test]

@@ -27,6 +27,7 @@ mod dag;
 mod eval;
 mod finality;
 mod outcome;
+mod parking;
 mod query;
 mod verified;
 
@@ -43,7 +44,7 @@ pub use verified::{verify_all, VerifiedOp};
 use crate::crypto::PublicKey;
 use crate::ids::IdMap;
 use crate::ids::{FederationId, OpId, OrgId};
-use crate::limits::{MAX_PARENTS, MAX_PARKED_OPS};
+use crate::limits::MAX_PARENTS;
 use crate::op::{Genesis, OpKind, RevocableRole, SignedInception, SignedOp, TeamCode};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -142,14 +143,6 @@ enum StaticEntry {
     Equivocation((u32, u32), OpId, OpId),
 }
 
-/// Parked ops, bounded.
-#[derive(Debug, Clone, Default)]
-struct Parking {
-    ops: IdMap<OpId, VerifiedOp>,
-    /// missing parent → parked ops waiting for it.
-    waiting: IdMap<OpId, Vec<OpId>>,
-}
-
 /// A replica of one federation's governance: the DAG and its replayed state.
 ///
 /// A node judges its own op with [`Governance::check`] (the insertion's checks and evaluation, without inserting)
@@ -166,7 +159,7 @@ pub struct Governance {
     pub(crate) inception_op: IdMap<OrgId, u32>,
     by_author_seq: IdMap<(u32, u32), Vec<u32>>,
     heads: BTreeSet<OpId>,
-    parking: Parking,
+    parking: parking::Parking,
     pub(crate) statics: Static,
     pub(crate) facts: Facts,
     pub(crate) index: Index,
@@ -213,7 +206,7 @@ impl Governance {
             inception_op: IdMap::default(),
             by_author_seq: IdMap::default(),
             heads: BTreeSet::new(),
-            parking: Parking::default(),
+            parking: parking::Parking::default(),
             statics: Static::default(),
             facts: Facts::default(),
             index: Index::default(),
@@ -276,24 +269,6 @@ impl Governance {
         self.nodes.is_empty()
     }
 
-    /// Ops waiting for missing parents.
-    pub fn parked_len(&self) -> usize {
-        self.parking.ops.len()
-    }
-
-    /// Parents that parked ops wait for and that this replica does not have: what to fetch by id.
-    pub fn missing(&self) -> Vec<OpId> {
-        let mut v: Vec<OpId> = self
-            .parking
-            .waiting
-            .keys()
-            .filter(|id| !self.by_id.contains_key(id))
-            .copied()
-            .collect();
-        v.sort();
-        v
-    }
-
     /// The current heads (ops no other op cites), sorted.
     pub fn heads(&self) -> Vec<OpId> {
         self.heads.iter().copied().collect()
@@ -315,33 +290,6 @@ impl Governance {
     /// All ops in a topological order (every op after its parents).
     pub fn ops(&self) -> impl Iterator<Item = &SignedOp> {
         self.nodes.iter().map(|n| &n.op)
-    }
-
-    /// Whether `id` waits in the parking area for missing parents.
-    pub fn is_parked(&self, id: &OpId) -> bool {
-        self.parking.ops.contains_key(id)
-    }
-
-    /// Drops parked ops (an orphan flood's, or a banned peer's; catalogue case 8): they leave the parking area and
-    /// the lists of ops waiting for their parents. Returns how many were parked. An honest op dropped here is
-    /// fetched again by the next sync, in order.
-    pub fn evict_parked(&mut self, ids: &[OpId]) -> usize {
-        let mut evicted = 0;
-        for id in ids {
-            let Some(op) = self.parking.ops.remove(id) else {
-                continue;
-            };
-            evicted += 1;
-            for parent in op.op().parents() {
-                if let Some(waiting) = self.parking.waiting.get_mut(parent) {
-                    waiting.retain(|w| w != id);
-                    if waiting.is_empty() {
-                        self.parking.waiting.remove(parent);
-                    }
-                }
-            }
-        }
-        evicted
     }
 
     /// Re-evaluates every op from scratch. Insertion keeps the state equal to this at all times; the node calls it
@@ -369,7 +317,7 @@ impl Governance {
     /// Inserts a verified op: structural checks, parking if parents are missing, evaluation.
     pub fn insert(&mut self, op: VerifiedOp) -> Result<Inserted, InsertError> {
         let id = op.op().id();
-        if self.by_id.contains_key(&id) || self.parking.ops.contains_key(&id) {
+        if self.by_id.contains_key(&id) || self.parking.contains(&id) {
             return Ok(Inserted::Duplicate);
         }
         self.precheck(op.op())?;
@@ -381,42 +329,14 @@ impl Governance {
             .copied()
             .collect();
         if !missing.is_empty() {
-            if self.parking.ops.len() >= MAX_PARKED_OPS {
-                return Err(InsertError::ParkingFull);
-            }
-            for m in &missing {
-                self.parking.waiting.entry(*m).or_default().push(id);
-            }
-            self.parking.ops.insert(id, op);
+            // Refused without parking unless the author and its key are known (see `gov/parking.rs`).
+            self.park(op, &missing)?;
             return Ok(Inserted::Parked { missing });
         }
         let mut recompute = false;
         let valid = self.attach(op, &mut recompute)?;
         // Release parked descendants whose parents are now all present.
-        let mut released = Vec::new();
-        let mut ready = vec![id];
-        while let Some(parent) = ready.pop() {
-            let Some(children) = self.parking.waiting.remove(&parent) else {
-                continue;
-            };
-            for child in children {
-                let all_present =
-                    self.parking.ops.get(&child).is_some_and(|c| {
-                        c.op().parents().iter().all(|p| self.by_id.contains_key(p))
-                    });
-                if !all_present {
-                    continue;
-                }
-                let Some(c) = self.parking.ops.remove(&child) else {
-                    continue;
-                };
-                // A parked op that now fails the structural checks (e.g. the chain rule) is dropped.
-                if self.attach(c, &mut recompute).is_ok() {
-                    released.push(child);
-                    ready.push(child);
-                }
-            }
-        }
+        let released = self.release_parked(id, &mut recompute);
         if recompute {
             self.recompute();
         }

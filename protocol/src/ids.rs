@@ -180,6 +180,22 @@ impl serde::Serialize for Hash32 {
     }
 }
 
+/// The hasher of every map keyed by ids: SipHash-1-3 with a random key per map (std's `RandomState`).
+///
+/// Ids are SHA-256 outputs, but a peer chooses many of the ids a replica hashes without hashing anything: the
+/// parents an op cites, the ops an envelope cites, what a request names. With an unkeyed hasher (the fold this
+/// replaced was invertible) a peer could compute ids that all land in one bucket, and every insertion then walked
+/// all of them: 3,000 ops parked under colliding parent ids took 94 s with the governance lock held (issue 11,
+/// defect 6). A key the peer does not know makes colliding ids as hard to find as guessing the key.
+///
+/// The key differs from map to map and from run to run, so iteration order is arbitrary: no output may depend on
+/// it (every query sorts, every digest hashes sorted data; `protocol/tests/convergence.rs` compares replicas fed in
+/// different orders, each with its own keys).
+pub type IdBuildHasher = std::collections::hash_map::RandomState;
+
+/// A `HashMap` keyed by ids (or tuples containing them), with [`IdBuildHasher`].
+pub type IdMap<K, V> = std::collections::HashMap<K, V, IdBuildHasher>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +230,73 @@ mod tests {
         );
     }
 
+    /// The unkeyed fold that `IdMap` used before (issue 11, defect 6), fed the way `#[derive(Hash)]` feeds a
+    /// `[u8; 32]`: the length prefix, then the bytes.
+    fn unkeyed_fold(id: &[u8; 32]) -> u64 {
+        const C: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = 0u64;
+        let mut step = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(C);
+        step(32);
+        for chunk in id.chunks(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            step(u64::from_le_bytes(b));
+        }
+        h
+    }
+
+    /// Ids a peer computes to all collide under the unkeyed fold (it is invertible: pick three words, solve the
+    /// fourth for a fixed output).
+    fn colliding_ids(n: usize) -> Vec<[u8; 32]> {
+        const C: u64 = 0x517c_c1b7_2722_0a95;
+        // The inverse of C modulo 2^64 (Newton's iteration; C is odd).
+        let mut inv: u64 = 1;
+        for _ in 0..6 {
+            inv = inv.wrapping_mul(2u64.wrapping_sub(C.wrapping_mul(inv)));
+        }
+        let target = 0x0123_4567_89ab_cdefu64;
+        (0..n as u64)
+            .map(|i| {
+                let mut h = 0u64;
+                let mut step = |w: u64| h = (h.rotate_left(5) ^ w).wrapping_mul(C);
+                step(32);
+                let words = [i, !i, i.wrapping_mul(3)];
+                for w in words {
+                    step(w);
+                }
+                let last = target.wrapping_mul(inv) ^ h.rotate_left(5);
+                let mut id = [0u8; 32];
+                for (k, w) in words.iter().chain([&last]).enumerate() {
+                    id[k * 8..k * 8 + 8].copy_from_slice(&w.to_le_bytes());
+                }
+                id
+            })
+            .collect()
+    }
+
+    /// Catalogue (issue 11, defect 6): ids crafted to collide under the old unkeyed hasher are spread by the keyed
+    /// one, so a map of them costs one probe per lookup, not a walk over all of them.
+    #[test]
+    fn ids_crafted_to_collide_unkeyed_do_not_collide_keyed() {
+        use std::hash::BuildHasher;
+        let ids = colliding_ids(3_000);
+        assert!(
+            ids.iter()
+                .all(|id| unkeyed_fold(id) == unkeyed_fold(&ids[0])),
+            "the attack: every crafted id has the same unkeyed hash"
+        );
+        let distinct: std::collections::BTreeSet<[u8; 32]> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), ids.len());
+        let keyed = IdBuildHasher::default();
+        let hashes: std::collections::BTreeSet<u64> =
+            ids.iter().map(|id| keyed.hash_one(OpId(*id))).collect();
+        // 3,000 random 64-bit values collide with probability about 2^-41.
+        assert_eq!(hashes.len(), ids.len(), "keyed hashes are all distinct");
+        // Two maps (two replicas) have different keys: nothing may depend on one map's order.
+        let other = IdBuildHasher::default();
+        assert_ne!(keyed.hash_one(OpId(ids[0])), other.hash_one(OpId(ids[0])));
+    }
+
     #[test]
     fn ids_differing_only_in_the_last_byte_are_different() {
         let a = OrgId([7; 32]);
@@ -223,27 +306,3 @@ mod tests {
         assert_eq!(a.to_string()[..60], b.to_string()[..60]);
     }
 }
-
-/// A hasher for maps keyed by our ids. Ids are SHA-256 outputs, already uniformly distributed, so folding their
-/// bytes is enough and much cheaper than SipHash on the replay's hot path. An attacker cannot aim for collisions
-/// without grinding signatures, and a collision only costs a probe.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-}
-
-/// A `HashMap` keyed by ids (or tuples containing them), with [`IdHasher`].
-pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;

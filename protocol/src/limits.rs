@@ -62,3 +62,14 @@ pub const MAX_BUNDLE_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const MAX_BUNDLE_OPS: usize = 2_000_000;
 /// A relative path in a bundle, and one component of it.
 pub const MAX_BUNDLE_PATH_BYTES: usize = 255;
+
+// Parking and bindings (issue 11 defect 6, issue 14 defect 6): what a flooder of parked items can hold. The node's
+// per-organisation quotas and time expiry are below these backstops (`node/src/parking.rs`).
+
+/// Attempts to park (refused ones included) after which an op still waiting for its parents expires from the
+/// replica's parking area ([`MAX_PARKED_OPS`] bounds it in size). A logical clock, so replicas fed the same ops
+/// drop the same ones; a dropped op is fetched again by the next sync.
+pub const PARKED_OP_TTL_PARKS: u64 = 2 * MAX_PARKED_OPS as u64;
+/// Peer ids one organisation may bind: a `BindNode` whose author already has this many valid bindings in its
+/// history is invalid (peer ids cost nothing, so an organisation must not multiply its share of per-peer buffers).
+pub const MAX_BINDINGS_PER_ORG: usize = 8;

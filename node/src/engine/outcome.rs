@@ -177,7 +177,8 @@ pub struct EngineStats {
     pub parked_bytes: usize,
     /// Envelopes refused by the parking buffer (a peer past its quota, or the buffer full).
     pub parking_refused: u64,
-    /// Parked envelopes dropped with the peer that sent them ([`DocumentEngine::forget_peer`](super::DocumentEngine::forget_peer)).
+    /// Parked envelopes dropped with the peer that sent them ([`DocumentEngine::forget_peer`](super::DocumentEngine::forget_peer)),
+    /// or because they waited longer than [`ParkingLimits::ttl`](super::ParkingLimits::ttl).
     pub parking_dropped: u64,
     pub quarantined_changes: usize,
     pub equivocations: usize,

@@ -284,9 +284,14 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         self.parking.slots.len()
     }
 
-    /// Envelopes `peer` has parked, and their bytes.
+    /// Envelopes `peer` sent that are parked, and their bytes.
     pub fn parked_by(&self, peer: &Peer) -> (usize, usize) {
-        self.parking.slots.usage(peer)
+        self.parking.slots.peer_usage(peer)
+    }
+
+    /// Envelopes parked on the quota of the organisation `org` (all its peer ids together), and their bytes.
+    pub fn parked_for(&self, org: &wsis_protocol::ids::OrgId) -> (usize, usize) {
+        self.parking.slots.usage(&crate::parking::Owner::Org(*org))
     }
 
     /// Change hashes that parked envelopes wait for, sorted: fetch the envelopes that carry them.
@@ -354,7 +359,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             parked_envelopes: self.parking.slots.len(),
             parked_bytes: self.parking.slots.total_bytes(),
             parking_refused: counts.refused_quota + counts.refused_full,
-            parking_dropped: counts.dropped,
+            parking_dropped: counts.dropped + counts.expired,
             signatures: self.signatures,
             duplicates: self.duplicates,
             ..EngineStats::default()

@@ -230,7 +230,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 return Ok(Step::Duplicate);
             }
             Verdict::Wait { env, wait, parked } => {
-                return self.park(env, from, restore, wait, parked)
+                return self.park(gov, env, from, restore, wait, parked)
             }
             Verdict::Acceptable {
                 env,
@@ -384,16 +384,19 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
 
     pub(super) fn park(
         &mut self,
+        gov: &Governance,
         env: Incoming,
         from: &Peer,
         restore: bool,
         wait: Wait,
         parked: Parked,
     ) -> Result<Step, ReceiveError> {
-        match self
-            .parking
-            .park(from, ParkedEnvelope { env, restore, wait })
-        {
+        match self.parking.park(
+            gov,
+            from,
+            ParkedEnvelope { env, restore, wait },
+            std::time::Instant::now(),
+        ) {
             Ok(()) => Ok(Step::Parked(parked)),
             Err(e) => {
                 self.count(e.reason());
@@ -436,7 +439,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                     rebuilt: r,
                     hashes,
                     ..
-                }) = self.admit(gov, p.value.env, &p.owner, p.value.restore)
+                }) = self.admit(gov, p.value.env, &p.peer, p.value.restore)
                 {
                     released += 1;
                     applied += a;

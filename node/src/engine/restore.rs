@@ -154,7 +154,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             let Some(p) = self.parking.remove(&id) else {
                 continue;
             };
-            match self.admit(gov, p.value.env, &p.owner, p.value.restore) {
+            match self.admit(gov, p.value.env, &p.peer, p.value.restore) {
                 Ok(Step::Accepted { hashes, .. }) => {
                     report.released += 1;
                     let (released, _, _) = self.release(gov, hashes);

@@ -171,35 +171,54 @@ fn parked(salt: [u8; 16], cs: &[Change], i: usize, wait: Wait) -> ParkedEnvelope
     }
 }
 
+/// A governance state binding peer `x` to one organisation, `y` and `z` to another (the second binds two).
+fn bound() -> (wsis_protocol::fixture::World, Peer, Peer, Peer) {
+    use wsis_protocol::op::OpKind;
+    let mut w = wsis_protocol::fixture::World::wsis();
+    let (x, y, z) = (Peer::new(b"x"), Peer::new(b"y"), Peer::new(b"z"));
+    for (org, p) in [(0, &x), (1, &y), (1, &z)] {
+        w.op(
+            org,
+            OpKind::BindNode {
+                peer_id: p.as_bytes().to_vec(),
+            },
+        );
+    }
+    (w, x, y, z)
+}
+
 #[test]
-fn parking_accounts_per_peer_and_releases_its_quota_on_removal() {
+fn parking_accounts_per_organisation_and_releases_its_quota_on_removal() {
     let salt = [7; 16];
     let cs = changes(salt, 3);
     let mut p = Parking {
         limits: ParkingLimits {
-            per_peer_envelopes: 2,
+            per_org_envelopes: 2,
             ..ParkingLimits::default()
         },
         ..Parking::default()
     };
-    let (x, y) = (Peer::new(b"x"), Peer::new(b"y"));
+    let (w, x, y, z) = bound();
+    let now = std::time::Instant::now();
     let env = |i: usize, h: usize| parked(salt, &cs, i, Wait::Changes(vec![cs[h].hash()]));
-    p.park(&x, env(1, 0)).unwrap();
-    p.park(&x, env(2, 1)).unwrap();
+    p.park(&w.gov, &y, env(1, 0), now).unwrap();
+    p.park(&w.gov, &z, env(2, 1), now).unwrap();
+    // `z` is another peer id of `y`'s organisation: it shares the quota.
     assert!(matches!(
-        p.park(&x, env(0, 0)),
+        p.park(&w.gov, &z, env(0, 0), now),
         Err(ReceiveError::ParkingFull { envelopes: 2, .. })
     ));
     let governance = Wait::Governance(vec![OpId([2; 32])]);
-    p.park(&y, parked(salt, &cs, 0, governance)).unwrap();
+    p.park(&w.gov, &x, parked(salt, &cs, 0, governance), now)
+        .unwrap();
     let id = env(1, 0).env.header().id();
     assert!(p.remove(&id).is_some());
     assert!(
         p.slots.awaited().all(|h| *h != cs[0].hash()),
         "index entries go with it"
     );
-    assert_eq!(p.slots.usage(&x).0, 1);
-    p.park(&x, env(1, 0)).unwrap();
+    assert_eq!(p.slots.peer_usage(&y).0, 0);
+    p.park(&w.gov, &y, env(1, 0), now).unwrap();
     assert_eq!(p.slots.len(), 3);
     assert_eq!(
         p.slots.total_bytes(),
@@ -216,13 +235,41 @@ fn a_full_parking_buffer_refuses_the_newcomer_without_blaming_it() {
     let cs = changes(salt, 3);
     let mut p = Parking::default();
     p.limits.total_envelopes = 1;
+    let (w, x, y, _) = bound();
+    let now = std::time::Instant::now();
     let env = |i: usize| parked(salt, &cs, i, Wait::Changes(vec![cs[0].hash()]));
-    p.park(&Peer::new(b"x"), env(1)).unwrap();
-    let e = p.park(&Peer::new(b"y"), env(2)).unwrap_err();
+    p.park(&w.gov, &x, env(1), now).unwrap();
+    let e = p.park(&w.gov, &y, env(2), now).unwrap_err();
     assert!(matches!(e, ReceiveError::ParkingBusy));
     assert_eq!(e.reason(), Some(Reject::ParkingFull));
     assert!(!e.penalises());
     assert_eq!(p.slots.len(), 1, "what was parked stays");
+}
+
+/// Catalogue (issue 14, defect 6): peers bound to no organisation share one quota, and a refusal from it blames
+/// none of them; an envelope parked longer than the ttl leaves, and its room is free again.
+#[test]
+fn unattributed_peers_share_one_quota_without_blame_and_parked_envelopes_expire() {
+    let salt = [9; 16];
+    let cs = changes(salt, 4);
+    let mut p = Parking {
+        limits: ParkingLimits {
+            per_org_envelopes: 2,
+            ..ParkingLimits::default()
+        },
+        ..Parking::default()
+    };
+    let w = wsis_protocol::fixture::World::wsis();
+    let now = std::time::Instant::now();
+    let env = |i: usize| parked(salt, &cs, i, Wait::Changes(vec![cs[0].hash()]));
+    p.park(&w.gov, &Peer::new(b"s1"), env(1), now).unwrap();
+    p.park(&w.gov, &Peer::new(b"s2"), env(2), now).unwrap();
+    let e = p.park(&w.gov, &Peer::new(b"s3"), env(3), now).unwrap_err();
+    assert!(matches!(e, ReceiveError::ParkingBusy) && !e.penalises());
+    let later = now + p.limits.ttl + std::time::Duration::from_secs(1);
+    p.park(&w.gov, &Peer::new(b"s3"), env(3), later).unwrap();
+    assert_eq!(p.slots.len(), 1, "the two old ones expired");
+    assert_eq!(p.slots.counts().expired, 2);
 }
 
 /// A document at `MAX_DOCUMENT_OPS` (what the offline verifier loads at most) takes no more ops: an envelope

@@ -17,6 +17,11 @@
 //! little against a determined attacker and shuts an honest peer out for good after a bad hour. A bounded ban
 //! (at most a day) and a bounded ban list ([`super::MAX_BANNED_PEERS`]) keep memory and mistakes bounded.
 //!
+//! What is never penalised: a refusal about this node's own buffers rather than the item — a full parking pool, the
+//! parking quota that all unbound peers share, an op whose author this node does not know yet (issue 11 and 14,
+//! defect 6; `crate::parking`). Peer ids cost nothing, so such a pool can be full of someone else's items: blaming
+//! the peer that hit it would let a flooder get honest peers banned.
+//!
 //! The functions take the current [`Instant`] as an argument, so the rules are tested without sleeping.
 
 use std::time::{Duration, Instant};

@@ -6,7 +6,6 @@
 
 use super::*;
 use crate::engine::ReceiveError;
-use crate::parking::Refusal;
 use wsis_protocol::ids::EnvelopeId;
 
 impl Node {
@@ -49,25 +48,15 @@ impl Node {
                     continue;
                 }
             }
-            if let (Ok(Inserted::Parked { missing }), Ok(op)) = (&result, SignedOp::decode(&bytes))
-            {
-                let refusal = self
-                    .inner
-                    .parked_by
-                    .lock()
-                    .map(|mut l| {
-                        l.record(peer, op.id(), bytes.len(), missing.clone(), |o| {
-                            gov.is_parked(o)
-                        })
-                    })
-                    .ok()
-                    .and_then(Result::err);
-                if let Some(r) = refusal {
-                    parking_refused += 1;
-                    if matches!(r, Refusal::Quota { .. }) {
-                        over_quota += 1;
-                    }
-                    evicted += gov.evict_parked(&[op.id()]);
+            if let Ok(Inserted::Parked { missing }) = &result {
+                // Charged to the sender's organisation; refused past its quota (blamed) or with the ledger full
+                // (not blamed), and evicted then (see `parked_ops`).
+                if let Ok(mut l) = self.inner.parked_by.lock() {
+                    let now = std::time::Instant::now();
+                    let r = l.record(&mut gov, peer, id, bytes.len(), missing.clone(), now);
+                    evicted += r.evicted;
+                    parking_refused += usize::from(r.refused.is_some());
+                    over_quota += usize::from(r.blame);
                 }
             }
             if let Ok(Inserted::Applied { released, .. }) = &result {
@@ -92,17 +81,18 @@ impl Node {
                 Err(e) => {
                     refused += 1;
                     tracing::info!(%peer, error = %e, "refused an op from a peer");
-                    // A full parking area is about this node's state, not the op: it may enter later.
-                    if !matches!(e, InsertError::ParkingFull) {
+                    // A full parking area or an author not known yet is about this node's state, not the op: it
+                    // may enter later, and its sender is not to blame (issue 11, defect 6).
+                    if !e.is_transient() {
                         if let Ok(mut r) = self.inner.refused_ops.lock() {
                             r.remember(id, peer, &e.to_string());
                         }
+                        let _ = self
+                            .inner
+                            .net
+                            .penalise(peer, format!("refused op: {e}"))
+                            .await;
                     }
-                    let _ = self
-                        .inner
-                        .net
-                        .penalise(peer, format!("refused op: {e}"))
-                        .await;
                 }
             }
             for op in to_store {

@@ -2,9 +2,8 @@
 //! [`Governance::insert`] would, on a temporary node that is taken out again, so a node can refuse a command whose
 //! op the replay would refuse or mark invalid before it signs anything durable, without copying its replica.
 
-use super::{CheckError, Governance, InsertError, Inserted, Validity, VerifiedOp};
+use super::{CheckError, Governance, Inserted, Validity, VerifiedOp};
 use crate::ids::OpId;
-use crate::limits::MAX_PARKED_OPS;
 use crate::op::OpKind;
 
 impl Governance {
@@ -30,17 +29,17 @@ impl Governance {
             .filter(|p| !self.by_id.contains_key(p))
             .copied()
             .collect();
-        if self.parking.ops.contains_key(&id) {
+        if self.parking.contains(&id) {
             return Err(CheckError::Parked { missing });
         }
         self.precheck(signed)?;
         if !missing.is_empty() {
-            if self.parking.ops.len() >= MAX_PARKED_OPS {
-                return Err(InsertError::ParkingFull.into());
+            if let Some(refused) = self.park_refusal(signed) {
+                return Err(refused.into());
             }
             return Err(CheckError::Parked { missing });
         }
-        if self.parking.waiting.contains_key(&id) {
+        if self.parking.is_awaited(&id) {
             return self.check_on_copy(op);
         }
         let vc = self.place(signed)?;

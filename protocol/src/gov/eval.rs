@@ -13,6 +13,7 @@
 
 use super::{Governance, Invalid, MotionEntry, Node, Validity};
 use crate::ids::{DocId, OpId, OrgId};
+use crate::limits::MAX_BINDINGS_PER_ORG;
 use crate::op::{
     DocKind, MeetingKind, MotionKind, OpKind, RevocableRole, SignedOp, StakeholderType, TeamCode,
 };
@@ -353,6 +354,16 @@ impl Governance {
         Ok(scope)
     }
 
+    /// Valid `BindNode` ops of `org` in the history of node `idx`, `idx` excluded (the author's ops form one
+    /// chain, so this is every binding it made before; issue 14, defect 6).
+    fn bindings_before(&self, org: &OrgId, idx: u32) -> usize {
+        self.index
+            .bindings
+            .iter()
+            .filter(|&&b| b != idx && self.le(b, idx) && self.nodes[b as usize].op.author() == *org)
+            .count()
+    }
+
     fn require(&self, cond: bool, why: Invalid) -> Validity {
         if cond {
             Ok(())
@@ -444,7 +455,10 @@ impl Governance {
                 self.require(!self.fed.secretariat.contains(org), Invalid::NotApplicable)?;
                 self.require(self.org_known_at(org, &at), Invalid::UnknownOrg)
             }
-            OpKind::BindNode { .. } => Ok(()),
+            OpKind::BindNode { .. } => self.require(
+                self.bindings_before(&o, idx) < MAX_BINDINGS_PER_ORG,
+                Invalid::TooManyBindings,
+            ),
             OpKind::JoinTeam { team } => {
                 self.team_known(team)?;
                 self.require_member(&o, &at)

@@ -29,11 +29,21 @@ pub enum InsertError {
     BadParents,
     #[error("the parking area is full ({MAX_PARKED_OPS} ops wait for missing parents)")]
     ParkingFull,
+    /// Its parents are missing and so is its author's inception: not parked (it may enter once the inception is
+    /// here). Like [`InsertError::ParkingFull`], about this replica's state rather than the op.
+    #[error("the op's parents are missing and its author is unknown here: not parked")]
+    UnknownAuthor,
     #[error(transparent)]
     Op(#[from] OpError),
 }
 
 impl InsertError {
+    /// A refusal about this replica's state (a full parking area, an author not known yet), not about the op: the
+    /// op may enter later, so its sender is not blamed and the refusal is not remembered.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, InsertError::ParkingFull | InsertError::UnknownAuthor)
+    }
+
     /// A stable machine code for the refusal (kebab-case), as the local API returns it.
     pub fn code(&self) -> &'static str {
         match self {
@@ -45,6 +55,7 @@ impl InsertError {
             InsertError::SeqOutOfRange => "seq-out-of-range",
             InsertError::BadParents => "bad-parents",
             InsertError::ParkingFull => "parking-full",
+            InsertError::UnknownAuthor => "unknown-author",
             InsertError::Op(e) => e.code(),
         }
     }
@@ -136,11 +147,13 @@ pub enum Invalid {
     BadEvidence,
     /// The op targets something that cannot have it (e.g. revoking a secretariat's membership).
     NotApplicable,
+    /// A `BindNode` whose author already has `MAX_BINDINGS_PER_ORG` valid bindings in its history.
+    TooManyBindings,
 }
 
 impl Invalid {
     /// Every reason, in declaration order (for tests and documentation).
-    pub const ALL: [Invalid; 21] = [
+    pub const ALL: [Invalid; 22] = [
         Invalid::Equivocation,
         Invalid::NotMember,
         Invalid::NotSecretariat,
@@ -162,6 +175,7 @@ impl Invalid {
         Invalid::Duplicate,
         Invalid::BadEvidence,
         Invalid::NotApplicable,
+        Invalid::TooManyBindings,
     ];
 
     /// The digest's code for this reason (0 is a valid op). Part of the state digest: never renumber.
@@ -194,6 +208,7 @@ impl Invalid {
             Invalid::Duplicate => "duplicate",
             Invalid::BadEvidence => "bad-evidence",
             Invalid::NotApplicable => "not-applicable",
+            Invalid::TooManyBindings => "too-many-bindings",
         }
     }
 
@@ -225,6 +240,7 @@ impl Invalid {
             Invalid::Duplicate => "already done",
             Invalid::BadEvidence => "the evidence does not show two conflicting ops by one key",
             Invalid::NotApplicable => "the op does not apply to its target",
+            Invalid::TooManyBindings => "the organisation has bound as many peer ids as it may",
         }
     }
 }
