@@ -136,11 +136,13 @@ pub enum Invalid {
     BadEvidence,
     /// The op targets something that cannot have it (e.g. revoking a secretariat's membership).
     NotApplicable,
+    /// The author already created `MAX_DOCS_PER_ORG` documents in the op's history.
+    DocumentBudget,
 }
 
 impl Invalid {
     /// Every reason, in declaration order (for tests and documentation).
-    pub const ALL: [Invalid; 21] = [
+    pub const ALL: [Invalid; 22] = [
         Invalid::Equivocation,
         Invalid::NotMember,
         Invalid::NotSecretariat,
@@ -162,6 +164,7 @@ impl Invalid {
         Invalid::Duplicate,
         Invalid::BadEvidence,
         Invalid::NotApplicable,
+        Invalid::DocumentBudget,
     ];
 
     /// The digest's code for this reason (0 is a valid op). Part of the state digest: never renumber.
@@ -194,6 +197,7 @@ impl Invalid {
             Invalid::Duplicate => "duplicate",
             Invalid::BadEvidence => "bad-evidence",
             Invalid::NotApplicable => "not-applicable",
+            Invalid::DocumentBudget => "document-budget",
         }
     }
 
@@ -225,6 +229,7 @@ impl Invalid {
             Invalid::Duplicate => "already done",
             Invalid::BadEvidence => "the evidence does not show two conflicting ops by one key",
             Invalid::NotApplicable => "the op does not apply to its target",
+            Invalid::DocumentBudget => "the author has created as many documents as it may",
         }
     }
 }
