@@ -182,7 +182,7 @@ pub use outcome::{
     Revalidation,
 };
 pub use parking::ParkingLimits;
-pub use quota::{AuthorQuota, QuotaExceeded, QuotaKind, Usage};
+pub use quota::{AuthorQuota, QuotaExceeded, QuotaKind, QuotaLimits, Usage};
 pub use sink::{EnvelopeSink, MemorySink};
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 
@@ -259,6 +259,15 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Replaces the parking bounds (the defaults are [`ParkingLimits::default`]).
     pub fn with_parking_limits(mut self, limits: ParkingLimits) -> Self {
         self.parking.limits = limits;
+        self
+    }
+
+    /// Replaces the quotas (the protocol's by default): for tests only, which reach a count limit this way
+    /// without sending sixteen thousand envelopes. A node must keep the protocol's, or it refuses what its peers
+    /// store (or stores what they refuse).
+    #[doc(hidden)]
+    pub fn with_quota_limits(mut self, limits: QuotaLimits) -> Self {
+        self.quotas.limits = limits;
         self
     }
 

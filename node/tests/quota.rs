@@ -7,15 +7,14 @@ use automerge::transaction::Transactable;
 use automerge::{AutoCommit, Change, ROOT};
 use rand::{Rng, SeedableRng};
 use wsis_node::engine::{
-    DocumentEngine, MemorySink, Peer, PublishError, QuotaKind, ReceiveError, Received, Reject,
+    DocumentEngine, MemorySink, Peer, PublishError, QuotaKind, QuotaLimits, ReceiveError, Received,
+    Reject,
 };
 use wsis_protocol::envelope::{automerge_actor, ChangeEnvelope, SignedEnvelope};
 use wsis_protocol::fixture::World;
 use wsis_protocol::gov::{Invalid, WriteDenied};
 use wsis_protocol::ids::DocId;
-use wsis_protocol::limits::{
-    MAX_AUTHOR_DOC_BYTES, MAX_AUTHOR_DOC_ENVELOPES, MAX_CHANGE_BYTES, MAX_DOCS_PER_ORG,
-};
+use wsis_protocol::limits::{MAX_AUTHOR_DOC_BYTES, MAX_CHANGE_BYTES, MAX_DOCS_PER_ORG};
 use wsis_protocol::op::{DocKind, OpKind};
 
 /// APC (the attacker) and Acme (honest) are members of team C2, which has an output draft created by Acme.
@@ -164,36 +163,45 @@ fn quota_bytes_per_author_and_document_refuse_the_flood_and_nothing_over_it_is_s
     assert_eq!(victim.quota_of(&f.w.id(f.acme)).documents[0].1.envelopes, 1);
 }
 
+/// The count quota with a limit of 200 instead of the protocol's 16,384 (`with_quota_limits`, tests only): the
+/// same check, reached without sixteen thousand envelopes. The protocol's numbers are checked by
+/// `node/src/engine/quota.rs::each_quota_refuses_the_envelope_that_would_pass_it_and_nothing_before`.
 #[test]
 fn quota_envelopes_per_author_and_document_refuse_past_the_count() {
+    const LIMIT: u64 = 200;
     let f = federation();
-    let mut victim = engine(&f.w, f.acme);
+    let mut victim = engine(&f.w, f.acme).with_quota_limits(QuotaLimits {
+        doc_envelopes: LIMIT,
+        ..QuotaLimits::default()
+    });
     let mut apc = Flooder::new(&f, 2);
     let peer = Peer::new(b"attacker");
-    // One batch per thousand envelopes: one Automerge call each (as a sync response is received).
-    let mut sent = 0;
-    while sent < MAX_AUTHOR_DOC_ENVELOPES {
-        let n = (MAX_AUTHOR_DOC_ENVELOPES - sent).min(1000);
-        let batch: Vec<SignedEnvelope> = (0..n).map(|_| apc.envelope(&f, 8)).collect();
-        for r in victim.receive_batch(&f.w.gov, &peer, batch.iter().map(|e| e.bytes())) {
-            accepted(r);
-        }
-        sent += n;
+    // In one batch, as a sync response is received: the batch stops storing at the quota.
+    let batch: Vec<SignedEnvelope> = (0..LIMIT + 2).map(|_| apc.envelope(&f, 8)).collect();
+    let results = victim.receive_batch(&f.w.gov, &peer, batch.iter().map(|e| e.bytes()));
+    for r in &results[..LIMIT as usize] {
+        assert!(matches!(r, Ok(Received::Accepted(_))), "{r:?}");
     }
-    let err = victim
-        .receive(&f.w.gov, &peer, apc.envelope(&f, 8).bytes())
-        .unwrap_err();
-    let ReceiveError::OverQuota(q) = &err else {
-        panic!("{err:?}")
-    };
-    assert_eq!(q.kind, QuotaKind::DocumentEnvelopes);
-    assert_eq!(q.would_have, MAX_AUTHOR_DOC_ENVELOPES + 1);
-    assert!(err.penalises());
-    assert_eq!(victim.sink().len() as u64, MAX_AUTHOR_DOC_ENVELOPES);
+    for r in &results[LIMIT as usize..] {
+        let Err(err @ ReceiveError::OverQuota(q)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(q.kind, QuotaKind::DocumentEnvelopes);
+        assert_eq!((q.would_have, q.max), (LIMIT + 1, LIMIT));
+        assert!(err.penalises());
+    }
+    assert_eq!(victim.sink().len() as u64, LIMIT);
     assert_eq!(
         victim.quota_of(&f.w.id(f.apc)).documents[0].1.envelopes,
-        MAX_AUTHOR_DOC_ENVELOPES
+        LIMIT
     );
+    // The honest author is unaffected.
+    let mut acme = engine(&f.w, f.acme);
+    acme.edit(&f.doc, |tx| tx.put(ROOT, "summary", "Connectivity"))
+        .unwrap();
+    for env in acme.publish(&f.w.gov, &f.doc).unwrap() {
+        accepted(victim.receive(&f.w.gov, &Peer::new(b"acme"), env.bytes()));
+    }
 }
 
 #[test]

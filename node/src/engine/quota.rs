@@ -29,6 +29,26 @@ impl Usage {
     }
 }
 
+/// The quotas an engine applies: the protocol's ([`Default`]). Only tests replace them
+/// ([`DocumentEngine::with_quota_limits`](super::DocumentEngine::with_quota_limits)), to reach a count limit
+/// without sending sixteen thousand envelopes; a node always runs with the protocol's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaLimits {
+    pub doc_bytes: u64,
+    pub doc_envelopes: u64,
+    pub author_bytes: u64,
+}
+
+impl Default for QuotaLimits {
+    fn default() -> Self {
+        QuotaLimits {
+            doc_bytes: MAX_AUTHOR_DOC_BYTES,
+            doc_envelopes: MAX_AUTHOR_DOC_ENVELOPES,
+            author_bytes: MAX_AUTHOR_BYTES,
+        }
+    }
+}
+
 /// Which quota an envelope would pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuotaKind {
@@ -41,11 +61,16 @@ pub enum QuotaKind {
 }
 
 impl QuotaKind {
+    /// The protocol's limit.
     pub fn max(self) -> u64 {
+        self.max_in(&QuotaLimits::default())
+    }
+
+    fn max_in(self, l: &QuotaLimits) -> u64 {
         match self {
-            QuotaKind::DocumentBytes => MAX_AUTHOR_DOC_BYTES,
-            QuotaKind::DocumentEnvelopes => MAX_AUTHOR_DOC_ENVELOPES,
-            QuotaKind::AuthorBytes => MAX_AUTHOR_BYTES,
+            QuotaKind::DocumentBytes => l.doc_bytes,
+            QuotaKind::DocumentEnvelopes => l.doc_envelopes,
+            QuotaKind::AuthorBytes => l.author_bytes,
         }
     }
 }
@@ -62,12 +87,13 @@ impl std::fmt::Display for QuotaKind {
 
 /// An envelope refused because storing it would pass one of its author's quotas.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the author {author} would have {would_have} {kind}, its quota is {}", kind.max())]
+#[error("the author {author} would have {would_have} {kind}, its quota is {max}")]
 pub struct QuotaExceeded {
     pub author: OrgId,
     pub doc: DocId,
     pub kind: QuotaKind,
     pub would_have: u64,
+    pub max: u64,
 }
 
 /// One author's usage against its quotas, for `status`.
@@ -97,6 +123,7 @@ impl AuthorQuota {
 /// Usage of every author that has stored envelopes here. Small: two counters per (author, document) written.
 #[derive(Debug, Default)]
 pub(super) struct Quotas {
+    pub(super) limits: QuotaLimits,
     per_doc: HashMap<(OrgId, DocId), Usage>,
     per_author: HashMap<OrgId, Usage>,
 }
@@ -116,13 +143,14 @@ impl Quotas {
             (QuotaKind::AuthorBytes, t.bytes.saturating_add(bytes)),
         ]
         .into_iter()
-        .find(|(kind, would_have)| *would_have > kind.max());
+        .find(|(kind, would_have)| *would_have > kind.max_in(&self.limits));
         match over {
             Some((kind, would_have)) => Err(QuotaExceeded {
                 author,
                 doc,
                 kind,
                 would_have,
+                max: kind.max_in(&self.limits),
             }),
             None => Ok(()),
         }
