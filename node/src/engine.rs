@@ -69,8 +69,10 @@
 //!    [`Governance::authorize_header`](wsis_protocol::gov::Governance::authorize_header) (the key is the author's, the author may write this document at the cited
 //!    heads) — refused outright if not, unless the history the envelope cites authorises it (see *Stored but
 //!    unauthorised*);
-//! 3. deduplication by change hash, then every dependency outside the envelope already stored (otherwise
-//!    **parked**, and the missing change hashes are reported so the caller can fetch them);
+//! 3. deduplication by change hash, then the author's storage quotas (`quota`: bytes and envelopes per document,
+//!    bytes in total; over one, **refused** and the sender penalised, so nothing over a quota is parked, parsed
+//!    or stored), then every dependency outside the envelope already stored (otherwise **parked**, and the
+//!    missing change hashes are reported so the caller can fetch them);
 //! 4. stage 2: Automerge parses the changes ([`VerifiedHeader::parse_changes`](wsis_protocol::envelope::VerifiedHeader::parse_changes)) — only for an authorised author
 //!    whose dependencies are here;
 //! 5. history rules that make Automerge's own assertions unreachable: changes inside an envelope come in causal
@@ -166,7 +168,8 @@
 //!
 //! This file holds [`DocumentEngine`] itself; its methods live beside the concern they serve: `receive` (the
 //! pipeline above and the release of parked envelopes), `local` (edits and publishing), `restore` (restart and
-//! revalidation), `query` (reads and exports), `history` (authorisation by an envelope's cited history alone). `doc_state` is one document's state and the panic firewall,
+//! revalidation), `query` (reads and exports), `history` (authorisation by an envelope's cited history alone),
+//! `quota` (what each author has stored, against its quotas). `doc_state` is one document's state and the panic firewall,
 //! `parking` the bounded buffer, `sink` the storage seam, `outcome` and `error` what the engine reports.
 
 mod doc_state;
@@ -176,6 +179,7 @@ mod local;
 mod outcome;
 mod parking;
 mod query;
+mod quota;
 mod receive;
 mod restore;
 mod sink;
@@ -190,12 +194,14 @@ pub use outcome::{
 };
 pub use parking::ParkingLimits;
 pub use query::MissingEnvelopes;
+pub use quota::{AuthorQuota, QuotaExceeded, QuotaKind, QuotaLimits, Usage};
 pub use sink::{EnvelopeSink, MemorySink};
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 
 use self::doc_state::*;
 use self::history::HistoryAuthorisation;
 use self::parking::*;
+use self::quota::Quotas;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use wsis_protocol::crypto::SecretKey;
@@ -218,6 +224,8 @@ pub struct DocumentEngine<S: EnvelopeSink = MemorySink> {
     defer: bool,
     /// Authorisation by an envelope's cited history alone, for envelopes the current state refuses.
     history: HistoryAuthorisation,
+    /// What each author has stored here, against its quotas (`quota`).
+    quotas: Quotas,
 }
 
 impl<S: EnvelopeSink> fmt::Debug for DocumentEngine<S> {
@@ -247,6 +255,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             duplicates: 0,
             defer: false,
             history: HistoryAuthorisation::default(),
+            quotas: Quotas::default(),
         }
     }
 
@@ -262,6 +271,15 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Replaces the parking bounds (the defaults are [`ParkingLimits::default`]).
     pub fn with_parking_limits(mut self, limits: ParkingLimits) -> Self {
         self.parking.limits = limits;
+        self
+    }
+
+    /// Replaces the quotas (the protocol's by default): for tests only, which reach a count limit this way
+    /// without sending sixteen thousand envelopes. A node must keep the protocol's, or it refuses what its peers
+    /// store (or stores what they refuse).
+    #[doc(hidden)]
+    pub fn with_quota_limits(mut self, limits: QuotaLimits) -> Self {
+        self.quotas.limits = limits;
         self
     }
 
@@ -288,6 +306,36 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         self.docs
             .get_mut(doc)
             .is_some_and(|st| st.rebuild(&HashSet::new()))
+    }
+
+    /// Refuses an envelope whose storing would pass one of its author's quotas (pipeline step 2, after the
+    /// authorisation and the duplicate check, before it parks, is parsed or stored).
+    fn check_quota(
+        &self,
+        head: &wsis_protocol::envelope::VerifiedHeader,
+    ) -> Result<(), ReceiveError> {
+        let h = head.header();
+        self.quotas
+            .check(h.author, h.doc, head.bytes().len() as u64)
+            .map_err(ReceiveError::OverQuota)
+    }
+
+    /// Counts an envelope that is being stored (received, published or restored) against its author's quotas.
+    fn record_stored(&mut self, env: &wsis_protocol::envelope::SignedEnvelope) {
+        let h = env.header();
+        self.quotas
+            .record(h.author, h.doc, env.bytes().len() as u64);
+    }
+
+    /// What `author` has stored here, per document and in total, against its quotas
+    /// ([`MAX_AUTHOR_DOC_BYTES`](wsis_protocol::limits::MAX_AUTHOR_DOC_BYTES) and the others).
+    pub fn quota_of(&self, author: &OrgId) -> AuthorQuota {
+        self.quotas.of(author)
+    }
+
+    /// The `n` authors nearest one of their quotas, nearest first.
+    pub fn quotas_nearest(&self, n: usize) -> Vec<AuthorQuota> {
+        self.quotas.nearest(n)
     }
 
     fn count(&mut self, reason: Option<Reject>) {

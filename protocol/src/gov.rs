@@ -99,6 +99,8 @@ pub(crate) struct Index {
     pub(crate) motions: IdMap<OpId, MotionEntry>,
     pub(crate) motions_of_meeting: IdMap<OpId, Vec<OpId>>,
     pub(crate) docs: IdMap<OpId, u32>,
+    /// Valid `CreateDoc` ops by author: the document budget (`MAX_DOCS_PER_ORG`).
+    pub(crate) docs_of: IdMap<OrgId, Vec<u32>>,
     pub(crate) submissions: Vec<u32>,
     pub(crate) modalities: BTreeMap<TeamCode, Vec<u32>>,
     pub(crate) bindings: Vec<u32>,

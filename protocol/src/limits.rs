@@ -38,6 +38,17 @@ pub const MAX_ENVELOPE_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_CHANGE_OPS: u64 = 262_144;
 /// Predecessor references of the ops of one change.
 pub const MAX_CHANGE_PREDS: u64 = 2 * MAX_CHANGE_OPS;
+/// Bytes of signed envelopes one organisation may have stored in one document (issue 14, quotas): one envelope of
+/// the largest size fits. An envelope that would pass it is refused, never stored, and its sender penalised.
+pub const MAX_AUTHOR_DOC_BYTES: u64 = MAX_ENVELOPE_BYTES as u64;
+/// Envelopes one organisation may have stored in one document. An honest node seals a burst of edits into one
+/// envelope, so this is some sixteen thousand publishes.
+pub const MAX_AUTHOR_DOC_ENVELOPES: u64 = 16_384;
+/// Bytes of signed envelopes one organisation may have stored over all documents at one node.
+pub const MAX_AUTHOR_BYTES: u64 = 8 * MAX_AUTHOR_DOC_BYTES;
+/// Documents one organisation may create (`CreateDoc` ops): a `CreateDoc` whose author already has this many
+/// valid ones in its history is invalid (`document-budget`). Every node decides it from the op's history alone.
+pub const MAX_DOCS_PER_ORG: usize = 256;
 /// Ops in one envelope, over all its changes.
 pub const MAX_ENVELOPE_OPS: u64 = 4 * MAX_CHANGE_OPS;
 /// Ops one bundled document may hold when the verifier loads it (an upper bound read from its columns).

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::output::{print_json, print_table};
 use crate::{Failure, OrgCmd};
 use serde_json::Value;
-use wsis_node::api::types::{AdmitRequest, OpDone, OpInfo, Status};
+use wsis_node::api::types::{AdmitRequest, OpDone, OpInfo, QuotaRow, Status};
 
 /// `wsis status`.
 pub(super) fn status(client: Client, json: bool) -> Result<(), Failure> {
@@ -51,7 +51,40 @@ pub(super) fn status(client: Client, json: bool) -> Result<(), Failure> {
         s.ops_parking_refused,
         s.ops_evicted
     );
+    println!("quota         {}", quota_line(&s.quotas.own));
+    for r in &s.quotas.nearest {
+        println!(
+            "near limit    {} ({}) at {}.{}%: {}",
+            r.name,
+            r.org,
+            r.fill_permille / 10,
+            r.fill_permille % 10,
+            quota_line(r)
+        );
+    }
     Ok(())
+}
+
+/// One organisation's usage against its quotas, in MiB where it is bytes.
+fn quota_line(r: &QuotaRow) -> String {
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0));
+    let doc = match &r.fullest_doc {
+        Some(d) => format!(
+            "fullest document {d}: {} of {}, {} of {} envelopes; ",
+            mib(r.doc_bytes),
+            mib(r.doc_bytes_quota),
+            r.doc_envelopes,
+            r.doc_envelopes_quota
+        ),
+        None => String::new(),
+    };
+    format!(
+        "{} of {} stored; {doc}{} of {} documents created",
+        mib(r.bytes),
+        mib(r.bytes_quota),
+        r.docs_created,
+        r.docs_budget
+    )
 }
 
 /// `wsis op show`.

@@ -2,14 +2,24 @@
 
 use super::parse::parse_op;
 use super::parse::parse_org;
-use super::types::{AdmitRequest, OpDone, OpInfo, OrgRow, Status};
+use super::types::{AdmitRequest, OpDone, OpInfo, OrgRow, QuotaRow, QuotaStatus, Status};
 use super::{done, ApiError, ApiResult, App};
+use crate::engine::AuthorQuota;
+use crate::node::Engine;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::Json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use wsis_protocol::gov::Governance;
+use wsis_protocol::ids::OrgId;
+use wsis_protocol::limits::{
+    MAX_AUTHOR_BYTES, MAX_AUTHOR_DOC_BYTES, MAX_AUTHOR_DOC_ENVELOPES, MAX_DOCS_PER_ORG,
+};
 use wsis_protocol::op::OpKind;
+
+/// Organisations listed as nearest their limits in `status`.
+const NEAREST_QUOTAS: usize = 5;
 
 pub(super) async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
     let node = &app.node;
@@ -81,6 +91,7 @@ pub(super) async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
                     .collect(),
                 bytes_in: net.bytes_in,
                 bytes_out: net.bytes_out,
+                quotas: quota_status(gov, docs, &me),
             }
         })
         .await;
@@ -132,4 +143,58 @@ pub(super) async fn admit(
         ));
     }
     Ok(done(app.node.submit_checked(OpKind::Admit { org }).await?))
+}
+
+/// The quotas block: `me`'s usage, and the organisations nearest a limit (storage quotas at this node, or the
+/// document budget, whichever is fuller).
+fn quota_status(gov: &Governance, docs: &Engine, me: &OrgId) -> QuotaStatus {
+    let mut rows: Vec<QuotaRow> = docs
+        .quotas_nearest(usize::MAX)
+        .iter()
+        .map(|q| quota_row(gov, q))
+        .collect();
+    // Organisations that created documents but stored nothing here still have a budget to show.
+    for org in gov.orgs() {
+        if gov.docs_created_by(&org.id) > 0 && !rows.iter().any(|r| r.org == org.id.to_string()) {
+            rows.push(quota_row(gov, &docs.quota_of(&org.id)));
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.fill_permille
+            .cmp(&a.fill_permille)
+            .then(a.org.cmp(&b.org))
+    });
+    rows.truncate(NEAREST_QUOTAS);
+    QuotaStatus {
+        own: quota_row(gov, &docs.quota_of(me)),
+        nearest: rows,
+    }
+}
+
+fn quota_row(gov: &Governance, q: &AuthorQuota) -> QuotaRow {
+    let permille = |used: u64, max: u64| used.saturating_mul(1000) / max.max(1);
+    let fill = |u: &crate::engine::Usage| {
+        permille(u.bytes, MAX_AUTHOR_DOC_BYTES).max(permille(u.envelopes, MAX_AUTHOR_DOC_ENVELOPES))
+    };
+    let fullest = q
+        .documents
+        .iter()
+        .max_by_key(|(d, u)| (fill(u), std::cmp::Reverse(*d)));
+    let docs_created = gov.docs_created_by(&q.author);
+    QuotaRow {
+        org: q.author.to_string(),
+        name: gov.org(&q.author).map(|o| o.name).unwrap_or_default(),
+        bytes: q.total.bytes,
+        bytes_quota: MAX_AUTHOR_BYTES,
+        fullest_doc: fullest.map(|(d, _)| d.to_string()),
+        doc_bytes: fullest.map_or(0, |(_, u)| u.bytes),
+        doc_bytes_quota: MAX_AUTHOR_DOC_BYTES,
+        doc_envelopes: fullest.map_or(0, |(_, u)| u.envelopes),
+        doc_envelopes_quota: MAX_AUTHOR_DOC_ENVELOPES,
+        docs_created,
+        docs_budget: MAX_DOCS_PER_ORG,
+        fill_permille: q
+            .fill_permille()
+            .max(permille(docs_created as u64, MAX_DOCS_PER_ORG as u64)),
+    }
 }

@@ -54,6 +54,42 @@ pub struct Status {
     /// Sync bytes received from and sent to peers since start.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Storage quotas and the document budget (issue 14): this organisation's usage, and the organisations
+    /// nearest one of their limits. Absent from older nodes.
+    #[serde(default)]
+    pub quotas: QuotaStatus,
+}
+
+/// The quotas block of [`Status`]: what organisations have stored at this node against the protocol's quotas
+/// (`wsis_protocol::limits::MAX_AUTHOR_DOC_BYTES` and the others).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QuotaStatus {
+    /// This node's organisation.
+    pub own: QuotaRow,
+    /// The organisations nearest one of their limits, nearest first (at most five; this one included if it is).
+    pub nearest: Vec<QuotaRow>,
+}
+
+/// One organisation's usage against its quotas, at this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRow {
+    pub org: String,
+    pub name: String,
+    /// Bytes of its stored envelopes over all documents, and the quota.
+    pub bytes: u64,
+    pub bytes_quota: u64,
+    /// Its fullest document (the one nearest a per-document quota), if it wrote any.
+    pub fullest_doc: Option<String>,
+    /// Bytes and envelopes it stored in that document, and the quotas per document.
+    pub doc_bytes: u64,
+    pub doc_bytes_quota: u64,
+    pub doc_envelopes: u64,
+    pub doc_envelopes_quota: u64,
+    /// Documents it created (valid `CreateDoc` ops), and the budget.
+    pub docs_created: usize,
+    pub docs_budget: usize,
+    /// The largest fraction of any of these limits it uses, in parts per thousand.
+    pub fill_permille: u64,
 }
 
 /// `GET /v1/ops/{op}`: one governance op as this node has it.

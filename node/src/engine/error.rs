@@ -29,6 +29,10 @@ pub enum ReceiveError {
     /// member can make a document, and with it the year's bundle, unverifiable. Counted as [`Reject::TooLarge`].
     #[error("the document would hold {ops} ops, the limit is {max}")]
     DocumentFull { ops: u64, max: u64 },
+    /// Storing it would pass one of its author's quotas (`super::quota`): refused, nothing stored, the sender
+    /// penalised. Counted as [`Reject::OverQuota`].
+    #[error("over quota")]
+    OverQuota(#[source] super::quota::QuotaExceeded),
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -41,6 +45,7 @@ impl ReceiveError {
             ReceiveError::Denied(_) => Some(Reject::Unauthorised),
             ReceiveError::InvalidHistory { .. } => Some(Reject::InvalidHistory),
             ReceiveError::DocumentFull { .. } => Some(Reject::TooLarge),
+            ReceiveError::OverQuota(_) => Some(Reject::OverQuota),
             ReceiveError::ParkingFull { .. } | ReceiveError::ParkingBusy => {
                 Some(Reject::ParkingFull)
             }

@@ -190,6 +190,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             self.sink
                 .put_envelope(&env)
                 .map_err(|e| PublishError::Store(Box::new(e)))?;
+            self.record_stored(&env);
             let st = self.state(doc);
             st.local.pending.drain(..batch);
             let (fresh, _) = st.index(env.clone(), Ok(()), pre);

@@ -62,6 +62,8 @@ pub enum Reject {
     InvalidHistory,
     /// The peer's parking buffer (or the whole buffer) is full (catalogue 8).
     ParkingFull,
+    /// Storing it would pass one of its author's quotas (issue 14).
+    OverQuota,
 }
 
 impl Reject {

@@ -244,6 +244,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 .put_envelope(&env)
                 .map_err(|e| ReceiveError::Store(Box::new(e)))?;
         }
+        self.record_stored(&env);
         let hashes: Vec<ChangeHash> = env.changes().iter().map(|c| c.hash()).collect();
         let defer = self.defer;
         let st = self.state(&doc);
@@ -347,6 +348,11 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         {
             return Ok(Verdict::Duplicate);
         }
+        // Quotas (issue 14): before the envelope parks, is parsed or stored. Restored envelopes were counted in.
+        if !restore {
+            self.check_quota(head)?;
+        }
+        let st = self.state(&doc);
         let missing: Vec<ChangeHash> = head
             .external_deps()
             .iter()

@@ -372,6 +372,20 @@ impl Governance {
         }
     }
 
+    /// Valid documents `org` created in the history at `at` (the document budget counts them).
+    pub(crate) fn docs_created_at(&self, org: &OrgId, at: &At<'_>) -> usize {
+        self.index.docs_of.get(org).map_or(0, |v| {
+            v.iter()
+                .filter(|&&i| Some(i) != at.op && self.in_hist(i, at))
+                .count()
+        })
+    }
+
+    /// Valid documents `org` created, over every op this replica holds (for `status`).
+    pub fn docs_created_by(&self, org: &OrgId) -> usize {
+        self.index.docs_of.get(org).map_or(0, Vec::len)
+    }
+
     /// Membership check that tells a concurrent revocation apart from never having been a member.
     fn require_member(&self, org: &OrgId, at: &At<'_>) -> Validity {
         if self.is_member_at(org, at) {
@@ -578,6 +592,10 @@ impl Governance {
             OpKind::SetModalities { team, .. } => self.require_coordinator(team, &o, &at),
             OpKind::CreateDoc { kind } => {
                 self.require_member(&o, &at)?;
+                self.require(
+                    self.docs_created_at(&o, &at) < crate::limits::MAX_DOCS_PER_ORG,
+                    Invalid::DocumentBudget,
+                )?;
                 match kind {
                     DocKind::OutputDraft { team, .. } => {
                         self.team_known(team)?;
@@ -726,6 +744,7 @@ impl Governance {
             }
             OpKind::CreateDoc { .. } => {
                 ix.docs.insert(op.id(), idx);
+                ix.docs_of.entry(o).or_default().push(idx);
             }
             OpKind::ApproveRecord { meeting, .. } => {
                 ix.approvals.entry(*meeting).or_default().push(idx)

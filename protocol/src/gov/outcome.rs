@@ -149,6 +149,8 @@ pub enum Invalid {
     NotApplicable,
     /// A `BindNode` whose author already has `MAX_BINDINGS_PER_ORG` valid bindings in its history.
     TooManyBindings,
+    /// The author already created `MAX_DOCS_PER_ORG` documents in the op's history.
+    DocumentBudget,
 }
 
 impl Invalid {
@@ -176,6 +178,7 @@ impl Invalid {
         Invalid::BadEvidence,
         Invalid::NotApplicable,
         Invalid::TooManyBindings,
+        Invalid::DocumentBudget,
     ];
 
     /// The digest's code for this reason (0 is a valid op). Part of the state digest: never renumber.
@@ -209,6 +212,7 @@ impl Invalid {
             Invalid::BadEvidence => "bad-evidence",
             Invalid::NotApplicable => "not-applicable",
             Invalid::TooManyBindings => "too-many-bindings",
+            Invalid::DocumentBudget => "document-budget",
         }
     }
 
@@ -241,6 +245,7 @@ impl Invalid {
             Invalid::BadEvidence => "the evidence does not show two conflicting ops by one key",
             Invalid::NotApplicable => "the op does not apply to its target",
             Invalid::TooManyBindings => "the organisation has bound as many peer ids as it may",
+            Invalid::DocumentBudget => "the author has created as many documents as it may",
         }
     }
 }
