@@ -155,7 +155,7 @@
 //!
 //! This file holds [`DocumentEngine`] itself; its methods live beside the concern they serve: `receive` (the
 //! pipeline above and the release of parked envelopes), `local` (edits and publishing), `restore` (restart and
-//! revalidation), `query` (reads and exports), `history` (authorisation by an envelope's cited history alone). `doc_state` is one document's state and the panic firewall,
+//! revalidation), `query` (reads and exports), `history` (authorisation by an envelope's cited history alone). `usage` what each document has used of its caps. `doc_state` is one document's state and the panic firewall,
 //! `parking` the bounded buffer, `sink` the storage seam, `outcome` and `error` what the engine reports.
 
 mod doc_state;
@@ -171,14 +171,18 @@ mod sink;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Test inputs are built here; a failure is a test failure.
 mod tests;
+mod usage;
 
-pub use error::{chain, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
+pub use error::{
+    chain, ActorScope, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError,
+};
 pub use outcome::{
     Accepted, EngineStats, EnvelopeStatus, Equivocation, Parked, Peer, Received, Reject, Restored,
     Revalidation,
 };
 pub use parking::ParkingLimits;
 pub use sink::{EnvelopeSink, MemorySink};
+pub use usage::DocumentUsage;
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 
 use self::doc_state::*;
