@@ -169,7 +169,8 @@
 //! This file holds [`DocumentEngine`] itself; its methods live beside the concern they serve: `receive` (the
 //! pipeline above and the release of parked envelopes), `local` (edits and publishing), `restore` (restart and
 //! revalidation), `query` (reads and exports), `history` (authorisation by an envelope's cited history alone),
-//! `quota` (what each author has stored, against its quotas). `doc_state` is one document's state and the panic firewall,
+//! `quota` (what each author has stored, against its quotas), `usage` (what each document has used of its caps).
+//! `doc_state` is one document's state and the panic firewall,
 //! `parking` the bounded buffer, `sink` the storage seam, `outcome` and `error` what the engine reports.
 
 mod doc_state;
@@ -186,8 +187,11 @@ mod sink;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Test inputs are built here; a failure is a test failure.
 mod tests;
+mod usage;
 
-pub use error::{chain, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError};
+pub use error::{
+    chain, ActorScope, ApplyLocalError, EditError, ExportError, PublishError, ReceiveError,
+};
 pub use outcome::{
     Accepted, EngineStats, EnvelopeStatus, Equivocation, Parked, Peer, Received, Reject, Restored,
     Revalidation,
@@ -196,6 +200,7 @@ pub use parking::ParkingLimits;
 pub use query::MissingEnvelopes;
 pub use quota::{AuthorQuota, QuotaExceeded, QuotaKind, QuotaLimits, Usage};
 pub use sink::{EnvelopeSink, MemorySink};
+pub use usage::DocumentUsage;
 pub use wsis_protocol::export::{canonical_json, content_hash_of};
 
 use self::doc_state::*;

@@ -155,6 +155,14 @@ pub fn envelope_header(data: &[u8]) {
 /// right actor, passes stage 1; its op count from the column metadata is never below Automerge's (the caps hold), and when the two agree it
 /// passes stage 2 too (when they do not, stage 2 refuses it, as `check_parsed` does).
 pub fn envelope_changes(data: &[u8]) {
+    let (chunk, bytes) = wrap_change(data);
+    let stage1 = VerifiedHeader::from_bytes(&bytes, FEDERATION);
+    envelope_changes_checks(chunk, bytes, stage1);
+}
+
+/// The input as one change chunk with its checksum fixed up (so mutations reach the change's columns rather than
+/// stopping at the checksum), and an envelope carrying it, signed with [`key`] for [`FEDERATION`].
+fn wrap_change(data: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let mut chunk = data.to_vec();
     if chunk.len() > 8 {
         let hash = sha256(&chunk[8..]);
@@ -175,9 +183,69 @@ pub fn envelope_changes(data: &[u8]) {
     let signature = secret.sign(Domain::ChangeEnvelope, &header_bytes);
     let mut e = signed_front(&header_bytes, &signature, 3);
     e.key(2).array(1).bytes(&chunk);
-    let bytes = e.into_bytes();
-    let stage1 = VerifiedHeader::from_bytes(&bytes, FEDERATION);
+    (chunk, e.into_bytes())
+}
 
+/// Stage-1 change inspection against Automerge's own count (issue 14, the op bomb): the input is one change
+/// chunk, wrapped in an envelope as [`envelope_changes`] does. For every change stage 1 accepts
+/// (`VerifiedHeader::from_bytes`, which counts the ops from the column metadata) and Automerge's parser reads:
+/// stage 1 never counts fewer ops than Automerge (`Change::len`), so no change past the caps gets through; and
+/// for every such change that is canonical — Automerge re-encodes its decoded form to exactly these bytes, as it
+/// does every change an Automerge encoder writes — stage 1's ops and predecessor references equal Automerge's.
+/// (A non-canonical change may be over-counted: columns of different lengths, say; stage 2 refuses those.)
+/// Returns whether the equality was checked (the seeds assert it is, so the property is never vacuous).
+pub fn change_ops(data: &[u8]) -> bool {
+    let (chunk, bytes) = wrap_change(data);
+    let Ok(h) = VerifiedHeader::from_bytes(&bytes, FEDERATION) else {
+        return false;
+    };
+    let counted = h.ops();
+    let Ok(change) = crate::envelope::parse_change(&chunk) else {
+        return false;
+    };
+    let automerge = change.len() as u64;
+    assert!(
+        counted >= automerge,
+        "stage 1 under-counts: {counted} ops, Automerge reads {automerge}"
+    );
+    // Decoding and re-encoding run Automerge code on hostile bytes: behind a firewall like every other call.
+    let expanded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let expanded = change.decode();
+        let preds: u64 = expanded
+            .operations
+            .iter()
+            .map(|o| o.pred.len() as u64)
+            .sum();
+        let again = automerge::Change::from(expanded);
+        (preds, again.raw_bytes() == chunk.as_slice())
+    }));
+    let Ok((preds, true)) = expanded else {
+        return false;
+    };
+    assert_eq!(
+        counted, automerge,
+        "stage 1 and Automerge count different ops"
+    );
+    let cost = chunk_head(&chunk)
+        .ok()
+        .and_then(|head| chunk_data(head.rest).ok())
+        .map(change_cost);
+    match cost {
+        Some(Ok(c)) => assert_eq!(
+            c.preds, preds,
+            "stage 1 and Automerge count different preds"
+        ),
+        other => panic!("stage 1 accepted a change whose cost does not read: {other:?}"),
+    }
+    true
+}
+
+/// The checks of [`envelope_changes`] once stage 1 has run on the wrapped input.
+fn envelope_changes_checks(
+    chunk: Vec<u8>,
+    bytes: Vec<u8>,
+    stage1: Result<VerifiedHeader, crate::envelope::EnvelopeError>,
+) {
     let parsed = crate::envelope::parse_change(&chunk)
         .ok()
         .filter(|c| c.raw_bytes() == chunk.as_slice());

@@ -59,6 +59,14 @@ pub const MAX_DOCUMENT_REFS: u64 = 2 * MAX_DOCUMENT_OPS;
 pub const MAX_DOCUMENT_CHANGES: u64 = 1_048_576;
 /// Bytes the compressed columns of one bundled document may inflate to while their cost is read.
 pub const MAX_DOCUMENT_INFLATED_BYTES: usize = 64 * 1024 * 1024;
+/// Automerge actors one author may write one document with: one per session salt (a process's random salt, or
+/// a rotation after a rebuild dropped one of its own changes) and key. Automerge's cost of applying a change
+/// grows with the actors a document has (32,768 one-op changes under fresh salts cost 152 s and 494 MiB), so an
+/// envelope bringing an author's actor past this is refused. 128 is a node restarted and writing the document
+/// every third day of a year.
+pub const MAX_ACTORS_PER_AUTHOR: usize = 128;
+/// Automerge actors one document may hold, over all its authors: 32 authors at their own cap.
+pub const MAX_DOCUMENT_ACTORS: usize = 4096;
 /// Ops waiting for missing parents, across all peers, in one replica.
 pub const MAX_PARKED_OPS: usize = 10_000;
 /// Timestamps are informational; anything beyond this (year 2200) is refused as malformed.

@@ -26,11 +26,14 @@ use wsis_protocol::VerifiedHeader;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("op", fuzz::op),
     ("inception", fuzz::inception),
     ("envelope_header", fuzz::envelope_header),
     ("envelope_changes", fuzz::envelope_changes),
+    ("change_ops", |d| {
+        fuzz::change_ops(d);
+    }),
     ("bundle", fuzz::bundle),
 ];
 
@@ -176,6 +179,21 @@ fn change_seeds() -> Vec<Vec<u8>> {
     out
 }
 
+/// What `change_ops` starts from: the fuzz actor's changes (canonical, so the equality is checked on each) and
+/// op bombs by the fuzz actor within and past the caps (stage 1 counts them without expanding).
+fn change_ops_seeds() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let canonical: Vec<Vec<u8>> = fuzz_actor_history()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.raw_bytes().to_vec())
+        .collect();
+    let bombs = [1, 3, 1000, 1 << 20, 1 << 40]
+        .iter()
+        .map(|&n| wsis_protocol::fixture::op_bomb_change(fuzz::actor(), 1, n, 0))
+        .collect();
+    (canonical, bombs)
+}
+
 /// A real bundle's `manifest.json` and `gov/ops`, and an SSHSIG by the fuzz key, each behind its selector byte.
 fn bundle_seeds() -> Vec<Vec<u8>> {
     let files = bundle_fixture::build(1, true).bundle().files;
@@ -210,6 +228,17 @@ fn the_seeds_are_accepted_and_hold_the_invariants() {
     }
     let changes = change_seeds();
     changes.iter().for_each(|c| fuzz::envelope_changes(c));
+    let (canonical, bombs) = change_ops_seeds();
+    for c in &canonical {
+        assert!(
+            fuzz::change_ops(c),
+            "the equality is checked on a real change"
+        );
+    }
+    bombs.iter().for_each(|b| {
+        fuzz::change_ops(b);
+    });
+    let change_ops = [canonical, bombs].concat();
     let bundle = bundle_seeds();
     Manifest::parse(&bundle[0][1..]).unwrap();
     wsis_protocol::bundle::decode_ops(&bundle[1][1..]).unwrap();
@@ -222,6 +251,7 @@ fn the_seeds_are_accepted_and_hold_the_invariants() {
             ("inception", inceptions),
             ("envelope_header", envelopes),
             ("envelope_changes", changes),
+            ("change_ops", change_ops),
             ("bundle", bundle),
         ] {
             let dir = corpus_dir(target);

@@ -62,6 +62,28 @@ pub(super) fn status(client: Client, json: bool) -> Result<(), Failure> {
             quota_line(r)
         );
     }
+    // Each document's use of the caps peers apply (an edit past one is refused before it is stored).
+    for l in &s.limits {
+        println!(
+            "limits        {}: {} of {} ops ({} unpublished), {} of {} actors ({} of {} ours){}",
+            l.doc,
+            l.ops,
+            l.max_ops,
+            l.unpublished_ops,
+            l.actors,
+            l.max_actors,
+            l.own_actors,
+            l.max_own_actors,
+            if l.excluded_authors > 0 {
+                format!(
+                    ", {} author(s) excluded for equivocating",
+                    l.excluded_authors
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     Ok(())
 }
 

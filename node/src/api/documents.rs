@@ -177,6 +177,7 @@ fn doc_error(doc: &DocId, e: DocError) -> ApiError {
             let code = match reason {
                 ReceiveError::Denied(_) => "not-writer",
                 ReceiveError::DocumentFull { .. } => "document-full",
+                ReceiveError::TooManyActors { .. } => "too-many-actors",
                 _ => "not-publishable",
             };
             ApiError::refused(
@@ -190,7 +191,16 @@ fn doc_error(doc: &DocId, e: DocError) -> ApiError {
         DocError::Publish(PublishError::Store(_)) => {
             ApiError::internal(format!("{doc} not stored: {}", chain(&e)))
         }
-        DocError::Edit(EditError::ChangeTooLarge { .. }) => ApiError::bad("too-large", chain(&e)),
+        DocError::Edit(EditError::ChangeTooLarge { .. } | EditError::TooManyOps { .. }) => {
+            ApiError::bad("too-large", chain(&e))
+        }
+        // Refused before anything is committed or stored (the engine's edit-time caps).
+        DocError::Edit(EditError::DocumentFull { .. }) => {
+            ApiError::refused("document-full", chain(&e))
+        }
+        DocError::Edit(EditError::TooManyActors { .. }) => {
+            ApiError::refused("too-many-actors", chain(&e))
+        }
         _ => ApiError::refused("document", chain(&e)),
     }
 }

@@ -2,7 +2,9 @@
 
 use super::parse::parse_op;
 use super::parse::parse_org;
-use super::types::{AdmitRequest, OpDone, OpInfo, OrgRow, QuotaRow, QuotaStatus, Status};
+use super::types::{
+    AdmitRequest, DocumentLimits, OpDone, OpInfo, OrgRow, QuotaRow, QuotaStatus, Status,
+};
 use super::{done, ApiError, ApiResult, App};
 use crate::engine::AuthorQuota;
 use crate::node::Engine;
@@ -92,6 +94,21 @@ pub(super) async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
                 bytes_in: net.bytes_in,
                 bytes_out: net.bytes_out,
                 quotas: quota_status(gov, docs, &me),
+                limits: docs
+                    .usage()
+                    .into_iter()
+                    .map(|u| DocumentLimits {
+                        doc: u.doc.to_string(),
+                        ops: u.ops,
+                        unpublished_ops: u.unpublished_ops,
+                        max_ops: u.max_ops,
+                        actors: u.actors,
+                        max_actors: u.max_actors,
+                        own_actors: u.own_actors,
+                        max_own_actors: u.max_own_actors,
+                        excluded_authors: u.excluded_authors,
+                    })
+                    .collect(),
             }
         })
         .await;

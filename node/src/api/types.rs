@@ -58,6 +58,9 @@ pub struct Status {
     /// nearest one of their limits. Absent from older nodes.
     #[serde(default)]
     pub quotas: QuotaStatus,
+    /// Each document's use of the caps peers apply to it (issue 14). Absent from older nodes.
+    #[serde(default)]
+    pub limits: Vec<DocumentLimits>,
 }
 
 /// The quotas block of [`Status`]: what organisations have stored at this node against the protocol's quotas
@@ -90,6 +93,23 @@ pub struct QuotaRow {
     pub docs_budget: usize,
     /// The largest fraction of any of these limits it uses, in parts per thousand.
     pub fill_permille: u64,
+}
+
+/// One document's use of the caps a peer applies to it (`protocol/src/limits.rs`), in `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentLimits {
+    pub doc: String,
+    /// Ops of the stored envelopes, this node's unpublished ops, and the cap per document.
+    pub ops: u64,
+    pub unpublished_ops: u64,
+    pub max_ops: u64,
+    /// Automerge actors in the document and the cap; this organisation's actors and the cap per author.
+    pub actors: usize,
+    pub max_actors: usize,
+    pub own_actors: usize,
+    pub max_own_actors: usize,
+    /// Authors excluded from the document for an equivocation.
+    pub excluded_authors: usize,
 }
 
 /// `GET /v1/ops/{op}`: one governance op as this node has it.

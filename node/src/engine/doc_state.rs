@@ -11,8 +11,8 @@ use wsis_protocol::crypto::PublicKey;
 use wsis_protocol::envelope::{automerge_actor, SignedEnvelope, SESSION_SALT_LEN};
 use wsis_protocol::gov::WriteDenied;
 use wsis_protocol::ids::Hash32;
-use wsis_protocol::ids::{sha256, DocId, EnvelopeId};
-use wsis_protocol::limits::MAX_DOCUMENT_OPS;
+use wsis_protocol::ids::{sha256, DocId, EnvelopeId, OrgId};
+use wsis_protocol::limits::{MAX_ACTORS_PER_AUTHOR, MAX_DOCUMENT_ACTORS, MAX_DOCUMENT_OPS};
 
 pub(super) type Salt = [u8; SESSION_SALT_LEN];
 
@@ -97,6 +97,23 @@ pub(super) struct DocState {
     /// Ops over every stored envelope (authorised or not): what the document may cost to load, capped at
     /// `MAX_DOCUMENT_OPS`, the cap the offline verifier applies to a bundled document.
     pub(super) ops: u64,
+    /// Actors of stored envelopes per author the envelopes name (capped at `MAX_ACTORS_PER_AUTHOR`).
+    pub(super) author_actors: HashMap<OrgId, usize>,
+    /// The author of each actor, from the authorised envelopes carrying its changes (a key is one author's).
+    pub(super) actor_author: HashMap<u32, OrgId>,
+    /// Authors with an equivocation among the authorised envelopes: none of their changes is valid (see
+    /// `compute_valid`), so nothing they send later can be applied, nor force a rebuild.
+    pub(super) excluded: BTreeSet<OrgId>,
+}
+
+/// What indexing a stored envelope found.
+pub(super) struct Indexed {
+    /// The envelope's changes that are new and may be applied (authorised, not excluded).
+    pub(super) fresh: Vec<ChangeHash>,
+    /// The incremental path is not enough: rebuild.
+    pub(super) need_full: bool,
+    /// The author this envelope excluded from the document (its first equivocation here).
+    pub(super) excluded: Option<OrgId>,
 }
 
 /// What a pre-check of an envelope's changes against the history found.
@@ -130,6 +147,9 @@ impl DocState {
             rebuilds: 0,
             deferred: Vec::new(),
             ops: 0,
+            author_actors: HashMap::new(),
+            actor_author: HashMap::new(),
+            excluded: BTreeSet::new(),
         }
     }
 
@@ -229,18 +249,58 @@ impl DocState {
         }
     }
 
-    /// Adds a stored envelope to the indexes. Returns the new change hashes (for an authorised envelope) and
-    /// whether the incremental path is not enough (a conflict, or a known change that this envelope may make
-    /// valid).
+    /// Whether an envelope by `author` written with `actor` fits the actor caps: an actor already here always
+    /// does; a new one must not pass the author's cap (`MAX_ACTORS_PER_AUTHOR`) or the document's
+    /// (`MAX_DOCUMENT_ACTORS`). Checked before Automerge parses anything (fresh actors make Automerge quadratic).
+    pub(super) fn actor_room(&self, author: &OrgId, actor: &ActorId) -> Result<(), ReceiveError> {
+        if self.actor_index.contains_key(actor) {
+            return Ok(());
+        }
+        let mine = self.author_actors.get(author).copied().unwrap_or(0);
+        if mine >= MAX_ACTORS_PER_AUTHOR {
+            return Err(ReceiveError::TooManyActors {
+                scope: ActorScope::Author,
+                max: MAX_ACTORS_PER_AUTHOR,
+            });
+        }
+        if self.actors.len() >= MAX_DOCUMENT_ACTORS {
+            return Err(ReceiveError::TooManyActors {
+                scope: ActorScope::Document,
+                max: MAX_DOCUMENT_ACTORS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Is the change `h` by an author excluded from this document?
+    fn by_excluded(&self, h: &ChangeHash) -> bool {
+        self.changes
+            .get(h)
+            .and_then(|e| self.actor_author.get(&e.actor))
+            .is_some_and(|a| self.excluded.contains(a))
+    }
+
+    /// Adds a stored envelope to the indexes: the new change hashes (for an authorised envelope), whether the
+    /// incremental path is not enough (a conflict, or a known change that this envelope may make valid), and
+    /// the author it excluded, if its changes are that author's first equivocation here.
     pub(super) fn index(
         &mut self,
         env: SignedEnvelope,
         authorised: Result<(), WriteDenied>,
         pre: Precheck,
-    ) -> (Vec<ChangeHash>, bool) {
+    ) -> Indexed {
         let idx = self.envelopes.len() as u32;
         let ok = authorised.is_ok();
+        let author = env.header().author;
+        let known_actor = self.actor_index.contains_key(env.changes()[0].actor_id());
         let actor = self.actor_idx(env.changes()[0].actor_id());
+        if !known_actor {
+            *self.author_actors.entry(author).or_default() += 1;
+        }
+        if ok {
+            self.actor_author.entry(actor).or_insert(author);
+        }
+        let mut newly_excluded = None;
         self.by_id.insert(env.id(), idx);
         self.ops += env.verified_header().ops();
         self.envelopes.push(StoredEnvelope { env, authorised });
@@ -258,7 +318,8 @@ impl DocState {
                 if let Some(e) = self.changes.get_mut(&h) {
                     e.carriers.push((idx, pos as u32));
                 }
-                need_full |= ok && !had_authorised && !self.valid.contains(&h);
+                need_full |=
+                    ok && !had_authorised && !self.valid.contains(&h) && !self.by_excluded(&h);
                 continue;
             }
             if ok {
@@ -284,6 +345,23 @@ impl DocState {
                     let evidence = self.equivocations.entry((actor, seq)).or_default();
                     evidence.insert(h);
                     evidence.extend(others);
+                    // The author's first equivocation here excludes all its changes (`compute_valid`): one
+                    // rebuild now if any is applied, and none for what it sends later (nothing of it is applied).
+                    let equivocator = self.actor_author.get(&actor).copied().unwrap_or(author);
+                    if self.excluded.insert(equivocator) {
+                        newly_excluded = Some(equivocator);
+                        let actors: HashSet<u32> = self
+                            .actor_author
+                            .iter()
+                            .filter(|(_, a)| **a == equivocator)
+                            .map(|(i, _)| *i)
+                            .collect();
+                        need_full |= self.valid.iter().any(|v| {
+                            self.changes
+                                .get(v)
+                                .is_some_and(|e| actors.contains(&e.actor))
+                        });
+                    }
                 }
             }
             hist.insert(actor);
@@ -298,7 +376,15 @@ impl DocState {
                 },
             );
         }
-        (fresh, need_full)
+        // Every change of an envelope is its actor's, so its author's: none is applied once that author is out.
+        if self.excluded.contains(&author) {
+            fresh.clear();
+        }
+        Indexed {
+            fresh,
+            need_full,
+            excluded: newly_excluded,
+        }
     }
 
     /// Applies new changes of an authorised envelope on top of the cache. `Err` means the cache is no longer
@@ -362,11 +448,16 @@ impl DocState {
         true
     }
 
-    /// The valid changes in a topological order, and the equivocations among authorised changes.
+    /// The valid changes in a topological order, the equivocations among authorised changes, and the authors
+    /// they exclude (every change of such an author is left out, whatever the order the envelopes came in).
     #[allow(clippy::type_complexity)]
     pub(super) fn compute_valid(
         &self,
-    ) -> (Vec<ChangeHash>, BTreeMap<(u32, u64), BTreeSet<ChangeHash>>) {
+    ) -> (
+        Vec<ChangeHash>,
+        BTreeMap<(u32, u64), BTreeSet<ChangeHash>>,
+        BTreeSet<OrgId>,
+    ) {
         let mut seen: HashSet<ChangeHash> = HashSet::new();
         let mut candidates: Vec<ChangeHash> = Vec::new();
         for s in self.envelopes.iter().filter(|s| s.authorised.is_ok()) {
@@ -387,10 +478,21 @@ impl DocState {
             .filter(|(_, v)| v.len() > 1)
             .map(|(k, v)| (k, v.into_iter().collect()))
             .collect();
+        let excluded_authors: BTreeSet<OrgId> = equivocations
+            .keys()
+            .filter_map(|(actor, _)| self.actor_author.get(actor).copied())
+            .collect();
+        let by_excluded_author = |h: &ChangeHash| {
+            self.changes
+                .get(h)
+                .and_then(|e| self.actor_author.get(&e.actor))
+                .is_some_and(|a| excluded_authors.contains(a))
+        };
         let excluded: HashSet<ChangeHash> = equivocations
             .values()
             .flatten()
             .chain(self.quarantined.iter())
+            .chain(candidates.iter().filter(|h| by_excluded_author(h)))
             .copied()
             .collect();
         // Kahn over the candidates that are not excluded; a dependency outside that set blocks a change forever.
@@ -431,7 +533,7 @@ impl DocState {
                 }
             }
         }
-        (order, equivocations)
+        (order, equivocations, excluded_authors)
     }
 
     /// Rebuilds the materialised document from the valid changes, then re-applies unpublished local changes.
@@ -441,8 +543,9 @@ impl DocState {
         self.rebuilds += 1;
         // The rebuild materialises every valid change, deferred ones included.
         self.deferred.clear();
-        let (order, equivocations) = self.compute_valid();
+        let (order, equivocations, excluded) = self.compute_valid();
         self.equivocations = equivocations;
+        self.excluded = excluded;
         let (doc, applied, refused) = self.materialise(&order, suspects);
         self.quarantined.extend(refused);
         let changed = applied != self.valid;

@@ -33,6 +33,11 @@ pub enum ReceiveError {
     /// penalised. Counted as [`Reject::OverQuota`].
     #[error("over quota")]
     OverQuota(#[source] super::quota::QuotaExceeded),
+    /// The envelope brings a new Automerge actor (a new session salt or key) past the author's cap in this
+    /// document (`MAX_ACTORS_PER_AUTHOR`) or the document's (`MAX_DOCUMENT_ACTORS`): Automerge's cost grows
+    /// with the actors a document has. Counted as [`Reject::TooLarge`].
+    #[error("{scope} already has {max} Automerge actors in this document, the limit")]
+    TooManyActors { scope: ActorScope, max: usize },
     #[error("storing the envelope failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -44,7 +49,9 @@ impl ReceiveError {
             ReceiveError::Envelope(e) => Some(Reject::of_envelope_error(e)),
             ReceiveError::Denied(_) => Some(Reject::Unauthorised),
             ReceiveError::InvalidHistory { .. } => Some(Reject::InvalidHistory),
-            ReceiveError::DocumentFull { .. } => Some(Reject::TooLarge),
+            ReceiveError::DocumentFull { .. } | ReceiveError::TooManyActors { .. } => {
+                Some(Reject::TooLarge)
+            }
             ReceiveError::OverQuota(_) => Some(Reject::OverQuota),
             ReceiveError::ParkingFull { .. } | ReceiveError::ParkingBusy => {
                 Some(Reject::ParkingFull)
@@ -59,6 +66,24 @@ impl ReceiveError {
     }
 }
 
+/// Whose actor cap an envelope would pass ([`ReceiveError::TooManyActors`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorScope {
+    /// The author (its session salts and keys in one document).
+    Author,
+    /// The document (all its authors).
+    Document,
+}
+
+impl std::fmt::Display for ActorScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActorScope::Author => "the author",
+            ActorScope::Document => "the document",
+        })
+    }
+}
+
 /// Why a local edit failed. A failed edit changes nothing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,6 +92,15 @@ pub enum EditError {
     Automerge(#[from] AutomergeError),
     #[error("the change is {len} bytes, the limit is {max}: split the edit")]
     ChangeTooLarge { len: usize, max: usize },
+    /// The edit makes more Automerge ops than one change may hold (`MAX_CHANGE_OPS`): peers would refuse it.
+    #[error("the edit makes {ops} ops, one change may hold {max}: split the edit")]
+    TooManyOps { ops: u64, max: u64 },
+    /// With what is stored and unpublished, the document would pass `MAX_DOCUMENT_OPS`: peers would refuse it.
+    #[error("the document would hold {ops} ops, the limit is {max}")]
+    DocumentFull { ops: u64, max: u64 },
+    /// This session's actor would be a new one past the actor caps (see [`ReceiveError::TooManyActors`]).
+    #[error("{scope} already has {max} Automerge actors in this document, the limit")]
+    TooManyActors { scope: ActorScope, max: usize },
 }
 
 /// Why [`DocumentEngine::apply_local`](super::DocumentEngine::apply_local) refused changes. Changes before the refused one are kept.

@@ -6,7 +6,7 @@ use super::error::*;
 use super::receive::{Incoming, Verdict};
 use super::sink::*;
 use super::DocumentEngine;
-use automerge::transaction::Transaction;
+use automerge::transaction::{Transactable, Transaction};
 use automerge::{ActorId, AutomergeError, Change, ChangeHash};
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,7 +14,8 @@ use wsis_protocol::envelope::{ChangeEnvelope, SignedEnvelope, VerifiedHeader};
 use wsis_protocol::gov::Governance;
 use wsis_protocol::ids::DocId;
 use wsis_protocol::limits::{
-    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_ENVELOPE_BYTES, MAX_HEADS,
+    MAX_CHANGES_PER_ENVELOPE, MAX_CHANGE_BYTES, MAX_CHANGE_OPS, MAX_DOCUMENT_OPS,
+    MAX_ENVELOPE_BYTES, MAX_ENVELOPE_OPS, MAX_HEADS,
 };
 
 impl<S: EnvelopeSink> DocumentEngine<S> {
@@ -26,26 +27,63 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     /// Runs `f` in an Automerge transaction on the materialised document and keeps the resulting change as an
     /// unpublished local change (an empty transaction makes none). It is visible locally at once and leaves the
     /// node with the next [`publish`](Self::publish).
+    ///
+    /// An edit a peer would refuse for its cost is refused here, before it is committed (nothing changes): more
+    /// ops than one change may hold ([`EditError::TooManyOps`]), more than the document may hold with what is
+    /// stored and unpublished ([`EditError::DocumentFull`]), or a new actor past the actor caps
+    /// ([`EditError::TooManyActors`]).
     pub fn edit<O>(
         &mut self,
         doc: &DocId,
         f: impl FnOnce(&mut Transaction<'_>) -> Result<O, AutomergeError>,
     ) -> Result<O, EditError> {
+        let author = self.author;
         let st = self.state(doc);
+        if let Err(ReceiveError::TooManyActors { scope, max }) =
+            st.actor_room(&author, &st.local.actor)
+        {
+            return Err(EditError::TooManyActors { scope, max });
+        }
+        let unpublished: u64 = st.local.pending.iter().map(|(_, c)| c.len() as u64).sum();
+        let used = st.ops.saturating_add(unpublished);
         // Behind the panic firewall like every other Automerge call that builds changes from the op set (see
         // `fork_at`): a panic here would otherwise leave a committed change that `pending` does not know.
         let transacted = catch_unwind(AssertUnwindSafe(|| {
-            st.doc.transact(f).map_err(|failure| failure.error)
+            let mut tx = st.doc.transaction();
+            let result = match f(&mut tx) {
+                Ok(result) => result,
+                Err(e) => {
+                    tx.rollback();
+                    return Err(EditError::Automerge(e));
+                }
+            };
+            let ops = tx.pending_ops() as u64;
+            if ops > MAX_CHANGE_OPS {
+                tx.rollback();
+                return Err(EditError::TooManyOps {
+                    ops,
+                    max: MAX_CHANGE_OPS,
+                });
+            }
+            if used.saturating_add(ops) > MAX_DOCUMENT_OPS {
+                tx.rollback();
+                return Err(EditError::DocumentFull {
+                    ops: used.saturating_add(ops),
+                    max: MAX_DOCUMENT_OPS,
+                });
+            }
+            let (hash, _) = tx.commit();
+            Ok((result, hash))
         }));
-        let success = match transacted {
-            Ok(result) => result?,
+        let (result, hash) = match transacted {
+            Ok(outcome) => outcome?,
             Err(_) => {
                 self.rebuild(doc);
                 return Err(EditError::Automerge(AutomergeError::Fail));
             }
         };
-        let Some(hash) = success.hash else {
-            return Ok(success.result);
+        let Some(hash) = hash else {
+            return Ok(result);
         };
         let last = catch_unwind(AssertUnwindSafe(|| st.doc.get_last_local_change()))
             .ok()
@@ -70,7 +108,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         let st = self.state(doc);
         st.local.last = Some((hash, change.seq()));
         st.local.pending.push((st.local.salt, change));
-        Ok(success.result)
+        Ok(result)
     }
 
     /// Adds changes made elsewhere with [`local_actor`](Self::local_actor) (e.g. on a fork of the document) as
@@ -193,9 +231,9 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             self.record_stored(&env);
             let st = self.state(doc);
             st.local.pending.drain(..batch);
-            let (fresh, _) = st.index(env.clone(), Ok(()), pre);
+            let indexed = st.index(env.clone(), Ok(()), pre);
             // Already in the document: they were applied when made.
-            st.valid.extend(fresh);
+            st.valid.extend(indexed.fresh);
             out.push(env);
         }
         Ok(out)
@@ -251,7 +289,8 @@ pub(super) fn change_cost(c: &Change) -> usize {
     c.raw_bytes().len() + 9 + 34
 }
 
-/// How many of the first pending changes (all with the first one's salt) fit one envelope of `max_bytes`.
+/// How many of the first pending changes (all with the first one's salt) fit one envelope of `max_bytes` and
+/// `MAX_ENVELOPE_OPS` ops (each change is within `MAX_CHANGE_OPS`, so at least one always fits).
 pub(super) fn next_batch(
     pending: &[(Salt, Change)],
     heads: usize,
@@ -259,13 +298,19 @@ pub(super) fn next_batch(
 ) -> Option<usize> {
     let (salt, _) = pending.first()?;
     let mut size = envelope_overhead(heads);
+    let mut ops = 0u64;
     let mut n = 0;
     for (s, c) in pending {
         let add = change_cost(c);
-        if s != salt || n == MAX_CHANGES_PER_ENVELOPE || (n > 0 && size + add > max_bytes) {
+        let more = c.len() as u64;
+        if s != salt
+            || n == MAX_CHANGES_PER_ENVELOPE
+            || (n > 0 && (size + add > max_bytes || ops + more > MAX_ENVELOPE_OPS))
+        {
             break;
         }
         size += add;
+        ops += more;
         n += 1;
     }
     Some(n.max(1))

@@ -106,6 +106,11 @@ pub struct Accepted {
     pub released: usize,
     /// A document was rebuilt (an equivocation, or a change Automerge refused).
     pub rebuilt: bool,
+    /// The author whose first equivocation in the document this envelope (or one it released) revealed: from
+    /// now on none of that author's changes there is applied, and nothing it sends can force a rebuild. The
+    /// envelope is stored as evidence and served; the caller penalises the sender once (each node sees a given
+    /// author's first equivocation in a document once).
+    pub excluded: Option<OrgId>,
 }
 
 /// Why an envelope is parked.

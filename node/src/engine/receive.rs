@@ -9,9 +9,10 @@ use super::sink::*;
 use super::DocumentEngine;
 use automerge::ChangeHash;
 use std::collections::HashSet;
+use wsis_protocol::envelope::automerge_actor;
 use wsis_protocol::envelope::{EnvelopeError, SignedEnvelope, VerifiedHeader};
 use wsis_protocol::gov::{Governance, WriteDenied};
-use wsis_protocol::ids::{DocId, OpId};
+use wsis_protocol::ids::{DocId, OpId, OrgId};
 use wsis_protocol::limits::MAX_DOCUMENT_OPS;
 
 /// An envelope after stage 1 of verification, or after both stages.
@@ -45,6 +46,8 @@ pub(super) enum Step {
         applied: usize,
         rebuilt: bool,
         hashes: Vec<ChangeHash>,
+        /// The author this envelope (or one it released) excluded from its document.
+        excluded: Option<OrgId>,
     },
     Duplicate,
     Parked(Parked),
@@ -191,14 +194,17 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                 applied,
                 rebuilt,
                 hashes,
+                excluded,
             }) => {
-                let (released, more_applied, more_rebuilt) = self.release(gov, hashes);
+                let (released, more_applied, more_rebuilt, more_excluded) =
+                    self.release(gov, hashes);
                 Ok(Received::Accepted(Accepted {
                     id,
                     doc,
                     applied: applied + more_applied,
                     released,
                     rebuilt: rebuilt || more_rebuilt,
+                    excluded: excluded.or(more_excluded),
                 }))
             }
             Ok(Step::Duplicate) => Ok(Received::Duplicate),
@@ -250,7 +256,11 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
         let st = self.state(&doc);
         let authorised_now = authorised.is_ok();
         let valid_before = st.valid.len();
-        let (fresh, need_full) = st.index(env, authorised, pre);
+        let Indexed {
+            fresh,
+            need_full,
+            excluded,
+        } = st.index(env, authorised, pre);
         let mut applied = 0;
         let mut rebuilt = false;
         if authorised_now {
@@ -284,6 +294,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             applied,
             rebuilt,
             hashes,
+            excluded,
         })
     }
 
@@ -338,6 +349,12 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             Err(d) => return Err(ReceiveError::Denied(d)),
         };
         let st = self.state(&doc);
+        // Fresh actors make Automerge's apply grow with every actor the document has: refused past the caps
+        // before Automerge parses anything. Not applied to what this node stored before.
+        if !restore {
+            let h = head.header();
+            st.actor_room(&h.author, &automerge_actor(&h.key, &doc, &h.session_salt))?;
+        }
         // Nothing new: every change is applied, or already carried by an authorised stored envelope (then this one
         // cannot change the valid set; refusing it keeps re-sealed copies from costing storage and rebuilds).
         if head
@@ -412,13 +429,13 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
     }
 
     /// Retries parked envelopes waiting for any of `known` (newly stored changes), transitively. Returns
-    /// (accepted, changes applied, a document was rebuilt).
+    /// (accepted, changes applied, a document was rebuilt, an author one of them excluded).
     pub(super) fn release(
         &mut self,
         gov: &Governance,
         mut known: Vec<ChangeHash>,
-    ) -> (usize, usize, bool) {
-        let (mut released, mut applied, mut rebuilt) = (0, 0, false);
+    ) -> (usize, usize, bool, Option<OrgId>) {
+        let (mut released, mut applied, mut rebuilt, mut excluded) = (0, 0, false, None);
         while let Some(h) = known.pop() {
             for id in self.parking.slots.take_waiters(&h) {
                 let ready = self
@@ -444,17 +461,19 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
                     applied: a,
                     rebuilt: r,
                     hashes,
+                    excluded: x,
                     ..
                 }) = self.admit(gov, p.value.env, &p.peer, p.value.restore)
                 {
                     released += 1;
                     applied += a;
                     rebuilt |= r;
+                    excluded = excluded.or(x);
                     known.extend(hashes);
                 }
             }
         }
-        (released, applied, rebuilt)
+        (released, applied, rebuilt, excluded)
     }
 
     /// Drops everything `peer` parked (e.g. when it is penalised or disconnects). Returns how many.

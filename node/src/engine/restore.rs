@@ -59,7 +59,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             }
             match self.admit(gov, env, &Peer::local(), true) {
                 Ok(Step::Accepted { hashes, .. }) => {
-                    let (released, _, _) = self.release(gov, hashes);
+                    let (released, _, _, _) = self.release(gov, hashes);
                     report.accepted += 1 + released;
                 }
                 Ok(Step::Parked(_) | Step::Duplicate) => {}
@@ -157,7 +157,7 @@ impl<S: EnvelopeSink> DocumentEngine<S> {
             match self.admit(gov, p.value.env, &p.peer, p.value.restore) {
                 Ok(Step::Accepted { hashes, .. }) => {
                     report.released += 1;
-                    let (released, _, _) = self.release(gov, hashes);
+                    let (released, _, _, _) = self.release(gov, hashes);
                     report.released += released;
                 }
                 Ok(_) => {}

@@ -5,7 +5,8 @@
 //! by id and penalises nobody for it, so one bad item costs its sender one penalty, not one per round.
 
 use super::*;
-use crate::engine::ReceiveError;
+use crate::engine::{ReceiveError, Reject};
+use crate::parking::Refusal;
 use wsis_protocol::ids::EnvelopeId;
 
 impl Node {
@@ -288,6 +289,15 @@ impl Node {
                 let (mut new, mut refused, mut first_error) = (0, 0, None);
                 for (result, bytes) in results.into_iter().zip(&envelopes) {
                     match result {
+                        // Stored as evidence; the sender delivered an author's first equivocation in a document,
+                        // which each node sees once per (author, document): one penalty (issue 14, defect 3).
+                        Ok(Received::Accepted(a)) if a.excluded.is_some() => {
+                            new += 1;
+                            first_error.get_or_insert((
+                                Reject::InvalidHistory,
+                                format!("an equivocation by {:?}", a.excluded),
+                            ));
+                        }
                         Ok(Received::Accepted(_)) => new += 1,
                         Ok(_) => {}
                         Err(e) => {
