@@ -155,7 +155,7 @@ pub enum Invalid {
 
 impl Invalid {
     /// Every reason, in declaration order (for tests and documentation).
-    pub const ALL: [Invalid; 22] = [
+    pub const ALL: [Invalid; 23] = [
         Invalid::Equivocation,
         Invalid::NotMember,
         Invalid::NotSecretariat,
