@@ -6,7 +6,6 @@
 
 use super::*;
 use crate::engine::{ReceiveError, Reject};
-use crate::parking::Refusal;
 use wsis_protocol::ids::EnvelopeId;
 
 impl Node {
