@@ -197,6 +197,21 @@ async fn quota_live_a_member_pushing_21_mib_into_a_document_is_refused_past_its_
         "the database grew by {} bytes for {pushed} pushed",
         db_after - db_before
     );
+    // `GET /v1/status` names the attacker as the organisation nearest its limits, with what it stored.
+    let (addr, stop, api) = common::http::serve_api(&itu, "quota-token").await;
+    let (code, body) = common::http::call(addr, "GET", "/v1/status", "quota-token", "").await;
+    assert_eq!(code, 200, "{body}");
+    let status: wsis_node::api::types::Status = serde_json::from_str(&body).expect("status json");
+    let top = status.quotas.nearest.first().expect("a row");
+    assert_eq!(top.org, mallory.org().to_string(), "{:?}", status.quotas);
+    assert_eq!(top.fullest_doc, Some(doc.to_string()));
+    assert_eq!((top.doc_bytes, top.doc_envelopes), (bytes as u64, 1));
+    assert_eq!(top.doc_bytes_quota, MAX_AUTHOR_DOC_BYTES);
+    assert_eq!(top.docs_created, 1);
+    assert!(top.fill_permille >= 800, "{top:?}");
+    assert_eq!(status.quotas.own.bytes, 0, "ITU wrote nothing");
+    let _ = stop.send(());
+    let _ = api.await;
     server.stop();
     for n in [&itu, &mallory] {
         n.shutdown().await;
