@@ -339,8 +339,25 @@ fn a_document_at_its_op_cap_takes_no_more_from_peers_or_from_this_node() {
     );
     assert_eq!(b.rejected_counts().get(&Reject::TooLarge).copied(), Some(1));
 
+    // This node's own edit past the cap is refused when it is made, before anything is committed.
+    let real = a.docs[&doc].ops;
     a.docs.get_mut(&doc).unwrap().ops = MAX_DOCUMENT_OPS;
+    let e = a.edit(&doc, |tx| tx.put(ROOT, "p", 3)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EditError::DocumentFull {
+                max: MAX_DOCUMENT_OPS,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(a.unpublished_len(&doc), 0);
+    // An edit made before the document filled up (peers' envelopes arrived meanwhile) is refused at publish.
+    a.docs.get_mut(&doc).unwrap().ops = real;
     a.edit(&doc, |tx| tx.put(ROOT, "p", 3)).unwrap();
+    a.docs.get_mut(&doc).unwrap().ops = MAX_DOCUMENT_OPS;
     let stored = a.sink().len();
     match a.publish(&w.gov, &doc) {
         Err(PublishError::Refused {
