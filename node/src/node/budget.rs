@@ -37,7 +37,7 @@ pub struct Served {
     pub requests: u64,
     /// Requests that waited for the budget before being answered or refused.
     pub delayed: u64,
-    /// Requests refused as busy after waiting [`MAX_WAIT`].
+    /// Requests refused as busy after waiting `MAX_WAIT` (2 s).
     pub refused: u64,
     /// Response bytes charged (estimated encoded size of each answer).
     pub bytes: u64,
