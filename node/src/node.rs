@@ -48,6 +48,7 @@
 mod budget;
 pub use budget::Served;
 mod parked_ops;
+mod pending;
 mod refused;
 mod serve;
 mod store_sink;
@@ -236,6 +237,8 @@ struct Inner {
     introduced: std::sync::Mutex<std::collections::HashSet<PeerId>>,
     /// Which peer parked which governance ops.
     parked_by: std::sync::Mutex<ParkedLedger>,
+    /// Which peer made the replica hold which ops of organisations not yet admitted.
+    pending_by: std::sync::Mutex<pending::PendingLedger>,
     /// Ops and envelopes refused from peers: skipped, not penalised again, when a later sync brings them again.
     refused_ops: std::sync::Mutex<refused::RefusedIds<OpId>>,
     refused_envelopes: std::sync::Mutex<refused::RefusedIds<wsis_protocol::ids::EnvelopeId>>,
@@ -363,7 +366,7 @@ impl Node {
         let serve_budget = net_config.serve_budget;
         let (net, events) = Network::new(net_config)?;
 
-        let gov = if stored.is_empty() {
+        let mut gov = if stored.is_empty() {
             let genesis = fetch_genesis(&net, federation).await?;
             store.put_op(&genesis).await.map_err(damaged(&dir))?;
             store
@@ -379,6 +382,9 @@ impl Node {
         } else {
             replay_store(stored, federation)?
         };
+        // This organisation's own ops waiting for its admission are never dropped: signing them again would be
+        // an equivocation.
+        gov.keep_pending_of(dir.org_id());
         if dir.federation().is_none() {
             dir.bind_federation(federation).map_err(StartError::Bind)?;
         }
@@ -413,6 +419,7 @@ impl Node {
                 syncing: Default::default(),
                 introduced: Default::default(),
                 parked_by: Default::default(),
+                pending_by: Default::default(),
                 refused_ops: Default::default(),
                 refused_envelopes: Default::default(),
                 budgets: std::sync::Mutex::new(budget::Budgets::new(serve_budget)),
@@ -437,7 +444,8 @@ impl Node {
         let (incepted, bound) = {
             let gov = self.inner.gov.lock().await;
             let incepted = gov.federation().secretariat.contains(&me) || gov.last_seq(&me) > 0;
-            let bound = gov.ops().any(|op| {
+            // In the DAG, or waiting outside it for this organisation's admission.
+            let bound = gov.ops().chain(gov.pending_of(&me)).any(|op| {
                 op.author() == me
                     && matches!(op.kind(), OpKind::BindNode { peer_id } if *peer_id == peer)
             });
@@ -515,7 +523,7 @@ impl Node {
         refuse_invalid: bool,
     ) -> Result<SignedOp, SubmitError> {
         let mut gov = self.inner.gov.lock().await;
-        let parents = gov.parents_after(gov.last_op(&self.inner.org));
+        let parents = gov.parents_for(&self.inner.org, &kind);
         let mut kind = kind;
         if let OpKind::Motion {
             motion: MotionKind::Checkpoint { heads },
@@ -547,10 +555,28 @@ impl Node {
             Err(CheckError::Invalid(_)) => {}
             Err(CheckError::Refused(e)) => return Err(SubmitError::Refused(e)),
             Err(CheckError::Parked { missing }) => return Err(SubmitError::Parked(missing)),
+            // This organisation's inception or binding, waiting outside the DAG for its admission: stored, and
+            // offered to peers by `push_identity` until a secretariat admits it.
+            Err(CheckError::Pending) => {}
         }
         // Durable before it is visible to anyone (see the module docs).
         self.inner.store.put_op(&op).await?;
-        gov.insert(verified)?;
+        // What the op lets in (an `Admit` carries in the organisation's held inception and bindings) is stored too.
+        let released: Vec<SignedOp> = match gov.insert(verified)? {
+            Inserted::Applied { released, .. } => released
+                .iter()
+                .filter_map(|id| gov.get(id).cloned())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for r in &released {
+            if let Err(e) = self.inner.store.put_op(r).await {
+                tracing::error!(error = %e, "cannot store an op this node's op let in; it will be fetched again");
+            }
+        }
+        if let Ok(mut l) = self.inner.pending_by.lock() {
+            l.release(&released.iter().map(|r| r.id()).collect::<Vec<_>>());
+        }
         let heads = gov.heads();
         drop(gov);
         if matches!(
@@ -681,7 +707,16 @@ impl Node {
                         .lock()
                         .map(|mut l| l.forget(&peer))
                         .unwrap_or_default();
-                    let evicted = self.inner.gov.lock().await.evict_parked(&ids);
+                    let held = self
+                        .inner
+                        .pending_by
+                        .lock()
+                        .map(|mut l| l.forget(&peer))
+                        .unwrap_or_default();
+                    let evicted = {
+                        let mut gov = self.inner.gov.lock().await;
+                        gov.evict_parked(&ids) + gov.evict_pending(&held)
+                    };
                     if let Ok(mut s) = self.inner.stats.lock() {
                         s.ops_evicted += evicted as u64;
                     }

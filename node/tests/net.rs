@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::request_response;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder};
 use tokio::sync::mpsc;
 use wsis_node::net::{
     Announce, NetConfig, NetError, NetEvent, Network, PeerId, RequestError, SyncRequest,
-    SyncResponse, Validation, MAX_REQUEST_FRAME_BYTES, SYNC_PROTOCOL,
+    SyncResponse, Validation, MAX_REQUEST_FRAME_BYTES,
 };
 use wsis_node::net::{Multiaddr, RefuseReason};
 use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId};
@@ -23,7 +22,7 @@ use wsis_protocol::ids::{DocId, EnvelopeId, FederationId, OpId};
 mod common;
 
 use common::frame;
-use common::raw::RawCodec;
+use common::raw::{raw_client, RawSwarm};
 
 const FEDERATION: FederationId = FederationId([42; 32]);
 /// Only to turn a hang into a failure; generous so a slow machine never trips it.
@@ -286,32 +285,6 @@ async fn an_announcement_from_a_reaches_b_and_c() {
     for node in [&a, &b, &c] {
         node.net.shutdown().await.unwrap();
     }
-}
-
-type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
-
-fn raw_client() -> RawSwarm {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(
-                    StreamProtocol::new(SYNC_PROTOCOL),
-                    ProtocolSupport::Outbound,
-                )],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
 }
 
 /// Sends raw bytes on a fresh sync stream and returns what came back, or the failure.

@@ -8,81 +8,16 @@
 
 mod common;
 
-use common::nodes::{admit, eventually, start_secretariat, DEADLINE};
-use common::raw::RawCodec;
-use common::{frame, init, loopback};
-use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder};
-use std::time::{Duration, Instant};
-use wsis_node::net::{SyncRequest, SyncResponse, SYNC_PROTOCOL};
+use common::nodes::{admit, eventually, start_secretariat};
+use common::raw::{push_all, raw_client, RawSwarm};
+use common::{init, loopback};
+use libp2p::{Multiaddr, PeerId};
+use std::time::Instant;
+use wsis_node::net::{SyncRequest, SyncResponse};
 use wsis_node::node::{Node, NodeOptions};
 use wsis_protocol::crypto::SecretKey;
 use wsis_protocol::ids::{FederationId, OpId, OrgId};
 use wsis_protocol::op::{OpBody, OpKind, SignedOp, StakeholderType, TeamCode};
-
-type RawSwarm = Swarm<request_response::Behaviour<RawCodec>>;
-
-/// A client with a fresh identity (a fresh peer id costs nothing) that speaks the sync protocol byte for byte.
-fn raw_client() -> RawSwarm {
-    SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("transport")
-        .with_behaviour(|_| {
-            request_response::Behaviour::with_codec(
-                RawCodec,
-                [(
-                    StreamProtocol::new(SYNC_PROTOCOL),
-                    ProtocolSupport::Outbound,
-                )],
-                request_response::Config::default(),
-            )
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
-}
-
-/// Pushes `ops` from `swarm` to `victim`, eight per request (the most a push may park before it counts as an
-/// orphan flood, so the push rule alone never stops this attacker). Returns the pushes answered.
-async fn push_all(swarm: &mut RawSwarm, victim: PeerId, ops: &[Vec<u8>]) -> usize {
-    let mut answered = 0;
-    for chunk in ops.chunks(8) {
-        let request = SyncRequest::Push {
-            ops: chunk.to_vec(),
-        };
-        let bytes = frame(&request.encode().expect("encodes"));
-        let id = swarm.behaviour_mut().send_request(&victim, bytes);
-        let done = tokio::time::timeout(DEADLINE, async {
-            loop {
-                match swarm.select_next_some().await {
-                    SwarmEvent::Behaviour(request_response::Event::Message {
-                        message: request_response::Message::Response { request_id, .. },
-                        ..
-                    }) if request_id == id => return true,
-                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                        request_id,
-                        ..
-                    }) if request_id == id => return false,
-                    _ => {}
-                }
-            }
-        })
-        .await;
-        match done {
-            Ok(true) => answered += 1,
-            // Refused or banned: the flood from this peer id is over.
-            _ => break,
-        }
-    }
-    answered
-}
 
 /// An organisation's node whose key the test keeps (to sign ops the node itself never sends).
 async fn member(
@@ -162,7 +97,7 @@ async fn a_parking_flood_from_many_peer_ids_leaves_room_for_an_honest_member() {
     for chunk in orphans.chunks(256) {
         let mut raw = raw_client();
         raw.dial(boot.clone()).expect("dial");
-        answered += push_all(&mut raw, itu.peer_id(), chunk).await;
+        answered += push_all(&mut raw, itu.peer_id(), chunk, 8).await;
     }
     let outsiders_parked = itu.with_gov(|g| g.parked_len()).await;
     println!(
@@ -201,7 +136,7 @@ async fn a_parking_flood_from_many_peer_ids_leaves_room_for_an_honest_member() {
             })
             .collect();
         raw.dial(boot.clone()).expect("dial");
-        push_all(raw, itu.peer_id(), &ops).await;
+        push_all(raw, itu.peer_id(), &ops, 8).await;
     }
     let parked = itu.with_gov(|g| g.parked_len()).await;
     let stats = itu.stats();

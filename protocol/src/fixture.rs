@@ -187,8 +187,8 @@ impl World {
 
     /// Signs with the replica's current heads as parents, inserts, returns the op.
     pub fn op(&mut self, org: usize, kind: OpKind) -> SignedOp {
-        let heads = self.gov.heads();
-        self.op_at(org, &heads, kind)
+        let parents = self.gov.parents_for(&self.id(org), &kind);
+        self.op_at(org, &parents, kind)
     }
 
     /// Signs with explicit parents (to build concurrent branches), inserts, returns the op.

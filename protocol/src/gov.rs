@@ -22,6 +22,7 @@
 //! See `docs/protocol.md` for the rules of every op kind and `docs/ARCHITECTURE.md` for the invariants.
 
 mod access;
+mod admission;
 mod check;
 mod dag;
 mod eval;
@@ -162,6 +163,14 @@ pub struct Governance {
     by_author_seq: IdMap<(u32, u32), Vec<u32>>,
     heads: BTreeSet<OpId>,
     parking: parking::Parking,
+    /// Ops of organisations not yet admitted, outside the DAG (`admission.rs`).
+    pending: admission::Pending,
+    /// The organisation whose held ops are being carried in by its `Admit` (they pass the gate).
+    admitting: Option<OrgId>,
+    /// A replica of a history another replica judged (`replica_of_history`, a bundle's): every op of it enters, as
+    /// it did there; the admission gate is for what arrives from peers (a cut of a history may hold an inception
+    /// without the `Admit` that carried it in elsewhere).
+    pub(crate) open_gate: bool,
     pub(crate) statics: Static,
     pub(crate) facts: Facts,
     pub(crate) index: Index,
@@ -209,6 +218,9 @@ impl Governance {
             by_author_seq: IdMap::default(),
             heads: BTreeSet::new(),
             parking: parking::Parking::default(),
+            pending: admission::Pending::default(),
+            admitting: None,
+            open_gate: false,
             statics: Static::default(),
             facts: Facts::default(),
             index: Index::default(),
@@ -316,13 +328,20 @@ impl Governance {
         self.insert(SignedOp::decode(bytes)?.verify()?)
     }
 
-    /// Inserts a verified op: structural checks, parking if parents are missing, evaluation.
+    /// Inserts a verified op: structural checks, holding it if its author is not admitted, parking it if parents
+    /// are missing, evaluation.
     pub fn insert(&mut self, op: VerifiedOp) -> Result<Inserted, InsertError> {
         let id = op.op().id();
-        if self.by_id.contains_key(&id) || self.parking.contains(&id) {
+        if self.by_id.contains_key(&id) || self.parking.contains(&id) || self.pending.contains(&id)
+        {
             return Ok(Inserted::Duplicate);
         }
         self.precheck(op.op())?;
+        if self.gated(op.op()) {
+            // Outside the DAG until an `Admit` of its author carries it in (see `gov/admission.rs`).
+            self.hold(op)?;
+            return Ok(Inserted::Pending);
+        }
         let missing: Vec<OpId> = op
             .op()
             .parents()
@@ -331,22 +350,40 @@ impl Governance {
             .copied()
             .collect();
         if !missing.is_empty() {
+            let carries = self.carries(op.op(), &missing);
             // Refused without parking unless the author and its key are known (see `gov/parking.rs`).
             self.park(op, &missing)?;
-            return Ok(Inserted::Parked { missing });
+            // An `Admit` waiting for held ops of the organisation it admits carries them in, and they release it.
+            let Some(org) = carries else {
+                return Ok(Inserted::Parked { missing });
+            };
+            let mut released = self.carry_in(org);
+            if !self.by_id.contains_key(&id) {
+                let missing = self.parking_missing_of(&id);
+                return Ok(Inserted::Parked { missing });
+            }
+            released.retain(|r| *r != id);
+            let valid = self.validity(&id) == Some(Ok(()));
+            return Ok(Inserted::Applied { valid, released });
         }
         let mut recompute = false;
         let valid = self.attach(op, &mut recompute)?;
         // Release parked descendants whose parents are now all present.
-        let released = self.release_parked(id, &mut recompute);
+        let mut released = self.release_parked(id, &mut recompute);
         if recompute {
             self.recompute();
         }
-        let valid = if recompute {
+        // An inception that entered (awaited by its `Admit`) brings its organisation's other held ops.
+        let entered: Vec<OpId> = std::iter::once(id)
+            .chain(released.iter().copied())
+            .collect();
+        let carried = self.carry_in_after(&entered);
+        let valid = if recompute || !carried.is_empty() {
             self.validity(&id) == Some(Ok(()))
         } else {
             valid
         };
+        released.extend(carried);
         Ok(Inserted::Applied { valid, released })
     }
 

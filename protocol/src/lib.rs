@@ -30,13 +30,16 @@
 //!
 //! let mut w = World::wsis(); // a federation whose secretariat is ITU and UNESCO
 //! let apc = w.add_org("APC", "civil-society", None); // publishes its signed inception record
-//! let admit = w.admit(apc); // the secretariat signs an Admit op
+//! let admit = w.admit(apc); // the secretariat signs an Admit op naming that inception
 //!
 //! let mut replica = Governance::from_genesis_bytes(w.log[0].bytes(), &w.federation)?;
-//! for bytes in w.log[1..].iter().map(SignedOp::bytes) {
-//!     let op = SignedOp::decode(bytes)?.verify()?; // strict decoding, then the signature
-//!     assert!(matches!(replica.insert(op)?, Inserted::Applied { valid: true, .. }));
-//! }
+//! let [inception, admit_bytes] = [&w.log[1], &w.log[2]].map(SignedOp::bytes);
+//! // Strict decoding, then the signature. Not admitted yet: the inception waits outside the DAG…
+//! let op = SignedOp::decode(inception)?.verify()?;
+//! assert!(matches!(replica.insert(op)?, Inserted::Pending));
+//! // …until the Admit carries it in.
+//! let op = SignedOp::decode(admit_bytes)?.verify()?;
+//! assert!(matches!(replica.insert(op)?, Inserted::Applied { valid: true, .. }));
 //! assert_eq!(replica.validity(&admit.id()), Some(Ok(())));
 //! assert!(replica.is_member(&w.id(apc)));
 //! assert_eq!(replica.digest(), w.gov.digest()); // the same ops, the same state

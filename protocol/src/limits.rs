@@ -92,3 +92,14 @@ pub const PARKED_OP_TTL_PARKS: u64 = 2 * MAX_PARKED_OPS as u64;
 /// Peer ids one organisation may bind: a `BindNode` whose author already has this many valid bindings in its
 /// history is invalid (peer ids cost nothing, so an organisation must not multiply its share of per-peer buffers).
 pub const MAX_BINDINGS_PER_ORG: usize = 8;
+
+// Admission (issue 11 defect 1): what an organisation no secretariat has admitted can make a replica hold. Its ops
+// wait outside the DAG (`gov/admission.rs`); the node's per-peer ledger (`node/src/node/pending.rs`) is below these.
+
+/// Ops of organisations not yet admitted that one replica holds, over all of them.
+pub const MAX_PENDING_OPS: usize = 4096;
+/// Ops one organisation not yet admitted may have waiting: its inception and its bindings.
+pub const MAX_PENDING_PER_ORG: usize = 1 + MAX_BINDINGS_PER_ORG;
+/// Attempts to hold an op (refused ones included) after which a waiting op expires from the pending area. A
+/// logical clock, like [`PARKED_OP_TTL_PARKS`]; the organisation's node offers its ops again at its next sync.
+pub const PENDING_OP_TTL_HOLDS: u64 = 2 * MAX_PENDING_OPS as u64;

@@ -114,7 +114,8 @@ fn an_op_of_an_unknown_author_is_refused_without_parking() {
         1,
     );
     let e = g.insert(op.verify().unwrap()).unwrap_err();
-    assert_eq!(e, InsertError::UnknownAuthor);
+    // An author nobody admitted here: not even held (only an inception or a binding waits for admission).
+    assert_eq!(e, InsertError::NotAdmitted);
     assert!(
         e.is_transient(),
         "not the sender's fault: it may enter later"
@@ -138,14 +139,16 @@ fn an_op_of_an_unknown_author_is_refused_without_parking() {
         g.missing().is_empty(),
         "nothing asks for the invented parent"
     );
-    // An inception may park (it carries its key), like any op of a known author.
+    // An inception citing a parent nobody has neither parks nor waits for admission: it would have to be
+    // carried into the DAG by its Admit, and could not enter there either.
     let mut newcomer = Org::new(9_998, "Newcomer", StakeholderType::CivilSociety, None);
     let record = newcomer.inception.clone();
     let inception = newcomer.sign(Some(w.federation), &[fake], OpKind::OrgInception(record), 1);
-    assert!(matches!(
-        g.insert(inception.verify().unwrap()).unwrap(),
-        Inserted::Parked { .. }
-    ));
+    assert_eq!(
+        g.insert(inception.verify().unwrap()),
+        Err(InsertError::NotAdmitted)
+    );
+    assert_eq!((g.parked_len(), g.pending_len()), (0, 0));
 }
 
 /// A full parking area does not stay full for ever (before: forty fresh peer ids filled it for good): every

@@ -133,8 +133,9 @@ impl Sim {
                     heads.push(own);
                 }
             }
-        } else if checkpoint {
-            heads = self.views[o].parents_after(self.views[o].last_op(&self.orgs[o].id()));
+        } else if checkpoint || matches!(kind, OpKind::Admit { .. }) {
+            // A checkpoint names exactly its parents; an Admit names the inception it carries into the DAG.
+            heads = self.views[o].parents_for(&self.orgs[o].id(), &kind);
         }
         if self.past_heads[o].len() >= 40 {
             self.past_heads[o].remove(0);
@@ -262,8 +263,11 @@ impl Sim {
 
     fn gossip(&mut self, from: usize, to: usize) {
         // Only what the receiver lacks: verifying every op again at every gossip is what would cost time.
+        // A node not yet admitted offers its own inception and binding, held outside its DAG (`push_identity`).
+        let me = self.orgs[from].id();
         let ops: Vec<SignedOp> = self.views[from]
             .ops()
+            .chain(self.views[from].pending_of(&me))
             .filter(|op| !self.views[to].contains(&op.id()))
             .cloned()
             .collect();

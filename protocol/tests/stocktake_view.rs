@@ -18,6 +18,8 @@ use wsis_protocol::view::{Status, StocktakeView};
 struct Cycle {
     w: World,
     attested: BTreeMap<DocId, Hash32>,
+    /// C2's output document.
+    c2_doc: DocId,
 }
 
 fn annual_cycle() -> Cycle {
@@ -153,12 +155,16 @@ fn annual_cycle() -> Cycle {
     let attested = [(DocId(draft.id().0), out_hash), (DocId(nr.id().0), nr_hash)]
         .into_iter()
         .collect();
-    Cycle { w, attested }
+    Cycle {
+        w,
+        attested,
+        c2_doc: DocId(draft.id().0),
+    }
 }
 
 #[test]
 fn the_view_shows_roles_members_meetings_outputs_and_reports() {
-    let Cycle { w, attested } = annual_cycle();
+    let Cycle { w, attested, .. } = annual_cycle();
     let v = StocktakeView::compute(&w.gov, 2026, &attested);
     assert_eq!(v.teams.len(), 18);
     assert_eq!(v.chair.as_ref().unwrap().org.name, "UNDESA");
@@ -197,9 +203,9 @@ fn document_problems_and_lateness_are_shown() {
     let Cycle {
         mut w,
         mut attested,
+        c2_doc,
     } = annual_cycle();
     // The C2 document is not available, then available with different content.
-    let c2_doc = *attested.keys().next().unwrap();
     attested.remove(&c2_doc);
     let v = StocktakeView::compute(&w.gov, 2026, &attested);
     let status = |v: &StocktakeView| {
@@ -254,7 +260,9 @@ fn document_problems_and_lateness_are_shown() {
 
 #[test]
 fn concurrent_submissions_are_contested_not_silently_resolved() {
-    let Cycle { mut w, attested } = annual_cycle();
+    let Cycle {
+        mut w, attested, ..
+    } = annual_cycle();
     // A second Kenyan government body (a ministry) reports for the same country on a concurrent branch.
     let ministry = w.add_org("Kenya Ministry of ICT", "government", Some("KE"));
     w.admit(ministry);
@@ -314,7 +322,7 @@ fn concurrent_submissions_are_contested_not_silently_resolved() {
 
 #[test]
 fn canonical_json_is_byte_stable_across_delivery_orders() {
-    let Cycle { w, attested } = annual_cycle();
+    let Cycle { w, attested, .. } = annual_cycle();
     let bytes = StocktakeView::compute(&w.gov, 2026, &attested).to_canonical_json();
     assert_eq!(
         bytes,
@@ -338,7 +346,9 @@ fn canonical_json_is_byte_stable_across_delivery_orders() {
 
 #[test]
 fn three_concurrent_reports_give_the_same_bytes_in_every_order() {
-    let Cycle { mut w, attested } = annual_cycle();
+    let Cycle {
+        mut w, attested, ..
+    } = annual_cycle();
     let ke = Country::new("KE").unwrap();
     let bodies: Vec<usize> = (0..3)
         .map(|i| w.add_org(&format!("Kenya body {i}"), "government", Some("KE")))

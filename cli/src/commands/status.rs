@@ -38,6 +38,12 @@ pub(super) fn status(client: Client, json: bool) -> Result<(), Failure> {
         s.ops_parked,
         &s.gov_digest[..16]
     );
+    if s.admission_requests > 0 {
+        println!(
+            "admission     {} organisations ask to be admitted ({} ops waiting); `wsis org list` names them",
+            s.admission_requests, s.ops_pending
+        );
+    }
     println!(
         "documents     {}, digest {}",
         s.documents,

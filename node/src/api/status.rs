@@ -77,6 +77,8 @@ pub(super) async fn status(State(app): State<Arc<App>>) -> ApiResult<Status> {
                 secretariat: gov.federation().secretariat.contains(&me),
                 ops: gov.len(),
                 ops_parked: gov.parked_len(),
+                ops_pending: gov.pending_len(),
+                admission_requests: gov.admission_requests().len(),
                 ops_invalid: gov.invalid_ops().len(),
                 gov_digest: hex::encode(gov.digest()),
                 documents: ids.len(),
@@ -140,7 +142,17 @@ pub(super) async fn op_info(
 }
 
 pub(super) async fn orgs(State(app): State<Arc<App>>) -> ApiResult<Vec<OrgRow>> {
-    Ok(Json(app.node.with_gov(|gov| gov.orgs()).await))
+    // Members and former members first, then the organisations asking for admission (their inceptions wait
+    // outside the DAG until a secretariat admits them; `member` is false).
+    Ok(Json(
+        app.node
+            .with_gov(|gov| {
+                let mut rows = gov.orgs();
+                rows.extend(gov.admission_requests());
+                rows
+            })
+            .await,
+    ))
 }
 
 pub(super) async fn admit(

@@ -34,6 +34,10 @@ pub struct Status {
     /// Governance ops in the replica, and those parked for missing parents.
     pub ops: usize,
     pub ops_parked: usize,
+    /// Inceptions and bindings of organisations nobody admitted yet, waiting outside the DAG, and how many
+    /// organisations they are from.
+    pub ops_pending: usize,
+    pub admission_requests: usize,
     pub ops_invalid: usize,
     /// Hex SHA-256 of the replayed governance state (equal on converged nodes).
     pub gov_digest: String,

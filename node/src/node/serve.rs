@@ -71,6 +71,54 @@ impl Node {
         }
     }
 
+    /// Forwards the ops a push from `peer` made wait for admission (an organisation's inception and bindings, held
+    /// outside the DAG) to the connected nodes of secretariat organisations, `peer` excepted: only a secretariat
+    /// admits, and a newcomer may know no secretariat node (it bootstrapped from a member's). Each op is forwarded
+    /// once, when it first waits here, and only what the pending ledger took from `peer` within its quota waits,
+    /// so a flood through this node costs the secretariat no more than the flood costs this node.
+    async fn relay_admission_requests(&self, peer: PeerId, held_before: &[(OpId, bool)]) {
+        if held_before.iter().all(|(_, before)| *before) {
+            return;
+        }
+        let connected = self.inner.net.connected_peers().await.unwrap_or_default();
+        let (ops, secretariat_peers) = {
+            let gov = self.inner.gov.lock().await;
+            let ops: Vec<Vec<u8>> = held_before
+                .iter()
+                .filter(|(_, before)| !before)
+                .filter_map(|(id, _)| gov.pending_op(id))
+                .map(|op| op.bytes().to_vec())
+                .collect();
+            if ops.is_empty() {
+                return;
+            }
+            let secretariat = &gov.federation().secretariat;
+            let targets: Vec<PeerId> = connected
+                .into_iter()
+                .filter(|p| *p != peer)
+                .filter(|p| {
+                    gov.bound_orgs(&p.to_bytes())
+                        .iter()
+                        .any(|o| secretariat.contains(o))
+                })
+                .collect();
+            (ops, targets)
+        };
+        if secretariat_peers.is_empty() {
+            return;
+        }
+        tracing::debug!(%peer, ops = ops.len(), to = secretariat_peers.len(), "relaying admission requests");
+        let node = self.clone();
+        tokio::spawn(async move {
+            for target in secretariat_peers {
+                let push = SyncRequest::Push { ops: ops.clone() };
+                if let Err(e) = node.inner.net.request(target, &push).await {
+                    tracing::debug!(%target, error = %e, "could not relay admission requests");
+                }
+            }
+        });
+    }
+
     /// What `peer` was served within its budget, and how often it had to wait or was refused.
     pub fn served_to(&self, peer: &PeerId) -> Served {
         self.inner
@@ -106,10 +154,28 @@ impl Node {
                     });
                     if !allowed {
                         self.count_refusal();
+                        // Garbage is a fault whoever sends it; another kind of op is only early.
+                        if ops.iter().any(|b| SignedOp::decode(b).is_err()) {
+                            let _ = self
+                                .inner
+                                .net
+                                .penalise(peer, "pushed an op that does not decode")
+                                .await;
+                        }
                         return refuse(RefuseReason::NotAdmitted);
                     }
                 }
+                let held_before: Vec<(OpId, bool)> = {
+                    let gov = self.inner.gov.lock().await;
+                    ops.iter()
+                        .map(|b| {
+                            let id = OpId::of_bytes(b);
+                            (id, gov.is_pending(&id))
+                        })
+                        .collect()
+                };
                 let (new, _, parked) = self.receive_ops(peer, ops).await;
+                self.relay_admission_requests(peer, &held_before).await;
                 if parked > MAX_PARKED_PER_PUSH {
                     let _ = self
                         .inner
@@ -173,7 +239,9 @@ impl Node {
     pub async fn push_identity(&self, peer: PeerId) -> Result<u32, crate::net::RequestError> {
         let ops: Vec<Vec<u8>> = {
             let gov = self.inner.gov.lock().await;
+            // In the DAG, or waiting outside it for this organisation's admission.
             gov.ops()
+                .chain(gov.pending_of(&self.inner.org))
                 .filter(|op| op.author() == self.inner.org)
                 .filter(|op| matches!(op.kind(), OpKind::OrgInception(_) | OpKind::BindNode { .. }))
                 .map(|op| op.bytes().to_vec())

@@ -26,6 +26,11 @@ impl Node {
         // Ops refused before (skipped: one fault, one penalty), and ops waiting for such an op (they can never
         // enter the DAG: dropped at once, not parked, not penalised).
         let (mut known_bad, mut doomed) = (0, 0);
+        // A peer bound to no member is an outsider here: of its ops only those the replica would take from anyone
+        // are decoded further (its organisation's inception and bindings, ops of organisations this replica has
+        // admitted); what it makes wait for admission is charged to it, and past its quota it is to blame.
+        let outsider = !self.admitted(&peer).await;
+        let (mut screened, mut over_pending_quota, mut pending_refused) = (0, 0, 0);
         for bytes in ops {
             let id = OpId::of_bytes(&bytes);
             let before = self
@@ -40,7 +45,25 @@ impl Node {
                 continue;
             }
             let mut gov = self.inner.gov.lock().await;
+            if outsider && !takes_from_outsider(&gov, &bytes) {
+                screened += 1;
+                continue;
+            }
             let result = gov.insert_bytes(&bytes);
+            if let Ok(Inserted::Pending) = &result {
+                if let Ok(mut l) = self.inner.pending_by.lock() {
+                    let now = std::time::Instant::now();
+                    let r = l.record(&mut gov, peer, id, bytes.len(), now);
+                    evicted += r.evicted;
+                    if r.refused.is_some() {
+                        pending_refused += 1;
+                        over_pending_quota += usize::from(
+                            outsider
+                                && matches!(r.refused, Some(crate::parking::Refusal::Quota { .. })),
+                        );
+                    }
+                }
+            }
             if let Ok(Inserted::Parked { missing }) = &result {
                 if missing.iter().any(|m| self.refused_op(m)) {
                     evicted += gov.evict_parked(&[id]);
@@ -63,6 +86,10 @@ impl Node {
                 if let Ok(mut l) = self.inner.parked_by.lock() {
                     l.release(released);
                 }
+                if let Ok(mut l) = self.inner.pending_by.lock() {
+                    l.release(released);
+                    l.release(&[id]);
+                }
             }
             let to_store: Vec<SignedOp> = match &result {
                 Ok(Inserted::Applied { released, .. }) => {
@@ -77,7 +104,7 @@ impl Node {
             match result {
                 Ok(Inserted::Applied { .. }) => new += 1,
                 Ok(Inserted::Parked { .. }) => parked += 1,
-                Ok(Inserted::Duplicate) => {}
+                Ok(Inserted::Duplicate) | Ok(Inserted::Pending) => {}
                 Err(e) => {
                     refused += 1;
                     tracing::info!(%peer, error = %e, "refused an op from a peer");
@@ -112,6 +139,21 @@ impl Node {
                     ),
                 )
                 .await;
+        }
+        if over_pending_quota > 0 {
+            let _ = self
+                .inner
+                .net
+                .penalise(
+                    peer,
+                    format!(
+                        "outsider flood: {over_pending_quota} ops past the per-peer quota of ops waiting for admission"
+                    ),
+                )
+                .await;
+        }
+        if screened + pending_refused > 0 {
+            tracing::debug!(%peer, screened, pending_refused, "ops of organisations not admitted left out");
         }
         if known_bad + doomed > 0 {
             tracing::debug!(%peer, known_bad, doomed, "skipped ops refused before and ops waiting for them");
@@ -453,4 +495,16 @@ impl Node {
             }
         }
     }
+}
+
+/// Whether an op from a peer bound to no member is worth more than its decoding: its organisation's inception or
+/// a binding (which may wait for admission), or an op of an organisation this replica has incepted (the same op
+/// from anyone else is the same op). Anything else the replica would refuse as not admitted.
+pub(super) fn takes_from_outsider(gov: &Governance, bytes: &[u8]) -> bool {
+    // Bytes that do not decode are taken: the replica refuses them as malformed and the peer is penalised, as
+    // any peer would be (being an outsider is no excuse for sending garbage).
+    SignedOp::decode(bytes).map_or(true, |op| {
+        matches!(op.kind(), OpKind::OrgInception(_) | OpKind::BindNode { .. })
+            || gov.is_incepted(&op.author())
+    })
 }

@@ -161,6 +161,69 @@ pub fn orphan_ops(fed: FederationId, n: u32) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `n` ops of an organisation the victim knows (`secret` is its key), each citing a parent nobody has: an orphan
+/// flood that parks (since issue 11 an inception of an unknown organisation waits for admission instead, and ops of
+/// unknown authors are refused without parking).
+pub fn orphan_ops_of(
+    fed: FederationId,
+    org: wsis_protocol::ids::OrgId,
+    secret: &wsis_protocol::crypto::SecretKey,
+    n: u32,
+) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut parent = [0xEE; 32];
+            parent[..4].copy_from_slice(&i.to_be_bytes());
+            wsis_protocol::op::OpBody {
+                federation: Some(fed),
+                author: org,
+                key: secret.public(),
+                seq: 1_000 + u64::from(i),
+                parents: vec![OpId(parent)],
+                timestamp_ms: 0,
+                kind: OpKind::Attend {
+                    meeting: OpId([0xDD; 32]),
+                },
+            }
+            .seal(secret)
+            .expect("a well-formed op")
+            .bytes()
+            .to_vec()
+        })
+        .collect()
+}
+
+/// `n` inceptions and bindings of fresh organisations nobody admitted, citing the genesis: an outsider's flood.
+/// Seeds start at `seed` (distinct floods use distinct ranges).
+pub fn outsider_ops(fed: FederationId, seed: u64, n: u32) -> Vec<Vec<u8>> {
+    let genesis = OpId(fed.0);
+    (0..u64::from(n))
+        .flat_map(|i| {
+            let mut o = wsis_protocol::fixture::Org::new(
+                seed + i,
+                "Outsider",
+                StakeholderType::Academia,
+                None,
+            );
+            let inception = o.sign(
+                Some(fed),
+                &[genesis],
+                OpKind::OrgInception(o.inception.clone()),
+                0,
+            );
+            let binding = o.sign(
+                Some(fed),
+                &[inception.id()],
+                OpKind::BindNode {
+                    peer_id: vec![0x42; 38],
+                },
+                0,
+            );
+            [inception.bytes().to_vec(), binding.bytes().to_vec()]
+        })
+        .collect()
+}
+
 /// Raw change-envelope bytes with the given signature, no checks at all: what a malicious node can send.
 pub fn forge_envelope(
     header: &wsis_protocol::envelope::ChangeEnvelope,

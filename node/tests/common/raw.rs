@@ -76,3 +76,74 @@ impl request_response::Codec for RawCodec {
         io.close().await
     }
 }
+
+/// A libp2p client speaking `/wsis/sync/1` through [`RawCodec`].
+pub type RawSwarm = libp2p::Swarm<request_response::Behaviour<RawCodec>>;
+
+/// A client with a fresh identity (a fresh peer id costs nothing) that speaks the sync protocol byte for byte.
+pub fn raw_client() -> RawSwarm {
+    use libp2p::{noise, tcp, yamux, SwarmBuilder};
+    SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("transport")
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                RawCodec,
+                [(
+                    StreamProtocol::new(wsis_node::net::SYNC_PROTOCOL),
+                    request_response::ProtocolSupport::Outbound,
+                )],
+                request_response::Config::default(),
+            )
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(std::time::Duration::from_secs(60)))
+        .build()
+}
+
+/// Pushes `ops` from `swarm` to `victim`, `per_push` per request, one request at a time, until a push is refused
+/// or the victim stops answering (a ban). Returns the pushes answered.
+pub async fn push_all(
+    swarm: &mut RawSwarm,
+    victim: libp2p::PeerId,
+    ops: &[Vec<u8>],
+    per_push: usize,
+) -> usize {
+    use futures::StreamExt;
+    use libp2p::swarm::SwarmEvent;
+    let mut answered = 0;
+    for chunk in ops.chunks(per_push.max(1)) {
+        let request = wsis_node::net::SyncRequest::Push {
+            ops: chunk.to_vec(),
+        };
+        let bytes = super::frame(&request.encode().expect("encodes"));
+        let id = swarm.behaviour_mut().send_request(&victim, bytes);
+        let done = tokio::time::timeout(super::nodes::DEADLINE, async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(request_response::Event::Message {
+                        message: request_response::Message::Response { request_id, .. },
+                        ..
+                    }) if request_id == id => return true,
+                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                        request_id,
+                        ..
+                    }) if request_id == id => return false,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        match done {
+            Ok(true) => answered += 1,
+            // Refused or banned: the flood from this peer id is over.
+            _ => break,
+        }
+    }
+    answered
+}

@@ -303,11 +303,21 @@ pub(super) fn insert_all(
     mut gov: Governance,
     ops: Vec<VerifiedOp>,
 ) -> Result<Governance, ReplayError> {
+    // A bundle's ops are a history its Chair's replica judged: each enters as it did there (an inception with
+    // the `Admit` that carried it in, or one whose `Admit` is outside a cut of that history).
+    gov.open_gate = true;
     for op in ops {
         let id = op.op().id();
         match gov.insert(op) {
             Ok(Inserted::Applied { .. }) => {}
             Ok(Inserted::Duplicate) => return Err(ReplayError::Duplicate(id)),
+            // Unreachable with the gate open; named so that the match stays exhaustive.
+            Ok(Inserted::Pending) => {
+                return Err(ReplayError::MissingParents {
+                    op: id,
+                    missing: vec![],
+                })
+            }
             Ok(Inserted::Parked { missing }) => {
                 return Err(ReplayError::MissingParents { op: id, missing })
             }

@@ -32,10 +32,22 @@ impl Governance {
         if self.parking.contains(&id) {
             return Err(CheckError::Parked { missing });
         }
+        if self.pending.contains(&id) {
+            return Err(CheckError::Pending);
+        }
         self.precheck(signed)?;
+        if self.gated(signed) {
+            return Err(self
+                .hold_refusal(signed)
+                .map_or(CheckError::Pending, CheckError::Refused));
+        }
         if !missing.is_empty() {
             if let Some(refused) = self.park_refusal(signed) {
                 return Err(refused.into());
+            }
+            if self.carries(signed, &missing).is_some() {
+                // An `Admit` that carries in held ops: judged as the insertion would leave it.
+                return self.check_on_copy(op);
             }
             return Err(CheckError::Parked { missing });
         }
@@ -72,6 +84,7 @@ impl Governance {
                 .unwrap_or(Ok(()))
                 .map_err(CheckError::Invalid),
             Inserted::Parked { missing } => Err(CheckError::Parked { missing }),
+            Inserted::Pending => Err(CheckError::Pending),
         }
     }
 

@@ -10,7 +10,11 @@ use std::collections::HashSet;
 
 impl Governance {
     /// The op `org` signed last in this replica (its highest seq; with equivocating twins, the first stored).
+    /// An organisation not yet admitted has its ops held outside the DAG: its last held op.
     pub fn last_op(&self, org: &OrgId) -> Option<OpId> {
+        if !self.org_index.contains_key(org) {
+            return self.pending_of(org).last().map(|op| op.id());
+        }
         let org_index = *self.org_index.get(org)?;
         let seq = u32::try_from(self.last_seq(org)).ok()?;
         let node = *self.by_author_seq.get(&(org_index, seq))?.first()?;
@@ -56,6 +60,35 @@ impl Governance {
         }
         chosen.sort();
         chosen
+    }
+
+    /// Parents for `author`'s next op of this kind: [`Governance::parents_after`] its last op; an `Admit` also names
+    /// the inception of the organisation it admits when that waits outside the DAG (`gov/admission.rs`), so the
+    /// `Admit` carries it in. Sorted.
+    pub fn parents_for(&self, author: &OrgId, kind: &OpKind) -> Vec<OpId> {
+        let own = self.last_op(author);
+        let mut parents = self.parents_after(own);
+        let OpKind::Admit { org } = kind else {
+            return parents;
+        };
+        let Some(inception) = self.pending_of(org).first().map(|op| op.id()) else {
+            return parents;
+        };
+        if parents.contains(&inception) {
+            return parents;
+        }
+        if parents.len() >= MAX_PARENTS {
+            // Give up a head that is not the one carrying the author's own chain.
+            let chain = |p: &OpId| {
+                Some(*p) == own || own.is_some_and(|o| self.is_ancestor(&o, p) == Some(true))
+            };
+            if let Some(pos) = parents.iter().rposition(|p| !chain(p)) {
+                parents.remove(pos);
+            }
+        }
+        parents.push(inception);
+        parents.sort();
+        parents
     }
 
     /// What to name in a sync request as "have": the heads, then their ancestors breadth-first, at most `max`.
@@ -152,6 +185,7 @@ impl Governance {
     pub fn replica_of_history(&self, heads: &[OpId]) -> Result<Governance, InsertError> {
         let genesis = self.genesis().clone();
         let mut replica = Governance::new(VerifiedOp(genesis.clone()))?;
+        replica.open_gate = true;
         for op in self.history_of(heads) {
             if op.id() != genesis.id() {
                 // In topological order, each after its parents: every op this DAG took, the replica takes
@@ -162,8 +196,12 @@ impl Governance {
         Ok(replica)
     }
 
-    /// The highest sequence number of `org` in the DAG (0 if none): the next op it signs takes this plus one.
+    /// The highest sequence number of `org` in the DAG, or among its ops held for admission (0 if none): the
+    /// next op it signs takes this plus one.
     pub fn last_seq(&self, org: &OrgId) -> u64 {
+        if !self.org_index.contains_key(org) {
+            return self.pending_of(org).last().map_or(0, |op| op.seq());
+        }
         // Every op is in the history of some head, so the heads' merged clock holds each author's highest seq.
         self.org_index
             .get(org)

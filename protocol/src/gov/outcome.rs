@@ -3,7 +3,7 @@
 //! ([`Invalid`]).
 
 use crate::ids::{FederationId, OpId};
-use crate::limits::MAX_PARKED_OPS;
+use crate::limits::{MAX_PARKED_OPS, MAX_PENDING_OPS};
 use crate::op::OpError;
 
 /// Why an op was refused at insertion. Nothing of a refused op is stored.
@@ -33,6 +33,13 @@ pub enum InsertError {
     /// here). Like [`InsertError::ParkingFull`], about this replica's state rather than the op.
     #[error("the op's parents are missing and its author is unknown here: not parked")]
     UnknownAuthor,
+    /// Its author is not admitted here and the op is not one that may wait for the admission (an inception or a
+    /// binding), or is one more than may wait: not held. Like [`InsertError::UnknownAuthor`], about this replica's
+    /// state: the op enters once an `Admit` of its author has (see `gov/admission.rs`).
+    #[error("the op's author is not admitted here: not held")]
+    NotAdmitted,
+    #[error("the pending area is full ({MAX_PENDING_OPS} ops of organisations not yet admitted)")]
+    PendingFull,
     #[error(transparent)]
     Op(#[from] OpError),
 }
@@ -41,7 +48,13 @@ impl InsertError {
     /// A refusal about this replica's state (a full parking area, an author not known yet), not about the op: the
     /// op may enter later, so its sender is not blamed and the refusal is not remembered.
     pub fn is_transient(&self) -> bool {
-        matches!(self, InsertError::ParkingFull | InsertError::UnknownAuthor)
+        matches!(
+            self,
+            InsertError::ParkingFull
+                | InsertError::UnknownAuthor
+                | InsertError::NotAdmitted
+                | InsertError::PendingFull
+        )
     }
 
     /// A stable machine code for the refusal (kebab-case), as the local API returns it.
@@ -56,6 +69,8 @@ impl InsertError {
             InsertError::BadParents => "bad-parents",
             InsertError::ParkingFull => "parking-full",
             InsertError::UnknownAuthor => "unknown-author",
+            InsertError::NotAdmitted => "not-admitted",
+            InsertError::PendingFull => "pending-full",
             InsertError::Op(e) => e.code(),
         }
     }
@@ -71,6 +86,9 @@ pub enum CheckError {
     /// The insertion would park the op until these parents arrive.
     #[error("the op waits for {} missing parents", missing.len())]
     Parked { missing: Vec<OpId> },
+    /// The op would wait outside the DAG until its author is admitted (its inception or a binding).
+    #[error("the op waits for its organisation's admission")]
+    Pending,
     /// The op would enter the DAG but the replay would give it no effect, for this reason.
     #[error("{0}")]
     Invalid(Invalid),
@@ -82,6 +100,7 @@ impl CheckError {
         match self {
             CheckError::Refused(e) => e.code(),
             CheckError::Parked { .. } => "parked",
+            CheckError::Pending => "pending",
             CheckError::Invalid(why) => why.code(),
         }
     }
@@ -98,6 +117,8 @@ pub enum Inserted {
     Duplicate,
     /// Waiting for these parents.
     Parked { missing: Vec<OpId> },
+    /// Held outside the DAG until its author is admitted (see `gov/admission.rs`).
+    Pending,
 }
 
 /// Why a valid-looking op has no effect.

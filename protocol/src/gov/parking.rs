@@ -64,6 +64,15 @@ impl Parking {
         self.waiting.contains_key(id)
     }
 
+    /// The parked ops waiting for `id`, in arrival order.
+    pub(crate) fn waiters(&self, id: &OpId) -> impl Iterator<Item = &SignedOp> {
+        self.waiting
+            .get(id)
+            .into_iter()
+            .flat_map(|w| w.values())
+            .filter_map(|child| self.ops.get(child).map(|s| s.op.op()))
+    }
+
     /// Would an attempt to park now find room (after the expiry that attempt would do)?
     fn has_room(&self) -> bool {
         self.ops.len() < MAX_PARKED_OPS || self.oldest_expires_at(self.clock + 1)
@@ -154,6 +163,19 @@ impl Governance {
         v
     }
 
+    /// The parents the parked op `id` still waits for.
+    pub(crate) fn parking_missing_of(&self, id: &OpId) -> Vec<OpId> {
+        self.parking.ops.get(id).map_or_else(Vec::new, |slot| {
+            slot.op
+                .op()
+                .parents()
+                .iter()
+                .filter(|p| !self.by_id.contains_key(p))
+                .copied()
+                .collect()
+        })
+    }
+
     /// Drops parked ops (an orphan flood's, or a banned peer's, or ones a node let expire; catalogue case 8): they
     /// leave the parking area and the lists of ops waiting for their parents. Returns how many were parked. An
     /// honest op dropped here is fetched again by the next sync, in order.
@@ -214,6 +236,14 @@ impl Governance {
                         .all(|p| self.by_id.contains_key(p))
                 });
                 if !all_present {
+                    // An `Admit` now waiting only for held ops of the organisation it admits carries them in.
+                    let carries = self.parking.ops.get(&child).and_then(|c| {
+                        let op = c.op.op();
+                        self.carries(op, &self.parking_missing_of(&op.id()))
+                    });
+                    if let Some(org) = carries {
+                        released.extend(self.carry_in(org));
+                    }
                     continue;
                 }
                 let Some(c) = self.parking.remove(&child) else {

@@ -121,9 +121,39 @@ impl Governance {
         self.is_member_at(org, &At { vc: &vc, op: None })
     }
 
+    /// An organisation in the DAG, or one asking for admission (its inception held outside the DAG; not a member).
     pub fn org(&self, org: &OrgId) -> Option<OrgInfo> {
         let vc = self.top_vc();
         self.org_info(org, &At { vc: &vc, op: None })
+            .or_else(|| self.pending_org(org))
+    }
+
+    /// The organisation whose inception waits for admission.
+    fn pending_org(&self, org: &OrgId) -> Option<OrgInfo> {
+        let op = self.pending_of(org).into_iter().next()?;
+        let OpKind::OrgInception(rec) = op.kind() else {
+            return None;
+        };
+        let b = rec.body();
+        Some(OrgInfo {
+            id: *org,
+            name: b.name.clone(),
+            stakeholder: b.stakeholder,
+            country: b.country.clone(),
+            secretariat: false,
+            member: false,
+        })
+    }
+
+    /// Organisations asking for admission (inceptions held outside the DAG), by name.
+    pub fn admission_requests(&self) -> Vec<OrgInfo> {
+        let mut v: Vec<OrgInfo> = self
+            .pending_inceptions()
+            .into_iter()
+            .filter_map(|op| self.pending_org(&op.author()))
+            .collect();
+        v.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        v
     }
 
     fn org_info(&self, org: &OrgId, at: &At<'_>) -> Option<OrgInfo> {
