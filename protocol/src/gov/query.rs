@@ -139,7 +139,7 @@ impl Governance {
             id: *org,
             name: b.name.clone(),
             stakeholder: b.stakeholder,
-            country: b.country.clone(),
+            country: b.country,
             secretariat: false,
             member: false,
         })
